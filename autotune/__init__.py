@@ -1,0 +1,1 @@
+"""Autotuner: searches kernel configurations with simulated cycles as the objective (later issue)."""

@@ -1,0 +1,209 @@
+"""The machine description: every capacity, rate and latency the compiler and simulator use.
+
+A `MachineSpec` is loaded from TOML, either a preset shipped in `isa/presets/` or a user's own
+file, so an architect can change the NPU without touching code. Its fingerprint (SHA-256 of the
+canonical JSON form) identifies the machine in compile caches and the tuning database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+class MachineSpecError(ValueError):
+    """A machine description file is missing a field, has a wrong type, or cannot be read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScalarSpec:
+    registers: int
+    queue_depth: int
+    branch_penalty: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CubeSpec:
+    m: int
+    n: int
+    k: int
+    k_int8: int
+    latency: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class VectorSpec:
+    bytes_per_cycle: int
+    latency: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BufferSpec:
+    """Per-core on-chip buffer capacities (bytes) or alignments (bytes), one field per buffer."""
+
+    l1: int
+    l0a: int
+    l0b: int
+    l0c: int
+    ub: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class L2Spec:
+    bytes: int
+    line_bytes: int
+    bandwidth_x_hbm: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HbmSpec:
+    bytes_per_second: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class GmSpec:
+    burst_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DmaSpec:
+    bytes_per_cycle: int
+    latency: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mte1Spec:
+    l0a_bytes_per_cycle: int
+    l0b_bytes_per_cycle: int
+    latency: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncSpec:
+    event_ids: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MachineSpec:
+    """One NPU: its cores, pipes, buffers and memory system. Load with `MachineSpec.load`."""
+
+    name: str
+    description: str
+    cores: int
+    clock_ghz: float
+    scalar: ScalarSpec
+    cube: CubeSpec
+    vector: VectorSpec
+    buffers: BufferSpec
+    alignment: BufferSpec
+    l2: L2Spec
+    hbm: HbmSpec
+    gm: GmSpec
+    mte2: DmaSpec
+    mte1: Mte1Spec
+    fix: DmaSpec
+    mte3: DmaSpec
+    sync: SyncSpec
+    source: str = field(default="<dict>", compare=False, repr=False)
+
+    # -- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, name_or_path: str | Path = "davinci") -> MachineSpec:
+        """Load a preset by name (`"davinci"`) or a TOML file by path."""
+        path = Path(name_or_path)
+        if path.suffix != ".toml" and not path.exists():
+            path = PRESET_DIR / f"{name_or_path}.toml"
+            if not path.exists():
+                presets = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.toml")))
+                raise MachineSpecError(f"no machine preset named {name_or_path!r} (presets: {presets})")
+        try:
+            data = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise MachineSpecError(f"{path}: cannot read machine description: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise MachineSpecError(f"{path}: invalid TOML: {exc}") from exc
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> MachineSpec:
+        """Build a spec from nested dicts (the TOML layout), checking every field."""
+        return _build(cls, data, source, prefix="", extra={"source": source})
+
+    def replace(self, **changes: Any) -> MachineSpec:
+        """A copy with some fields changed; nested sections take dicts of their own fields."""
+        data = self.to_dict()
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        return MachineSpec.from_dict(data, source=f"{self.source} (modified)")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["source"]
+        return data
+
+    # -- identity ------------------------------------------------------------------------------
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the canonical JSON form: equal specs, equal fingerprints, whatever the file."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    # -- derived rates (bytes per cycle, device-wide) -------------------------------------------
+    @property
+    def hbm_bytes_per_cycle(self) -> float:
+        return self.hbm.bytes_per_second / (self.clock_ghz * 1e9)
+
+    @property
+    def l2_bytes_per_cycle(self) -> float:
+        return self.hbm_bytes_per_cycle * self.l2.bandwidth_x_hbm
+
+    def cube_macs_per_cycle(self, int8: bool = False) -> int:
+        return self.cube.m * self.cube.n * (self.cube.k_int8 if int8 else self.cube.k)
+
+    def buffer_bytes(self, space: str) -> int:
+        return getattr(self.buffers, space)
+
+    def buffer_alignment(self, space: str) -> int:
+        return getattr(self.alignment, space)
+
+
+_SCALARS = {int: (int,), float: (int, float), str: (str,)}
+
+
+def _build(cls: type, data: Any, source: str, prefix: str, extra: dict[str, Any] | None = None) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(data, dict):
+        raise MachineSpecError(f"{source}: [{where}] must be a table")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "source"]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise MachineSpecError(f"{source}: unknown field {prefix}{unknown[0]} (known: {', '.join(names)})")
+    values: dict[str, Any] = dict(extra or {})
+    for name in names:
+        if name not in data:
+            raise MachineSpecError(f"{source}: missing field {prefix}{name}")
+        hint, value = hints[name], data[name]
+        if dataclasses.is_dataclass(hint):
+            values[name] = _build(hint, value, source, f"{prefix}{name}.")
+            continue
+        if isinstance(value, bool) or not isinstance(value, _SCALARS[hint]):
+            raise MachineSpecError(
+                f"{source}: field {prefix}{name} must be {hint.__name__}, got {type(value).__name__} {value!r}"
+            )
+        if hint in (int, float) and value <= 0:
+            raise MachineSpecError(f"{source}: field {prefix}{name} must be positive, got {value!r}")
+        values[name] = hint(value)
+    return cls(**values)

@@ -1,0 +1,1 @@
+"""Operator library written in npulang: gemm, conv2d, softmax, ... (later issue)."""

@@ -1,0 +1,1 @@
+"""npulang: a Triton-like kernel language compiled to the NPU ISA."""

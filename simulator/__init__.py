@@ -1,0 +1,1 @@
+"""Cycle-counting multi-core NPU simulator."""

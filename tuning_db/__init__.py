@@ -1,0 +1,1 @@
+"""Tuning database: best configurations per (kernel, shape, dtypes, machine) (later issue)."""
