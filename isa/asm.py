@@ -650,7 +650,8 @@ class _Assembler:
                 return value
         elif kind in (Kind.VALUE, Kind.TILE):  # a float
             return value
-        self.fail(operand.pos, f"{op}: field {f.name} must be a {kind.value}, got {_describe(value)}")
+        article = "an" if kind.value[0] in "aeiou" else "a"
+        self.fail(operand.pos, f"{op}: field {f.name} must be {article} {kind.value}, got {_describe(value)}")
 
 
 def _describe(value: Any) -> str:
