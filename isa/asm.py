@@ -31,7 +31,7 @@ import ply.yacc as yacc
 
 from isa.dtypes import DTYPES
 from isa.instructions import OPCODES, SPACES, Field, Instr, Kind, Label, Mem, Reg, SourceLoc, check_instr
-from isa.program import ArgSpec, Bundle, Program, ProgramError, Symbol
+from isa.program import ArgSpec, Bundle, Program, Symbol
 
 DIRECTIVES = (".kernel", ".arg", ".symbol", ".meta")
 RESERVED = ("inf", "nan")  # float literals, so never names or labels
@@ -50,7 +50,11 @@ class AsmSyntaxError(ValueError):
         self.column = column
         # keep tabs so the caret lines up under the offending character
         caret = "".join(c if c == "\t" else " " for c in source_line[: column - 1]) + "^"
+        self.source_line = source_line
         super().__init__(f"{source_name}:{line}:{column}: {what}\n{source_line}\n{caret}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable, for errors raised in worker processes
+        return (AsmSyntaxError, (self.what, self.source_name, self.line, self.column, self.source_line))
 
 
 # -- printing --------------------------------------------------------------------------------------
@@ -293,7 +297,12 @@ class _Statement:
 def p_program(p: yacc.YaccProduction) -> None:
     """program : program line
                | empty"""
-    p[0] = [] if len(p) == 2 else p[1] + ([p[2]] if p[2] is not None else [])
+    if len(p) == 2:
+        p[0] = []
+        return
+    if p[2] is not None:
+        p[1].append(p[2])  # in place: a long program must not parse in quadratic time
+    p[0] = p[1]
 
 
 def p_line(p: yacc.YaccProduction) -> None:
@@ -433,13 +442,8 @@ def p_empty(p: yacc.YaccProduction) -> None:
     """empty :"""
 
 
-class _EndOfInput(Exception):
-    """The grammar wanted more tokens than the text has."""
-
-
-def p_error(tok: lex.LexToken | None) -> None:
-    if tok is None:
-        raise _EndOfInput
+def p_error(tok: lex.LexToken) -> None:
+    # never called with None (end of input): the text always ends with a newline, after which it may end
     described = {"NEWLINE": "end of line", "STRING": "string", "DIRECTIVE": f"directive {tok.value}"}
     what = described.get(tok.type, repr(str(tok.value)))
     _fail(tok.lexer, tok.lexpos, f"syntax error: unexpected {what}")
@@ -472,12 +476,7 @@ def assemble(text: str, name: str | None = None) -> Program:
     """
     lexer = _LEXER.clone()
     lexer.source_name = name or "<asm>"
-    lexer.lineno = 1
-    source = text if text.endswith("\n") else text + "\n"
-    try:
-        statements = _PARSER.parse(source, lexer=lexer)
-    except _EndOfInput:
-        _fail(lexer, len(source), "syntax error: unexpected end of input")
+    statements = _PARSER.parse(text if text.endswith("\n") else text + "\n", lexer=lexer)
     return _Assembler(lexer).run(statements)
 
 
@@ -518,11 +517,7 @@ class _Assembler:
             if label not in self.labels:
                 self.fail(pos, f"unknown label {label!r}")
         assert self.name is not None
-        try:
-            return Program(self.name, tuple(self.bundles), tuple(self.args), self.labels, tuple(self.symbols),
-                           self.meta)
-        except ProgramError as exc:  # everything Program checks is checked above; kept as a backstop
-            self.fail(0, str(exc))
+        return Program(self.name, tuple(self.bundles), tuple(self.args), self.labels, tuple(self.symbols), self.meta)
 
     # -- directives --------------------------------------------------------------------------------
     _USAGE = {".kernel": ("name",), ".arg": ("name", "ptr|scalar", "dtype"),
