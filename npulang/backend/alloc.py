@@ -1,0 +1,83 @@
+"""Buffer allocation: an aligned address for every symbolic buffer, reusing dead tiles' space.
+
+A buffer is live from its first to its last access in program text. A buffer touched inside a
+loop is live for the whole loop: its space is needed again on the next iteration, and giving two
+tiles of one loop body the same bytes would serialise the pipes that software pipelining wants
+to overlap. First fit per space, checked against the spec's capacity.
+"""
+
+from __future__ import annotations
+
+from isa import MachineSpec, Symbol
+from npulang.backend.errors import BufferOverflowError
+from npulang.backend.mir import Buffer, Loop, MInstr, Node, blocks_of
+
+
+class BufferAllocation:
+    """Assign `Buffer.addr` for every buffer in the machine IR; `apply` returns the buffer map."""
+
+    name = "allocate-buffers"
+
+    def __init__(self, spec: MachineSpec, kernel: str, file: str) -> None:
+        self.spec, self.kernel, self.file = spec, kernel, file
+
+    def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
+        live = _live_ranges(nodes)
+        placed: dict[str, list[tuple[Buffer, int, int]]] = {}
+        usage: dict[str, int] = {}
+        for buf in sorted(live, key=lambda b: (live[b][0], -b.nbytes)):
+            lo, hi = live[buf]
+            others = [(p.addr, p.addr + p.nbytes) for p, plo, phi in placed.get(buf.space, [])
+                      if plo <= hi and lo <= phi]
+            buf.addr = self._first_fit(buf, others)
+            placed.setdefault(buf.space, []).append((buf, lo, hi))
+            usage[buf.space] = max(usage.get(buf.space, 0), buf.addr + buf.nbytes)
+        symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
+        return symbols, usage
+
+    def _first_fit(self, buf: Buffer, taken: list[tuple[int | None, int]]) -> int:
+        align = self.spec.buffer_alignment(buf.space)
+        capacity = self.spec.buffer_bytes(buf.space)
+        addr = 0
+        for lo, hi in sorted((lo or 0, hi) for lo, hi in taken):
+            if addr + buf.nbytes <= lo:
+                break
+            addr = max(addr, -(-hi // align) * align)
+        if addr + buf.nbytes > capacity:
+            raise self._overflow(buf, capacity, taken)
+        return addr
+
+    def _overflow(self, buf: Buffer, capacity: int, taken: list[tuple[int | None, int]]) -> BufferOverflowError:
+        used = sum(hi - (lo or 0) for lo, hi in taken)
+        line = buf.loc.line if buf.loc else 0
+        return BufferOverflowError(
+            self.kernel, self.file, line, 0,
+            f"tile '{buf.name}' needs {buf.nbytes} bytes of {buf.space.upper()} but only "
+            f"{max(capacity - used, 0)} of its {capacity} bytes are available "
+            f"({used} bytes are taken by other live tiles)",
+            hint="use smaller BLOCK_* sizes or a lower num_stages")
+
+
+def _live_ranges(nodes: list[Node]) -> dict[Buffer, tuple[int, int]]:
+    live: dict[Buffer, list[int]] = {}
+    pos = 0
+
+    def visit(block: list[Node]) -> None:
+        nonlocal pos
+        for n in block:
+            if isinstance(n, MInstr):
+                for r in n.reads + n.writes:
+                    if isinstance(r.key, Buffer):
+                        span = live.setdefault(r.key, [pos, pos])
+                        span[1] = pos
+                pos += 1
+                continue
+            start = pos
+            for b in blocks_of(n):
+                visit(b)
+            if isinstance(n, Loop):
+                for span in live.values():
+                    if start <= span[1] and span[0] <= pos:  # touched inside: live for the whole loop
+                        span[0], span[1] = min(span[0], start), max(span[1], pos)
+    visit(nodes)
+    return {b: (s[0], s[1]) for b, s in live.items()}

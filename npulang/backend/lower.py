@@ -1,0 +1,259 @@
+"""Lowering: block IR -> machine IR, one rule per op kind (registered with `@rule`).
+
+Scalars live in virtual registers; index/pointer/mask tiles stay symbolic (`access.py`) until a
+load or store turns them into strided DMA descriptors with valid extents; other tiles live in
+buffers chosen by placement: loads feeding `dot` go to L1 and move to L0A/L0B, dot results stay
+in L0C (a loop-carried accumulator accumulates in place; its first iteration overwrites), and
+elementwise work happens in UB. A dot result that is stored leaves by fixpipe straight to GM.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from isa import MachineSpec, SourceLoc
+from isa import dtype as isa_dtype
+from npulang import ir
+from npulang.backend.errors import UnsupportedKernelError
+from npulang.backend.mir import Buffer, Loop, MInstr, Node, Region, VReg
+from npulang.backend.values import Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, dense_strides
+
+RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
+
+_SCALAR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "floordiv": "div", "mod": "rem", "min": "min",
+               "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl", "shr": "shr"}
+_VECTOR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "floordiv": "div", "mod": "rem",
+               "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor", "pow": "pow"}
+
+
+def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Callable[[Lowering, ir.Op], None]]:
+    def register(fn: Callable[[Lowering, ir.Op], None]) -> Callable[[Lowering, ir.Op], None]:
+        RULES[kind] = fn
+        return fn
+    return register
+
+
+class Lowering:
+    """Lower one `ir.Function` to machine IR (`apply` returns the top-level node list)."""
+
+    name = "lower"
+
+    def __init__(self, fn: ir.Function, spec: MachineSpec) -> None:
+        self.fn, self.spec = fn, spec
+        self.vals: dict[int, Lowered] = {}
+        self.uses: dict[int, int] = {}
+        self.feeds_dot: set[int] = set()
+        self.out: list[Node] = []
+        self.scope: Loop | None = None
+        self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
+        self.notes: list[str] = []
+        self.loc: SourceLoc | None = None
+        self.op: ir.Op | None = None
+        self.count = 0
+        self.cse: list[dict[tuple[str, Any, Any], VReg]] = [{}]  # scalar ops per enclosing block
+
+    def apply(self) -> list[Node]:
+        self._analyse(self.fn.body)
+        for i, a in enumerate(self.fn.args):
+            reg = VReg(a.name or f"arg{i}")
+            self.emit("arg", d=reg, index=i)
+            t = a.type
+            self.vals[a.id] = Ptr(reg, i, t.pointee) if isinstance(t, ir.PtrType) else Scalar(reg, t.dtype)
+        self.block(self.fn.body)
+        return self.out
+
+    def _analyse(self, block: ir.Block) -> None:
+        for op in ir.walk(block):
+            for v in op.operands:
+                self.uses[v.id] = self.uses.get(v.id, 0) + 1
+            if op.kind is ir.OpKind.DOT:
+                for v in op.operands[:2]:
+                    self.feeds_dot.add(v.id)
+        for op in reversed(list(ir.walk(block))):  # a trans/cast feeding a dot: its input feeds it too
+            if op.kind in (ir.OpKind.TRANS,) and op.result.id in self.feeds_dot:
+                self.feeds_dot.add(op.operands[0].id)
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def error(self, message: str, hint: str | None = None) -> UnsupportedKernelError:
+        loc = self.op.loc if self.op else ir.Loc("<kernel>", 0)
+        return UnsupportedKernelError(self.fn.name, loc.file, loc.line, loc.col, message, hint=hint)
+
+    def emit(self, op: str, reads: tuple[Region, ...] = (), writes: tuple[Region, ...] = (), **args: Any) -> MInstr:
+        ins = MInstr(op, args, self.loc, reads, writes)
+        self.out.append(ins)
+        return ins
+
+    def sop(self, op: str, a: Operand, b: Operand) -> Operand:
+        """A scalar op, folded when both sides are constants."""
+        if isinstance(a, int) and isinstance(b, int):
+            folded = _fold(op, a, b)
+            if folded is not None:
+                return folded
+        if op == "add" and b == 0 or op == "mul" and b == 1 or op == "sub" and b == 0:
+            return a
+        if op in ("add", "mul") and (a == 0 and op == "add" or a == 1 and op == "mul"):
+            return b
+        if op == "mul" and (a == 0 or b == 0) and not (isinstance(a, float) or isinstance(b, float)):
+            return 0
+        key = (op, a, b)
+        for scope in self.cse:
+            if key in scope:
+                return scope[key]
+        d = VReg("t")
+        self.emit(op, d=d, a=a, b=b)
+        self.cse[-1][key] = d
+        return d
+
+    def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None) -> TileView:
+        self.count += 1
+        nbytes = max(1, _numel(shape)) * isa_dtype(dtype).itemsize
+        buf = Buffer(f"{hint or 't'}{self.count}", space, nbytes, self.loc, self.scope)
+        return TileView(buf, 0, shape, dense_strides(shape), dtype)
+
+    def get(self, v: ir.Value) -> Lowered:
+        return self.vals[v.id]
+
+    def scalar(self, v: ir.Value) -> Operand:
+        x = self.get(v)
+        if isinstance(x, Scalar):
+            return x.value
+        if isinstance(x, Ptr):
+            return x.reg
+        raise self.error("this value must be a scalar held in a register here (not a tile or a reduction result)")
+
+    def block(self, block: ir.Block) -> None:
+        for op in block.ops:
+            self.op = op
+            self.loc = SourceLoc(op.loc.file, op.loc.line)
+            try:
+                RULES[op.kind](self, op)
+            except KeyError:
+                raise self.error(f"no lowering rule for {op.kind.value}") from None
+
+    # -- materialising tiles in UB -------------------------------------------------------------
+    def view(self, v: ir.Value) -> TileView:
+        """`v` as a tile in UB (materialised on the vector pipe if needed)."""
+        x = self.get(v)
+        t = v.type
+        dt = ir.elem_type(t).dtype if not isinstance(ir.elem_type(t), ir.PtrType) else "i32"
+        shape = ir.shape_of(t)
+        return self.to_ub(x, shape, dt)
+
+    def to_ub(self, x: Lowered, shape: tuple[int, ...], dt: str) -> TileView:
+        if isinstance(x, TileView):
+            if x.space == "ub":
+                return x
+            if x.space == "l0c":
+                return self.fixpipe_to_ub(x)
+            raise self.error(f"a tile in {x.space.upper()} cannot be used by vector operations")
+        if isinstance(x, (Uniform, Scalar)):
+            dst = self.new_buffer(shape, dt, "ub", "dup")
+            self.vector("vdup", dst, [], value=x.value, dtype=dt)
+            return dst
+        if isinstance(x, Affine):
+            dst = self.new_buffer(shape, "i32", "ub", "iota")
+            r_step, c_step = (0, x.coeffs[0]) if len(shape) == 1 else (x.coeffs[0], x.coeffs[1])
+            self.vector("viota", dst, [], start=x.base, dtype="i32", row_step=r_step, col_step=c_step)
+            return dst
+        if isinstance(x, Mask):
+            return self.mask_tile(x)
+        raise self.error(f"cannot use a {type(x).__name__} value as a tile here")
+
+    def mask_tile(self, m: Mask) -> TileView:
+        """A Mask as an i1 tile: iota per bounded dim compared with its limit, and-ed together."""
+        out: TileView | None = None
+        for d, lim in enumerate(m.limits):
+            if lim is None:
+                continue
+            coeffs = tuple(1 if e == d and not m.broadcast[d] else 0 for e in range(len(m.shape)))
+            idx = self.to_ub(Affine(0, coeffs, m.shape), m.shape, "i32")
+            cmp = self.new_buffer(m.shape, "i1", "ub", "mask")
+            self.vector("vbin", cmp, [("a", idx), ("b", lim)], op="lt", dtype="i32")
+            if out is None:
+                out = cmp
+            else:
+                both = self.new_buffer(m.shape, "i1", "ub", "mask")
+                self.vector("vbin", both, [("a", out), ("b", cmp)], op="and", dtype="i1")
+                out = both
+        return out if out is not None else self.to_ub(Uniform(1, m.shape, "i1"), m.shape, "i1")
+
+    def copy_dense(self, x: TileView) -> TileView:
+        """A dense UB copy of a strided or broadcast view."""
+        dst = self.new_buffer(x.shape, x.dtype, "ub", "copy")
+        self.vector("vcopy", dst, [("a", self.to_ub(x, x.shape, x.dtype))], dtype=x.dtype)
+        return dst
+
+    def fixpipe_to_ub(self, x: TileView) -> TileView:
+        dst = self.new_buffer(x.shape, x.out_dtype, "ub", "acc_ub")
+        rows, cols, rs, _ = x.rows_cols()
+        self.emit("fixpipe", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), src_dtype=x.dtype,
+                  dtype=x.out_dtype, rows=rows, cols=cols, src_rs=rs, dst_rs=cols)
+        return dst
+
+    def vector(self, opcode: str, dst: TileView, srcs: list[tuple[str, TileView | Operand]], **fields: Any) -> None:
+        """Emit one vector instruction over dst's shape with per-operand strides."""
+        rows, cols, rs, cs = dst.rows_cols()
+        args: dict[str, Any] = dict(fields)
+        args.update(dst=dst.ref(), rows=rows, cols=cols, dst_rs=rs, dst_cs=cs)
+        reads = []
+        for name, s in srcs:
+            if isinstance(s, TileView):
+                _, _, srs, scs = s.rows_cols()
+                args.update({name: s.ref(), f"{name}_rs": srs, f"{name}_cs": scs})
+                reads.append(s.region())
+            else:
+                args[name] = s
+        ordered = {k: args[k] for k in ("op", "dst", "a", "b", "c", "value", "start") if k in args}
+        ordered.update({k: v for k, v in args.items() if k not in ordered})
+        ins = MInstr(opcode, ordered, self.loc, tuple(reads), (dst.region(),))
+        self.out.append(ins)
+
+    def operand(self, v: ir.Value) -> TileView | Operand:
+        """A vector operand: a UB tile, or a scalar broadcast (register or immediate)."""
+        x = self.get(v)
+        if isinstance(x, (Uniform, Scalar)):
+            return x.value
+        return self.view(v)
+
+    def result_buffer(self, op: ir.Op, dt: str, srcs: list[TileView | Operand]) -> TileView:
+        """A dense UB tile for op's result, reusing a dying dense operand's buffer when it fits."""
+        shape = ir.shape_of(op.result.type)
+        for v, s in zip(op.operands, srcs):
+            if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
+                    and self.uses.get(v.id) == 1 and s.buffer.scope is self.scope and not getattr(s.buffer, "carried", False)
+                    and s.buffer.nbytes >= max(1, _numel(shape)) * isa_dtype(dt).itemsize
+                    and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
+                return TileView(s.buffer, 0, shape, s.strides, dt)
+        return self.new_buffer(shape, dt, "ub", op.result.name)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _fold(op: str, a: int, b: int) -> int | None:
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    if op == "mul":
+        return a * b
+    if op == "min":
+        return min(a, b)
+    if op == "max":
+        return max(a, b)
+    if op == "div" and b != 0:
+        return int(a / b)
+    if op == "rem" and b != 0:
+        return a - int(a / b) * b
+    if op in ("lt", "le", "gt", "ge", "eq", "ne"):
+        return int({"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b}[op])
+    return None
+
+
+# Rules live in lower_rules.py; importing it registers them.
+from npulang.backend import lower_compute as _compute  # noqa: E402,F401
+from npulang.backend import lower_rules as _rules  # noqa: E402,F401

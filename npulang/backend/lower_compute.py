@@ -1,0 +1,228 @@
+"""Lowering rules for dot, reductions and control flow (for / if / yield / print / return)."""
+
+from __future__ import annotations
+
+from isa.dtypes import DTYPES, accumulator
+from npulang import ir
+from npulang.backend.lower import Lowering, rule
+from npulang.backend.mir import If, Loop, MInstr, VReg
+from npulang.backend.values import Affine, Operand, Scalar, TileView, Uniform, dense_strides
+
+K = ir.OpKind
+
+
+# -- dot ---------------------------------------------------------------------------------------------
+def _to_l1(lo: Lowering, x: TileView) -> TileView:
+    """A UB tile copied to L1 (the only way from the vector side into the cube's inputs)."""
+    if x.rows_cols()[3] != 1:
+        x = lo.copy_dense(x)
+    rows, cols, rs, _ = x.rows_cols()
+    dst = lo.new_buffer(x.shape, x.dtype, "l1", "to_l1")
+    lo.emit("store", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), dtype=x.dtype, rows=rows,
+            cols=cols, src_rs=rs, dst_rs=cols)
+    return dst
+
+
+def _to_l0(lo: Lowering, v: ir.Value, space: str) -> TileView:
+    x = lo.get(v)
+    if not (isinstance(x, TileView) and x.space == "l1"):
+        x = _to_l1(lo, lo.view(v))
+    rows, cols = x.shape
+    rs, cs = x.strides
+    if cs == 1:
+        transpose, src_rs = 0, rs
+    elif rs == 1:
+        transpose, src_rs = 1, cs
+    else:
+        x = _to_l1(lo, lo.copy_dense(lo.view(v)))
+        transpose, src_rs = 0, cols
+    dst = lo.new_buffer((rows, cols), x.dtype, space, f"{v.name or 'op'}_{space}")
+    lo.emit("move", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), dtype=x.dtype, rows=rows, cols=cols,
+            src_rs=src_rs, dst_rs=cols, transpose=transpose)
+    return dst
+
+
+def _is_zero(x: object) -> bool:
+    return isinstance(x, (Uniform, Affine)) and (x.value if isinstance(x, Uniform) else x.base) == 0 and \
+        (isinstance(x, Uniform) or all(c == 0 for c in x.coeffs))
+
+
+@rule(K.DOT)
+def _dot(lo: Lowering, op: ir.Op) -> None:
+    a_v, b_v = op.operands[:2]
+    m, k = a_v.type.shape
+    n = b_v.type.shape[1]
+    in_dt = ir.elem_type(a_v.type).dtype
+    acc_dt = accumulator(DTYPES[in_dt]).name
+    out_dt = op.attrs["out_dtype"]
+    la, lb = _to_l0(lo, a_v, "l0a"), _to_l0(lo, b_v, "l0b")
+    init: Operand = 1
+    dst: TileView | None = None
+    extra = None
+    if len(op.operands) > 2:
+        acc_v = op.operands[2]
+        acc = lo.get(acc_v)
+        if isinstance(acc, TileView) and acc.space == "l0c" and lo.uses.get(acc_v.id) == 1 and acc.dtype == acc_dt:
+            dst, init = acc, lo.first_iter.get(id(acc.buffer), 0)
+        elif not _is_zero(acc):
+            extra = acc_v
+    if dst is None:
+        dst = lo.new_buffer((m, n), acc_dt, "l0c", op.result.name or "acc")
+    reads = (la.region(), lb.region()) + ((dst.region(),) if init != 1 else ())
+    lo.emit("mmad", reads, (dst.region(),), dst=dst.ref(), a=la.ref(), b=lb.ref(), dtype=in_dt, m=m, n=n, k=k,
+            init=init)
+    result = TileView(dst.buffer, 0, (m, n), dense_strides((m, n)), acc_dt, out_dt if out_dt != acc_dt else None)
+    if extra is not None:
+        prod = lo.fixpipe_to_ub(result)
+        other = lo.view(extra)
+        out = lo.new_buffer((m, n), out_dt, "ub", op.result.name)
+        lo.vector("vbin", out, [("a", prod), ("b", other)], op="add", dtype=out_dt)
+        result = out
+    lo.vals[op.result.id] = result
+
+
+# -- reductions --------------------------------------------------------------------------------------
+@rule(K.REDUCE)
+def _reduce(lo: Lowering, op: ir.Op) -> None:
+    x = lo.view(op.operands[0])
+    rows, cols, rs, cs = x.rows_cols()
+    axis = 1 if len(x.shape) == 1 else op.attrs["axis"]
+    dt = ir.elem_type(op.result.type).dtype
+    dst = lo.new_buffer(ir.shape_of(op.result.type), dt, "ub", op.result.name)
+    lo.emit("vred", (x.region(),), (dst.region(),), op=op.attrs["op"], dst=dst.ref(), a=x.ref(), dtype=x.dtype,
+            rows=rows, cols=cols, axis=axis, a_rs=rs, a_cs=cs)
+    lo.vals[op.result.id] = dst
+
+
+# -- control flow ------------------------------------------------------------------------------------
+def _carry_buffer(lo: Lowering, arg: ir.Value, init: ir.Value, yielded: ir.Value | None) -> TileView:
+    """A buffer that holds a tile iteration value across iterations (owned by the enclosing scope)."""
+    shape, dt = ir.shape_of(arg.type), ir.elem_type(arg.type).dtype
+    producer = yielded is not None and _producer(yielded)
+    if producer and producer.kind is K.DOT and len(producer.operands) > 2 and producer.operands[2] is arg:
+        acc_dt = accumulator(DTYPES[ir.elem_type(producer.operands[0].type).dtype]).name
+        if acc_dt == dt and _is_zero(lo.get(init)):
+            view = lo.new_buffer(shape, dt, "l0c", arg.name or "acc")
+            lo.first_iter[id(view.buffer)] = -1  # set per loop entry below
+            return view
+    view = lo.new_buffer(shape, dt, "ub", arg.name or "carry")
+    _copy_into(lo, init, view)
+    return view
+
+
+def _copy_into(lo: Lowering, v: ir.Value, dst: TileView) -> None:
+    x = lo.get(v)
+    if isinstance(x, TileView) and x.buffer is dst.buffer:
+        return
+    if isinstance(x, (Uniform, Scalar)):
+        lo.vector("vdup", dst, [], value=x.value, dtype=dst.dtype)
+    else:
+        lo.vector("vcopy", dst, [("a", lo.view(v))], dtype=dst.dtype)
+
+
+_PRODUCERS: dict[int, ir.Op] = {}
+
+
+def _producer(v: ir.Value) -> ir.Op | None:
+    return _PRODUCERS.get(v.id)
+
+
+def index_producers(fn: ir.Function) -> None:
+    """Remember which op defines each value (carried-buffer placement looks at the yield's producer)."""
+    _PRODUCERS.clear()
+    for op in ir.walk(fn.body):
+        for r in op.results:
+            _PRODUCERS[r.id] = op
+
+
+@rule(K.FOR)
+def _for(lo: Lowering, op: ir.Op) -> None:
+    lb, ub, step = (lo.scalar(v) for v in op.operands[:3])
+    if not isinstance(step, int) or step <= 0:
+        raise lo.error("loop step must be a positive compile-time constant")
+    body = op.regions[0]
+    iv_arg, iter_args = body.args[0], body.args[1:]
+    yields = body.ops[-1].operands
+    iv = VReg("iv")
+    trips = max(0, -(-(ub - lb) // step)) if isinstance(lb, int) and isinstance(ub, int) else 0
+    loop = Loop(iv, lb, ub, step, [], lo.loc, min_trips=trips)
+    carried: list[VReg | TileView] = []
+    for init, arg, y in zip(op.operands[3:], iter_args, yields):
+        if isinstance(arg.type, ir.TileType):
+            view = _carry_buffer(lo, arg, init, y)
+            carried.append(view)
+            lo.vals[arg.id] = view
+        else:
+            r = VReg(arg.name or "carry")
+            lo.emit("mov", d=r, a=lo.scalar(init))
+            carried.append(r)
+            lo.vals[arg.id] = Scalar(r, ir.elem_type(arg.type).dtype if not isinstance(arg.type, ir.PtrType) else "i32")
+    outer_out, outer_scope = lo.out, lo.scope
+    lo.out, lo.scope = loop.body, loop
+    lo.cse.append({})
+    lo.vals[iv_arg.id] = Scalar(iv, "i32")
+    for c in carried:
+        if isinstance(c, TileView) and lo.first_iter.get(id(c.buffer)) == -1:
+            first = VReg("first")
+            lo.emit("eq", d=first, a=iv, b=lb)
+            lo.first_iter[id(c.buffer)] = first
+    lo.block(ir.Block([], body.ops[:-1]))
+    for c, y in zip(carried, yields):
+        if isinstance(c, VReg):
+            lo.emit("mov", d=c, a=lo.scalar(y))
+        else:
+            x = lo.get(y)
+            if c.space == "l0c" and not (isinstance(x, TileView) and x.buffer is c.buffer):
+                raise lo.error("a loop-carried dot accumulator must be updated as acc = dot(a, b, acc)")
+            if c.space == "ub":
+                _copy_into(lo, y, c)
+    lo.out, lo.scope = outer_out, outer_scope
+    lo.cse.pop()
+    lo.out.append(loop)
+    for r, c in zip(op.results, carried):
+        lo.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c
+
+
+@rule(K.IF)
+def _if(lo: Lowering, op: ir.Op) -> None:
+    cond = lo.scalar(op.operands[0])
+    regs = []
+    for r in op.results:
+        if isinstance(r.type, ir.TileType):
+            raise lo.error("an if producing tiles is not supported", hint="compute both and use npu.where")
+        regs.append(VReg(r.name or "phi"))
+    node = If(cond, [], [], lo.loc)
+    outer = lo.out
+    for block, region in ((node.then, op.regions[0]), (node.orelse, op.regions[1] if len(op.regions) > 1 else None)):
+        lo.out = block
+        lo.cse.append({})
+        if region is not None:
+            lo.block(ir.Block([], region.ops[:-1]))
+            for reg, y in zip(regs, region.ops[-1].operands):
+                lo.emit("mov", d=reg, a=lo.scalar(y))
+        lo.cse.pop()
+    lo.out = outer
+    lo.out.append(node)
+    for r, reg in zip(op.results, regs):
+        lo.vals[r.id] = Scalar(reg, ir.elem_type(r.type).dtype)
+
+
+@rule(K.YIELD)
+@rule(K.RETURN)
+def _terminator(lo: Lowering, op: ir.Op) -> None:
+    """Yields are consumed by their for/if; return ends the kernel."""
+
+
+@rule(K.PRINT)
+def _print(lo: Lowering, op: ir.Op) -> None:
+    prefix = op.attrs.get("prefix", "")
+    for v in op.operands:
+        x = lo.get(v)
+        if isinstance(x, Scalar):
+            lo.emit("print", fmt=prefix, a=x.value)
+        else:
+            t = lo.view(v)
+            rows, cols, rs, cs = t.rows_cols()
+            lo.out.append(MInstr("vprint", {"fmt": prefix, "a": t.ref(), "dtype": t.dtype, "rows": rows,
+                                            "cols": cols, "a_rs": rs, "a_cs": cs}, lo.loc, (t.region(),)))
+

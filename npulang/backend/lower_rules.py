@@ -1,0 +1,434 @@
+"""The lowering rule of every block-IR op kind (see `lower.py` for the machinery and placement)."""
+
+from __future__ import annotations
+
+from npulang import ir
+from npulang.backend import access
+from npulang.backend.lower import _SCALAR_BIN, _VECTOR_BIN, Lowering, rule
+from npulang.backend.mir import GmRef, Region, VReg
+from npulang.backend.values import (
+    Affine, Desc, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, dense_strides,
+)
+
+K = ir.OpKind
+
+
+# -- values from nowhere ---------------------------------------------------------------------------
+@rule(K.CONSTANT)
+def _constant(lo: Lowering, op: ir.Op) -> None:
+    t, value = op.result.type, op.attrs["value"]
+    dt = ir.elem_type(t).dtype
+    value = float(value) if ir.elem_type(t).is_float else int(value)
+    if isinstance(t, ir.TileType):
+        lo.vals[op.result.id] = Affine(value, (0,) * len(t.shape), t.shape) if dt == "i32" else \
+            Uniform(value, t.shape, dt)
+    else:
+        lo.vals[op.result.id] = Scalar(value, dt)
+
+
+@rule(K.PROGRAM_ID)
+@rule(K.NUM_PROGRAMS)
+def _program_id(lo: Lowering, op: ir.Op) -> None:
+    d = VReg("pid" if op.kind is K.PROGRAM_ID else "npid")
+    lo.emit("pid" if op.kind is K.PROGRAM_ID else "npid", d=d, axis=op.attrs["axis"])
+    lo.vals[op.result.id] = Scalar(d, "i32")
+
+
+@rule(K.ARANGE)
+def _arange(lo: Lowering, op: ir.Op) -> None:
+    lo.vals[op.result.id] = Affine(op.attrs["start"], (1,), op.result.type.shape)
+
+
+# -- shapes ------------------------------------------------------------------------------------------
+@rule(K.SPLAT)
+def _splat(lo: Lowering, op: ir.Op) -> None:
+    x, shape = lo.get(op.operands[0]), tuple(op.attrs["shape"])
+    zeros = (0,) * len(shape)
+    if isinstance(x, Ptr):
+        out = PtrTile(x, Affine(0, zeros, shape))
+    elif isinstance(x, Scalar) and x.dtype == "i32":
+        out = Affine(x.value, zeros, shape)
+    elif isinstance(x, Scalar):
+        out = Uniform(x.value, shape, x.dtype)
+    elif isinstance(x, TileView):  # a reduction result (0-d tile in UB)
+        out = TileView(x.buffer, x.offset, shape, zeros, x.dtype)
+    else:
+        raise lo.error("cannot splat this value")
+    lo.vals[op.result.id] = out
+
+
+def _reshaped(lo: Lowering, x: object, fa, fm, fv, shape: tuple[int, ...]) -> object:
+    if isinstance(x, Affine):
+        return fa(x)
+    if isinstance(x, PtrTile):
+        return PtrTile(x.ptr, fa(x.offsets))
+    if isinstance(x, Uniform):
+        return Uniform(x.value, shape, x.dtype)
+    if isinstance(x, Mask):
+        return fm(x)
+    if isinstance(x, TileView):
+        return fv(x)
+    raise lo.error(f"cannot reshape a {type(x).__name__}")
+
+
+@rule(K.BROADCAST)
+def _broadcast(lo: Lowering, op: ir.Op) -> None:
+    shape = tuple(op.attrs["shape"])
+    old = op.operands[0].type.shape
+
+    def view(v: TileView) -> TileView:
+        strides = tuple(0 if n == 1 and m != 1 else s for s, n, m in zip(v.strides, old, shape))
+        return TileView(v.buffer, v.offset, shape, strides, v.dtype, v.cast_to)
+    lo.vals[op.result.id] = _reshaped(lo, lo.get(op.operands[0]), lambda a: access.broadcast_affine(a, shape),
+                                      lambda m: access.broadcast_mask(m, shape), view, shape)
+
+
+@rule(K.EXPAND_DIMS)
+def _expand_dims(lo: Lowering, op: ir.Op) -> None:
+    axis, shape = op.attrs["axis"], op.result.type.shape
+
+    def view(v: TileView) -> TileView:
+        return TileView(v.buffer, v.offset, shape, v.strides[:axis] + (0,) + v.strides[axis:], v.dtype, v.cast_to)
+    lo.vals[op.result.id] = _reshaped(lo, lo.get(op.operands[0]), lambda a: access.expand_affine(a, axis),
+                                      lambda m: access.expand_mask(m, axis), view, shape)
+
+
+@rule(K.RESHAPE)
+def _reshape(lo: Lowering, op: ir.Op) -> None:
+    shape = op.result.type.shape
+    x = lo.get(op.operands[0])
+
+    def view(v: TileView) -> TileView:
+        if not v.dense:
+            v = lo.copy_dense(v)
+        return TileView(v.buffer, v.offset, shape, dense_strides(shape), v.dtype, v.cast_to)
+
+    def affine(a: Affine) -> Affine:
+        r = access.reshape_affine(a, shape)
+        return r if r is not None else None  # type: ignore[return-value]
+    out = _reshaped(lo, x, affine, lambda m: None, view, shape)
+    if out is None:
+        out = view(lo.view(op.operands[0]))
+    lo.vals[op.result.id] = out
+
+
+@rule(K.TRANS)
+def _trans(lo: Lowering, op: ir.Op) -> None:
+    perm = tuple(op.attrs["perm"])
+    shape = op.result.type.shape
+
+    def view(v: TileView) -> TileView:
+        return TileView(v.buffer, v.offset, shape, tuple(v.strides[p] for p in perm), v.dtype, v.cast_to)
+    x = lo.get(op.operands[0])
+    if isinstance(x, Mask):
+        x = lo.mask_tile(x)
+    lo.vals[op.result.id] = _reshaped(lo, x, lambda a: access.trans_affine(a, perm), lambda m: None, view, shape)
+
+
+# -- elementwise -------------------------------------------------------------------------------------
+@rule(K.BINARY)
+def _binary(lo: Lowering, op: ir.Op) -> None:
+    a, b = (lo.get(v) for v in op.operands)
+    name = op.attrs["op"]
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(a, Scalar) and isinstance(b, Scalar):
+        if name == "div" or (name == "floordiv" and dt in ir.FLOAT_DTYPES):
+            sop = "fdiv" if name == "div" else None
+            if sop is None:
+                raise lo.error("floor division of float scalars is not supported")
+        elif name in _SCALAR_BIN:
+            sop = _SCALAR_BIN[name]
+        else:
+            raise lo.error(f"scalar {name} is not supported on the scalar unit")
+        lo.vals[op.result.id] = Scalar(lo.sop(sop, a.value, b.value), dt)
+        return
+    if isinstance(a, Affine) and isinstance(b, Affine) and name in ("add", "sub", "mul"):
+        out = access.combine_affine(name, a, b, lo.sop)
+        if out is not None:
+            lo.vals[op.result.id] = out
+            return
+    if isinstance(a, Mask) and isinstance(b, Mask) and name == "and":
+        out = access.and_masks(a, b, lo.sop)
+        if out is not None:
+            lo.vals[op.result.id] = out
+            return
+    _vbin(lo, op, _VECTOR_BIN[name], dt, ir.elem_type(op.operands[0].type).dtype)
+
+
+def _vbin(lo: Lowering, op: ir.Op, vop: str, out_dt: str, in_dt: str) -> None:
+    srcs = [lo.operand(v) for v in op.operands]
+    if not any(isinstance(s, TileView) for s in srcs):
+        srcs[0] = lo.view(op.operands[0])
+    dst = lo.result_buffer(op, out_dt, srcs)
+    lo.vector("vbin", dst, [("a", srcs[0]), ("b", srcs[1])], op=vop, dtype=in_dt)
+    lo.vals[op.result.id] = dst
+
+
+@rule(K.CMP)
+def _cmp(lo: Lowering, op: ir.Op) -> None:
+    a, b = (lo.get(v) for v in op.operands)
+    pred = op.attrs["pred"]
+    if isinstance(a, Scalar) and isinstance(b, Scalar):
+        lo.vals[op.result.id] = Scalar(lo.sop(pred, a.value, b.value), "i1")
+        return
+    if isinstance(a, Affine) and isinstance(b, Affine):
+        m = access.compare_to_mask(pred, a, b, lo.sop)
+        if m is not None:
+            lo.vals[op.result.id] = m
+            return
+    _vbin(lo, op, pred, "i1", ir.elem_type(op.operands[0].type).dtype)
+
+
+@rule(K.UNARY)
+def _unary(lo: Lowering, op: ir.Op) -> None:
+    x = lo.get(op.operands[0])
+    name = op.attrs["op"]
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(x, Scalar) and name in ("neg", "abs", "not"):
+        v = x.value
+        if name == "neg":
+            out = lo.sop("sub", 0.0 if dt in ir.FLOAT_DTYPES else 0, v)
+        elif name == "abs":
+            out = lo.sop("max", v, lo.sop("sub", 0, v))
+        else:
+            out = lo.sop("eq", v, 0) if dt == "i1" else lo.sop("xor", v, -1)
+        lo.vals[op.result.id] = Scalar(out, dt)
+        return
+    src = lo.view(op.operands[0])
+    dst = lo.result_buffer(op, dt, [src])
+    lo.vector("vun", dst, [("a", src)], op=name, dtype=dt)
+    lo.vals[op.result.id] = dst
+
+
+@rule(K.CAST)
+def _cast(lo: Lowering, op: ir.Op) -> None:
+    x = lo.get(op.operands[0])
+    src_dt, dt = ir.elem_type(op.operands[0].type).dtype, op.attrs["dtype"]
+    if src_dt == dt:
+        lo.vals[op.result.id] = x
+    elif isinstance(x, Scalar):
+        to_float = dt in ir.FLOAT_DTYPES
+        if to_float == (src_dt in ir.FLOAT_DTYPES) or isinstance(x.value, (int, float)) and not isinstance(x.value, VReg):
+            value = x.value
+            if isinstance(value, (int, float)):
+                value = float(value) if to_float else int(value)
+            lo.vals[op.result.id] = Scalar(value, dt)
+        else:
+            d = VReg("cvt")
+            lo.emit("cvt", d=d, a=x.value, to="f32" if to_float else "i32")
+            lo.vals[op.result.id] = Scalar(d, dt)
+    elif isinstance(x, Uniform):
+        lo.vals[op.result.id] = Uniform(float(x.value) if dt in ir.FLOAT_DTYPES else x.value, x.shape, dt)
+    elif isinstance(x, TileView) and x.space == "l0c":
+        lo.vals[op.result.id] = TileView(x.buffer, x.offset, x.shape, x.strides, x.dtype, dt)
+    else:
+        src = lo.view(op.operands[0])
+        dst = lo.result_buffer(op, dt, [src])
+        lo.vector("vcast", dst, [("a", src)], from_dtype=src_dt, dtype=dt)
+        lo.vals[op.result.id] = dst
+
+
+@rule(K.WHERE)
+def _where(lo: Lowering, op: ir.Op) -> None:
+    c = lo.view(op.operands[0])
+    a, b = lo.operand(op.operands[1]), lo.operand(op.operands[2])
+    dt = ir.elem_type(op.result.type).dtype
+    dst = lo.result_buffer(op, dt, [c, a, b])
+    lo.vector("vsel", dst, [("c", c), ("a", a), ("b", b)], dtype=dt)
+    lo.vals[op.result.id] = dst
+
+
+# -- memory ------------------------------------------------------------------------------------------
+@rule(K.ADDPTR)
+def _addptr(lo: Lowering, op: ir.Op) -> None:
+    p, off = lo.get(op.operands[0]), lo.get(op.operands[1])
+    if isinstance(p, Ptr) and isinstance(off, Scalar):
+        lo.vals[op.result.id] = Ptr(lo.sop("add", p.reg, lo.sop("mul", off.value, _size(p.pointee))), p.arg, p.pointee)  # type: ignore[arg-type]
+        return
+    if isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and isinstance(off, Affine):
+        lo.vals[op.result.id] = access.offset_ptr(p, off, lo.sop)
+        return
+    if isinstance(p, PtrTile):  # non-affine offsets: an index tile for gather/scatter
+        idx = lo.view(op.operands[1])
+        if not (isinstance(p.offsets, Affine) and all(c == 0 for c in p.offsets.coeffs) and p.offsets.base == 0):
+            base = p.offsets if isinstance(p.offsets, TileView) else lo.to_ub(p.offsets, p.offsets.shape, "i32")
+            summed = lo.new_buffer(idx.shape, "i32", "ub", "idx")
+            lo.vector("vbin", summed, [("a", base), ("b", idx)], op="add", dtype="i32")
+            idx = summed
+        lo.vals[op.result.id] = PtrTile(p.ptr, idx)  # type: ignore[arg-type]
+        return
+    raise lo.error("addptr needs a pointer and an offset of matching shape")
+
+
+def _size(dt: str) -> int:
+    from isa import dtype
+    return dtype(dt).itemsize
+
+
+def _gm_address(lo: Lowering, p: Ptr, offset: Operand) -> GmRef:
+    reg = lo.sop("add", p.reg, lo.sop("mul", offset, _size(p.pointee)))
+    if not isinstance(reg, VReg):
+        raise lo.error("pointer arithmetic folded to a constant address")
+    return GmRef(reg, p.arg)
+
+
+def _dma_shape(lo: Lowering, offsets: Affine, shape: tuple[int, ...]) -> tuple[int, int, Operand, Operand]:
+    if len(shape) == 1:
+        return 1, shape[0], lo.sop("mul", offsets.coeffs[0], shape[0]), offsets.coeffs[0]
+    if len(shape) == 2:
+        return shape[0], shape[1], offsets.coeffs[0], offsets.coeffs[1]
+    raise lo.error(f"loads and stores of rank-{len(shape)} tiles are not supported (rank 1 or 2)")
+
+
+def _valid(lo: Lowering, mask: object, shape: tuple[int, ...]) -> tuple[Operand | None, Operand | None]:
+    ext = access.extents(mask if isinstance(mask, Mask) else None, shape, lo.sop)
+    if len(shape) == 1:
+        return (None, ext[0])
+    return (ext[0], ext[1])
+
+
+@rule(K.LOAD)
+def _load(lo: Lowering, op: ir.Op) -> None:
+    p = lo.get(op.operands[0])
+    mask = lo.get(op.operands[1]) if len(op.operands) > 1 else None
+    other = lo.get(op.operands[2]) if len(op.operands) > 2 else None
+    shape = ir.shape_of(op.result.type)
+    dt = ir.elem_type(op.result.type).dtype
+    pad: Operand = 0
+    if isinstance(other, (Uniform, Scalar)):
+        pad = other.value
+    elif other is not None and not (isinstance(other, Affine) and all(c == 0 for c in other.coeffs)):
+        raise lo.error("load `other` must be a scalar or a constant", hint="use npu.where after the load")
+    elif isinstance(other, Affine):
+        pad = other.base
+    if isinstance(p, Ptr):  # scalar load: a 1-element tile in UB
+        dst = lo.new_buffer((), dt, "ub", op.result.name)
+        lo.emit("load", (Region(("gm", p.arg)),), (dst.region(),), dst=dst.ref(), src=GmRef(p.reg, p.arg), dtype=dt,
+                rows=1, cols=1, src_rs=1, pad=pad)
+        lo.vals[op.result.id] = dst
+        return
+    space = "l1" if op.result.id in lo.feeds_dot else "ub"
+    dst = lo.new_buffer(shape, dt, space, op.result.name)
+    if isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask)):
+        rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
+        vr, vc = _valid(lo, mask, shape)
+        lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
+                src=_gm_address(lo, p.ptr, p.offsets.base), dtype=dt, rows=rows, cols=cols, src_rs=rs, src_cs=cs,
+                dst_rs=cols, valid_rows=vr, valid_cols=vc, pad=pad)
+    elif isinstance(p, PtrTile):
+        _gather(lo, op, p, mask, dst, pad)
+    else:
+        raise lo.error("load needs a pointer")
+    lo.vals[op.result.id] = dst
+
+
+def _gather(lo: Lowering, op: ir.Op, p: PtrTile, mask: object, dst: TileView, pad: Operand) -> None:
+    idx = p.offsets if isinstance(p.offsets, TileView) else lo.to_ub(p.offsets, p.offsets.shape, "i32")
+    if not idx.dense:
+        idx = lo.copy_dense(idx)
+    m = None if mask is None else lo.to_ub(mask, dst.shape, "i1")  # type: ignore[arg-type]
+    if m is not None and not m.dense:
+        m = lo.copy_dense(m)
+    if dst.space != "ub":
+        raise lo.error("a gathered (non-affine) tile cannot feed dot directly")
+    reads = (Region(("gm", p.ptr.arg)), idx.region()) + ((m.region(),) if m else ())
+    lo.notes.append(f"line {op.loc.line}: load is not affine: lowered to gather")
+    lo.emit("gather", reads, (dst.region(),), dst=dst.ref(), src=GmRef(p.ptr.reg, p.ptr.arg), idx=idx.ref(),
+            dtype=dst.dtype, n=max(1, _numel(dst.shape)), mask=m.ref() if m else None, pad=pad)
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+@rule(K.STORE)
+def _store(lo: Lowering, op: ir.Op) -> None:
+    p = lo.get(op.operands[0])
+    value = op.operands[1]
+    mask = lo.get(op.operands[2]) if len(op.operands) > 2 else None
+    shape = ir.shape_of(value.type)
+    dt = ir.elem_type(value.type).dtype
+    if isinstance(p, Ptr):
+        src = lo.view(value)
+        lo.emit("store", (src.region(),), (Region(("gm", p.arg)),), dst=GmRef(p.reg, p.arg), src=src.ref(),
+                dtype=dt, rows=1, cols=1, dst_rs=1)
+        return
+    if not isinstance(p, PtrTile):
+        raise lo.error("store needs a pointer")
+    x = lo.get(value)
+    if isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask)):
+        rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
+        vr, vc = _valid(lo, mask, shape)
+        gm = _gm_address(lo, p.ptr, p.offsets.base)
+        if isinstance(x, TileView) and x.space == "l0c":
+            _, _, srs, _ = x.rows_cols()
+            lo.emit("fixpipe", (x.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=x.ref(), src_dtype=x.dtype,
+                    dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
+            return
+        src = lo.view(value)
+        if src.rows_cols()[3] != 1:
+            src = lo.copy_dense(src)
+        lo.emit("store", (src.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=src.ref(), dtype=dt,
+                rows=rows, cols=cols, src_rs=src.rows_cols()[2], dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
+        return
+    src = lo.view(value)
+    if not src.dense:
+        src = lo.copy_dense(src)
+    idx = p.offsets if isinstance(p.offsets, TileView) else lo.to_ub(p.offsets, shape, "i32")
+    m = None if mask is None else lo.to_ub(mask, shape, "i1")
+    lo.notes.append(f"line {op.loc.line}: store is not affine: lowered to scatter")
+    lo.emit("scatter", (src.region(), idx.region()) + ((m.region(),) if m else ()), (Region(("gm", p.ptr.arg)),),
+            dst=GmRef(p.ptr.reg, p.ptr.arg), src=src.ref(), idx=idx.ref(), dtype=dt, n=max(1, _numel(shape)),
+            mask=m.ref() if m else None)
+
+
+@rule(K.MAKE_DESC)
+def _make_desc(lo: Lowering, op: ir.Op) -> None:
+    nd = len(op.attrs["block_shape"])
+    base = lo.get(op.operands[0])
+    assert isinstance(base, Ptr)
+    ops = [lo.scalar(v) for v in op.operands[1:]]
+    lo.vals[op.result.id] = Desc(base, tuple(ops[:nd]), tuple(ops[nd:]), tuple(op.attrs["block_shape"]))
+
+
+def _desc_access(lo: Lowering, d: Desc, offs: list[Operand]) -> tuple[Affine, Mask]:
+    base: Operand = 0
+    for o, s in zip(offs, d.strides):
+        base = lo.sop("add", base, lo.sop("mul", o, s))
+    limits = tuple(lo.sop("sub", n, o) for n, o in zip(d.sizes, offs))
+    return Affine(base, d.strides, d.block), Mask(limits, (False,) * len(d.block), d.block)
+
+
+@rule(K.DESC_LOAD)
+def _desc_load(lo: Lowering, op: ir.Op) -> None:
+    d = lo.get(op.operands[0])
+    assert isinstance(d, Desc)
+    offsets, mask = _desc_access(lo, d, [lo.scalar(v) for v in op.operands[1:]])
+    lo.vals[op.operands[0].id + 0] = d
+    _load_with(lo, op, PtrTile(d.ptr, offsets), mask)
+
+
+def _load_with(lo: Lowering, op: ir.Op, p: PtrTile, mask: Mask) -> None:
+    shape, dt = ir.shape_of(op.result.type), ir.elem_type(op.result.type).dtype
+    space = "l1" if op.result.id in lo.feeds_dot else "ub"
+    dst = lo.new_buffer(shape, dt, space, op.result.name)
+    rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
+    vr, vc = _valid(lo, mask, shape)
+    lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
+            src=_gm_address(lo, p.ptr, p.offsets.base), dtype=dt, rows=rows, cols=cols, src_rs=rs, src_cs=cs,
+            dst_rs=cols, valid_rows=vr, valid_cols=vc, pad=0)
+    lo.vals[op.result.id] = dst
+
+
+@rule(K.DESC_STORE)
+def _desc_store(lo: Lowering, op: ir.Op) -> None:
+    d = lo.get(op.operands[0])
+    assert isinstance(d, Desc)
+    offsets, mask = _desc_access(lo, d, [lo.scalar(v) for v in op.operands[1:-1]])
+    fake_ptr = ir.Value(ir.TileType(d.block, ir.PtrType(d.ptr.pointee)))
+    fake_mask = ir.Value(ir.TileType(d.block, ir.I1))
+    lo.vals[fake_ptr.id], lo.vals[fake_mask.id] = PtrTile(d.ptr, offsets), mask
+    _store(lo, ir.Op(K.STORE, (fake_ptr, op.operands[-1], fake_mask), (), {}, (), op.loc))

@@ -1,0 +1,94 @@
+"""Software pipelining: unroll loops `num_stages` times with a private copy of each per-iteration tile.
+
+Pipes are decoupled queues, so once consecutive iterations write different buffers the loads
+of iteration i+1 run while iteration i computes: the flag pass then only orders each copy's
+buffers with themselves (loads wait for the consumer of the same copy `num_stages` iterations
+back). Event ids are immediates, so the copies must be distinct code: the loop body is repeated
+`num_stages` times, each later copy guarded by `iv + c*step < ub` for ragged trip counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg, blocks_of, walk
+
+
+class SoftwarePipelining:
+    """Unroll every innermost loop that issues DMA loads into `num_stages` buffer-private copies."""
+
+    name = "software-pipeline"
+
+    def __init__(self, num_stages: int) -> None:
+        self.num_stages = num_stages
+
+    def apply(self, nodes: list[Node]) -> None:
+        if self.num_stages <= 1:
+            return
+        for n in nodes:
+            for b in blocks_of(n):
+                self.apply(b)
+            if isinstance(n, Loop) and self._worth_it(n):
+                self._unroll(n)
+
+    def _worth_it(self, loop: Loop) -> bool:
+        body = list(walk(loop.body))
+        innermost = not any(isinstance(x, Loop) for x in loop.body)
+        return innermost and any(i.op in ("load", "gather") for i in body)
+
+    def _unroll(self, loop: Loop) -> None:
+        local = [b for b in _buffers(loop.body) if b.scope is loop]
+        copies: list[Node] = list(loop.body)
+        for c in range(1, self.num_stages):
+            iv = VReg(f"iv{c}")
+            bufs = {id(b): Buffer(f"{b.name}.{c}", b.space, b.nbytes, b.loc, loop) for b in local}
+            regs = {loop.iv: iv}  # other registers are shared: the scalar unit runs the copies in order
+            body = [_clone(n, bufs, regs) for n in loop.body]
+            head = MInstr("add", {"d": iv, "a": loop.iv, "b": c * loop.step}, loop.loc)
+            more = VReg("more")
+            test = MInstr("lt", {"d": more, "a": iv, "b": loop.ub}, loop.loc)
+            if loop.min_trips >= (c + 1) and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
+                    (loop.min_trips % self.num_stages == 0):
+                copies += [head] + body
+            else:
+                copies += [head, test, If(more, body, [], loop.loc)]
+        loop.body[:] = copies
+        loop.step *= self.num_stages
+        if loop.min_trips:
+            loop.min_trips = 1
+
+
+def _buffers(nodes: list[Node]) -> list[Buffer]:
+    seen: dict[int, Buffer] = {}
+    for ins in walk(nodes):
+        for r in ins.reads + ins.writes:
+            if isinstance(r.key, Buffer):
+                seen.setdefault(id(r.key), r.key)
+    return list(seen.values())
+
+
+def _clone(n: Node, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Node:
+    if isinstance(n, Loop):
+        return Loop(regs.get(n.iv, n.iv), _sub(n.lb, bufs, regs), _sub(n.ub, bufs, regs), n.step,
+                    [_clone(x, bufs, regs) for x in n.body], n.loc, n.min_trips)
+    if isinstance(n, If):
+        return If(_sub(n.cond, bufs, regs), [_clone(x, bufs, regs) for x in n.then],
+                  [_clone(x, bufs, regs) for x in n.orelse], n.loc)
+    return MInstr(n.op, {k: _sub(v, bufs, regs) for k, v in n.args.items()}, n.loc,
+                  tuple(_region(r, bufs) for r in n.reads), tuple(_region(r, bufs) for r in n.writes), n.flag)
+
+
+def _sub(v: Any, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Any:
+    if isinstance(v, VReg):
+        return regs.get(v, v)
+    if isinstance(v, BufRef):
+        return BufRef(bufs.get(id(v.buffer), v.buffer), v.offset)
+    if isinstance(v, GmRef):
+        return GmRef(regs.get(v.base, v.base), v.arg)
+    return v
+
+
+def _region(r: Region, bufs: dict[int, Buffer]) -> Region:
+    if isinstance(r.key, Buffer):
+        return Region(bufs.get(id(r.key), r.key), r.lo, r.hi)
+    return r

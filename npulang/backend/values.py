@@ -1,0 +1,146 @@
+"""What an IR value lowers to: a register, a symbolic affine tile, a mask, or a tile in a buffer.
+
+Index arithmetic (aranges, splats, `pid * BLOCK + arange`, pointer tiles, bounds masks) is kept
+symbolic (`Affine`, `PtrTile`, `Mask`) so loads and stores become strided 2-D DMA with valid
+extents; only values that real vector work needs are materialised into buffers (`TileView`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from isa import dtype as isa_dtype
+from npulang.backend.mir import Buffer, BufRef, Region, VReg
+
+Operand = Union[VReg, int, float]  # a scalar: register or immediate
+
+
+@dataclass(frozen=True)
+class Scalar:
+    """A scalar in a register (or an immediate)."""
+
+    value: Operand
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Ptr:
+    """A scalar GM pointer: a register holding a byte address into argument `arg`'s array."""
+
+    reg: VReg
+    arg: int
+    pointee: str
+
+
+@dataclass(frozen=True)
+class Affine:
+    """An i32 tile `base + sum_d index_d * coeffs[d]` (coefficients are element counts)."""
+
+    base: Operand
+    coeffs: tuple[Operand, ...]
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class PtrTile:
+    """A tile of pointers `ptr + offsets` (offsets in elements, affine)."""
+
+    ptr: Ptr
+    offsets: Affine
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A tile whose every element is one scalar (constants and splats of non-index scalars)."""
+
+    value: Operand
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Mask:
+    """A conjunction of per-dimension bounds: element valid iff index_d < limits[d] for each d.
+
+    `limits[d]` None: no bound on that dim. `broadcast[d]`: dim d was size 1 and broadcast, so it
+    is all-or-nothing (valid iff limits[d] > 0).
+    """
+
+    limits: tuple[Operand | None, ...]
+    broadcast: tuple[bool, ...]
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TileView:
+    """A tile stored in a buffer: element strides per IR dimension (0 broadcasts)."""
+
+    buffer: Buffer
+    offset: int  # bytes
+    shape: tuple[int, ...]
+    strides: tuple[int, ...]
+    dtype: str
+    cast_to: str | None = None  # L0C only: the dtype the fixpipe converts to on the way out
+
+    @property
+    def itemsize(self) -> int:
+        return isa_dtype(self.dtype).itemsize
+
+    @property
+    def space(self) -> str:
+        return self.buffer.space
+
+    @property
+    def out_dtype(self) -> str:
+        return self.cast_to or self.dtype
+
+    def ref(self) -> BufRef:
+        return BufRef(self.buffer, self.offset)
+
+    def region(self) -> Region:
+        extent = sum((n - 1) * abs(s) for n, s in zip(self.shape, self.strides)) + 1
+        return Region(self.buffer, self.offset, self.offset + extent * self.itemsize)
+
+    def rows_cols(self) -> tuple[int, int, int, int]:
+        """The tile as the ISA's rows x cols with row and column strides."""
+        if len(self.shape) == 0:
+            return 1, 1, 1, 1
+        if len(self.shape) == 1:
+            return 1, self.shape[0], self.shape[0] * self.strides[0], self.strides[0]
+        if len(self.shape) == 2:
+            return self.shape[0], self.shape[1], self.strides[0], self.strides[1]
+        raise ValueError(f"tiles of rank {len(self.shape)} are not supported (rank 1 or 2 only)")
+
+    @property
+    def dense(self) -> bool:
+        return self.strides == dense_strides(self.shape)
+
+
+def dense_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    out, acc = [], 1
+    for n in reversed(shape):
+        out.append(acc)
+        acc *= n
+    return tuple(reversed(out))
+
+
+def rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return 1, shape[0]
+    return shape[0], shape[1]
+
+
+Lowered = Union[Scalar, Ptr, Affine, PtrTile, Uniform, Mask, TileView, "Desc"]
+
+
+@dataclass(frozen=True)
+class Desc:
+    """A tensor descriptor: base pointer, sizes and strides (scalars) and the block shape."""
+
+    ptr: Ptr
+    sizes: tuple[Operand, ...]
+    strides: tuple[Operand, ...]
+    block: tuple[int, ...]
