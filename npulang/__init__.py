@@ -1,1 +1,30 @@
-"""npulang: a Triton-like kernel language compiled to the NPU ISA."""
+"""npulang: a Triton-like kernel language compiled to the NPU ISA.
+
+Write kernels with `@npu.jit` over tiles using the `npu.*` builtins (Triton's names), launch them
+as `kernel[grid](*arrays_and_scalars, **constexprs)`; pass `interpret=True` to run the numpy
+reference interpreter instead of the compiler and simulator.
+"""
+
+from npulang.errors import (
+    CompilationError, ConstexprRequiredError, NpuError, NpuRuntimeError, OutOfBoundsError, ShapeMismatchError,
+    TypeMismatchError, UnsupportedSyntaxError,
+)
+from npulang.jit import InterpretResult, JITFunction, jit
+from npulang.language import (
+    abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
+    erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
+    make_tensor_descriptor, max, max_contiguous, maximum, min, minimum, multiple_of, num_programs, permute,
+    program_id, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range, store, sum,
+    tanh, trans, view, where, zeros,
+)
+
+__all__ = [
+    "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
+    "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError", "InterpretResult", "JITFunction",
+    "jit", "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
+    "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
+    "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_contiguous", "maximum",
+    "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "reshape", "rsqrt", "sigmoid",
+    "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum", "tanh", "trans", "view",
+    "where", "zeros",
+]

@@ -1,0 +1,384 @@
+"""How each `npu.*` builtin and tile method compiles: one function per builtin, keyed by name.
+
+An implementation takes the code generator (for its `Semantics` and compile-time printing) and
+the call's already-evaluated arguments: runtime `ir.Value`s or compile-time Python values. Its
+signature mirrors the user-facing one in `npulang.language`, so Python binds the arguments and a
+wrong call is reported like Python would report it.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Callable
+
+from npulang import errors, ir
+from npulang import language as lang
+from npulang.ir import OpKind, PtrType, ScalarType, TileType, Value
+from npulang.semantics import (
+    SemanticError, constexpr_error, describe, is_number, shape_error, type_error,
+)
+
+if TYPE_CHECKING:
+    from npulang.frontend.codegen import CodeGenerator
+
+Impl = Callable[..., Any]
+BUILTINS: dict[str, Impl] = {}
+METHODS: dict[str, Impl] = {}  # tile methods: x.sum(axis=0) is sum(x, axis=0)
+
+
+def _register(*names: str, method: bool = False) -> Callable[[Impl], Impl]:
+    def wrap(fn: Impl) -> Impl:
+        for name in names:
+            BUILTINS[name] = fn
+            if method:
+                METHODS[name] = fn
+        return fn
+
+    return wrap
+
+
+def call_builtin(gen: CodeGenerator, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
+    """Compile a call to builtin `name` (or a tile method, with the tile as first argument)."""
+    impl = BUILTINS[name]
+    try:
+        bound = inspect.signature(impl).bind(gen, *args, **kwargs)
+    except TypeError as exc:
+        raise SemanticError(errors.CompilationError, f"bad call to npu.{name}(): {exc}") from None
+    return impl(*bound.args, **bound.kwargs)
+
+
+# -- argument checks ---------------------------------------------------------------------------
+
+
+def constexpr_int(x: Any, what: str) -> int:
+    """`x` as a compile-time int, or a ConstexprRequiredError naming `what`."""
+    if isinstance(x, Value):
+        raise constexpr_error(f"{what} must be a constexpr, got a runtime {describe(x)}",
+                              "declare the parameter as NAME: npu.constexpr, or pass it as a keyword")
+    if isinstance(x, bool) or not isinstance(x, int):
+        raise type_error(f"{what} must be an int, got {x!r}")
+    return x
+
+
+def constexpr_shape(shape: Any, what: str) -> tuple[int, ...]:
+    """A shape given as an int or a tuple/list of constexpr positive ints."""
+    dims = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
+    out = tuple(constexpr_int(d, f"{what} dimension") for d in dims)
+    if not out or any(d <= 0 for d in out):
+        raise shape_error(f"{what} must have positive dimensions, got {list(out)}")
+    return out
+
+
+def _shape_args(shape: tuple[Any, ...], what: str) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return constexpr_shape(shape, what)
+
+
+def dtype_arg(x: Any, what: str = "dtype") -> str:
+    """The ISA name of an `npu.<dtype>` argument."""
+    if isinstance(x, lang.dtype):
+        return x.name
+    raise type_error(f"{what} must be an npu dtype such as npu.float32, got {x!r}")
+
+
+def _tile(x: Any, what: str) -> Value:
+    if not isinstance(x, Value) or not isinstance(x.type, TileType):
+        raise shape_error(f"{what} needs a tile, got {describe(x)}")
+    return x
+
+
+def _index_value(gen: CodeGenerator, x: Any, what: str) -> Value:
+    v = gen.sem.to_value(x)
+    e = v.type
+    if not (isinstance(e, ScalarType) and e.is_int):
+        raise type_error(f"{what} must be an integer scalar, got {describe(v)}")
+    return gen.sem.cast(v, "i32")
+
+
+class PointerDType:
+    """What `ptr.dtype` gives in a kernel: `.element_ty` is the pointee's dtype (as in Triton)."""
+
+    def __init__(self, pointee: str) -> None:
+        self.element_ty = lang.dtype(pointee)
+
+    def __repr__(self) -> str:
+        return f"pointer<{self.element_ty!r}>"
+
+
+def value_dtype(v: Value) -> Any:
+    """`x.dtype` of a runtime value."""
+    e = ir.elem_type(v.type)
+    return PointerDType(e.pointee) if isinstance(e, PtrType) else lang.dtype(e.dtype)
+
+
+# -- program and index space -------------------------------------------------------------------
+
+
+@_register("program_id")
+def _program_id(gen: CodeGenerator, axis: Any) -> Value:
+    axis = constexpr_int(axis, "program_id axis")
+    if axis not in (0, 1, 2):
+        raise shape_error(f"program_id axis must be 0, 1 or 2, got {axis}")
+    return gen.b.value(OpKind.PROGRAM_ID, axis=axis)
+
+
+@_register("num_programs")
+def _num_programs(gen: CodeGenerator, axis: Any) -> Value:
+    axis = constexpr_int(axis, "num_programs axis")
+    if axis not in (0, 1, 2):
+        raise shape_error(f"num_programs axis must be 0, 1 or 2, got {axis}")
+    return gen.b.value(OpKind.NUM_PROGRAMS, axis=axis)
+
+
+@_register("arange")
+def _arange(gen: CodeGenerator, start: Any, end: Any) -> Value:
+    start, end = constexpr_int(start, "arange start"), constexpr_int(end, "arange end")
+    if end <= start:
+        raise shape_error(f"arange needs end > start, got arange({start}, {end})")
+    return gen.b.value(OpKind.ARANGE, start=start, end=end)
+
+
+@_register("cdiv")
+def _cdiv(gen: CodeGenerator, x: Any, div: Any) -> Any:
+    if not isinstance(x, Value) and not isinstance(div, Value):
+        return (x + div - 1) // div
+    return gen.sem.binary("floordiv", gen.sem.binary("sub", gen.sem.binary("add", x, div), 1), div)
+
+
+@_register("zeros")
+def _zeros(gen: CodeGenerator, shape: Any, dtype: Any) -> Value:
+    return gen.sem.literal(0, ScalarType(dtype_arg(dtype)), constexpr_shape(shape, "zeros shape"))
+
+
+@_register("full")
+def _full(gen: CodeGenerator, shape: Any, value: Any, dtype: Any) -> Value:
+    dims = constexpr_shape(shape, "full shape")
+    d = dtype_arg(dtype)
+    if is_number(value):
+        return gen.sem.literal(value, ScalarType(d), dims)
+    if not isinstance(value, Value) or isinstance(value.type, TileType):
+        raise type_error(f"full value must be a scalar, got {describe(value)}")
+    return gen.sem.broadcast_to(gen.sem.cast(value, d), dims)
+
+
+# -- memory ------------------------------------------------------------------------------------
+
+
+@_register("load")
+def _load(gen: CodeGenerator, pointer: Any, mask: Any = None, other: Any = None, **ignored: Any) -> Value:
+    return gen.sem.load(pointer, mask, other)
+
+
+@_register("store")
+def _store(gen: CodeGenerator, pointer: Any, value: Any, mask: Any = None, **ignored: Any) -> None:
+    gen.sem.store(pointer, value, mask)
+
+
+@_register("make_tensor_descriptor")
+def _make_desc(gen: CodeGenerator, base: Any, shape: Any, strides: Any, block_shape: Any) -> Value:
+    if not isinstance(base, Value) or not isinstance(base.type, PtrType):
+        raise type_error(f"make_tensor_descriptor base must be a pointer argument, got {describe(base)}")
+    block = constexpr_shape(block_shape, "block_shape")
+    if not isinstance(shape, (tuple, list)) or not isinstance(strides, (tuple, list)) \
+            or not len(shape) == len(strides) == len(block):
+        raise shape_error(f"make_tensor_descriptor needs {len(block)} sizes and {len(block)} strides "
+                          f"(one per block dimension)")
+    sizes = [_index_value(gen, s, "tensor descriptor size") for s in shape]
+    steps = [_index_value(gen, s, "tensor descriptor stride") for s in strides]
+    return gen.b.value(OpKind.MAKE_DESC, (base, *sizes, *steps), block_shape=block)
+
+
+def _desc(x: Any) -> ir.DescType:
+    if not isinstance(x, Value) or not isinstance(x.type, ir.DescType):
+        raise type_error(f"expected a tensor descriptor, got {describe(x)}")
+    return x.type
+
+
+def _offsets(gen: CodeGenerator, d: ir.DescType, offsets: Any) -> list[Value]:
+    if not isinstance(offsets, (tuple, list)) or len(offsets) != d.ndim:
+        raise shape_error(f"a {d.ndim}-D tensor descriptor needs a list of {d.ndim} offsets, got {offsets!r}")
+    return [_index_value(gen, o, "descriptor offset") for o in offsets]
+
+
+@_register("desc_load")
+def _desc_load(gen: CodeGenerator, desc: Any, offsets: Any) -> Value:
+    d = _desc(desc)
+    return gen.b.value(OpKind.DESC_LOAD, (desc, *_offsets(gen, d, offsets)))
+
+
+@_register("desc_store")
+def _desc_store(gen: CodeGenerator, desc: Any, offsets: Any, value: Any) -> None:
+    d = _desc(desc)
+    offs = _offsets(gen, d, offsets)
+    if is_number(value):
+        v = gen.sem.literal(value, ScalarType(d.pointee))
+    elif isinstance(value, Value) and isinstance(ir.elem_type(value.type), ScalarType):
+        v = gen.sem.cast(value, d.pointee)
+    else:
+        raise type_error(f"descriptor store needs a tile of numbers, got {describe(value)}")
+    gen.b.create(OpKind.DESC_STORE, (desc, *offs, gen.sem.broadcast_to(v, d.block_shape)))
+
+
+# -- compute -----------------------------------------------------------------------------------
+
+
+@_register("dot")
+def _dot(gen: CodeGenerator, a: Any, b: Any, acc: Any = None, input_precision: Any = None,
+         allow_tf32: Any = None, max_num_imprecise_acc: Any = None, out_dtype: Any = lang.float32) -> Value:
+    return gen.sem.dot(a, b, acc, dtype_arg(out_dtype, "dot out_dtype"))
+
+
+@_register("where")
+def _where(gen: CodeGenerator, condition: Any, x: Any, y: Any) -> Any:
+    if not any(isinstance(v, Value) for v in (condition, x, y)):
+        return x if condition else y
+    return gen.sem.where(condition, x, y)
+
+
+def _minmax(op: str) -> Impl:
+    def impl(gen: CodeGenerator, x: Any, y: Any, propagate_nan: Any = None) -> Any:
+        if not isinstance(x, Value) and not isinstance(y, Value):
+            return (x if x > y else y) if op == "max" else (x if x < y else y)
+        return gen.sem.binary(op, x, y)
+
+    return impl
+
+
+_register("maximum")(_minmax("max"))
+_register("minimum")(_minmax("min"))
+
+
+def _math(op: str) -> Impl:
+    def impl(gen: CodeGenerator, x: Any) -> Value:
+        if not isinstance(x, Value):
+            x = gen.sem.to_value(float(x) if op != "abs" else x)
+        return gen.sem.unary(op, x)
+
+    return impl
+
+
+for _op in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "abs", "erf", "tanh", "sigmoid", "floor",
+            "ceil", "sin", "cos"):
+    _register(_op, method=True)(_math(_op))
+
+
+# -- reductions --------------------------------------------------------------------------------
+
+
+@_register("sum", method=True)
+def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = False, dtype: Any = None) -> Value:
+    x = _tile(input, "sum")
+    if dtype is not None:
+        x = gen.sem.cast(x, dtype_arg(dtype))
+    return gen.sem.reduce(x, "sum", axis, bool(keep_dims))
+
+
+def _extremum(op: str) -> Impl:
+    def impl(gen: CodeGenerator, input: Any, axis: Any = None, return_indices: Any = False,
+             return_indices_tie_break_left: Any = True, keep_dims: Any = False) -> Any:
+        x = _tile(input, op)
+        value = gen.sem.reduce(x, op, axis, bool(keep_dims))
+        if return_indices:
+            return value, gen.sem.reduce(x, "arg" + op, axis, bool(keep_dims))
+        return value
+
+    return impl
+
+
+_register("max", method=True)(_extremum("max"))
+_register("min", method=True)(_extremum("min"))
+
+
+def _arg(op: str) -> Impl:
+    def impl(gen: CodeGenerator, input: Any, axis: Any, tie_break_left: Any = True,
+             keep_dims: Any = False) -> Value:
+        return gen.sem.reduce(_tile(input, op), op, axis, bool(keep_dims))
+
+    return impl
+
+
+_register("argmax", method=True)(_arg("argmax"))
+_register("argmin", method=True)(_arg("argmin"))
+
+
+# -- shapes ------------------------------------------------------------------------------------
+
+
+def _dims(dims: tuple[Any, ...]) -> tuple[int, ...] | None:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return tuple(constexpr_int(d, "trans dimension") for d in dims) or None
+
+
+@_register("trans", "permute", method=True)
+def _trans(gen: CodeGenerator, input: Any, *dims: Any) -> Value:
+    return gen.sem.trans(input, _dims(dims))
+
+
+@_register("reshape", "view", method=True)
+def _reshape(gen: CodeGenerator, input: Any, *shape: Any, can_reorder: Any = False) -> Value:
+    return gen.sem.reshape(input, _shape_args(shape, "reshape shape"))
+
+
+@_register("broadcast_to", method=True)
+def _broadcast_to(gen: CodeGenerator, input: Any, *shape: Any) -> Value:
+    return gen.sem.broadcast_to(gen.sem.to_value(input), _shape_args(shape, "broadcast_to shape"))
+
+
+@_register("expand_dims", method=True)
+def _expand_dims(gen: CodeGenerator, input: Any, axis: Any) -> Value:
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    out = gen.sem.to_value(input)
+    for a in sorted(constexpr_int(a, "expand_dims axis") for a in axes):
+        out = gen.sem.expand_dims(out, a)
+    return out
+
+
+@_register("to", method=True)
+def _to(gen: CodeGenerator, input: Any, dtype: Any, fp_downcast_rounding: Any = None,
+        bitcast: Any = False) -> Value:
+    if bitcast:
+        raise SemanticError(errors.UnsupportedSyntaxError, "bitcast is not supported")
+    v = gen.sem.to_value(input)
+    if isinstance(ir.elem_type(v.type), PtrType):
+        raise type_error(f"cannot convert pointer {v.type} with .to()")
+    return gen.sem.cast(v, dtype_arg(dtype))
+
+
+# -- compile time and debugging ----------------------------------------------------------------
+
+
+@_register("static_assert")
+def _static_assert(gen: CodeGenerator, condition: Any, message: Any = "") -> None:
+    if isinstance(condition, Value):
+        raise constexpr_error("static_assert needs a constexpr condition, got a runtime "
+                              f"{describe(condition)}")
+    if not condition:
+        raise SemanticError(errors.CompilationError, f"static_assert failed: {message}".rstrip(": "))
+
+
+@_register("static_print")
+def _static_print(gen: CodeGenerator, *values: Any) -> None:
+    print(*values)
+
+
+@_register("device_print")
+def _device_print(gen: CodeGenerator, prefix: Any, *args: Any, hex: Any = False) -> None:
+    if not isinstance(prefix, str):
+        raise type_error(f"device_print's first argument must be a string prefix, got {describe(prefix)}")
+    values = [gen.sem.to_value(a) for a in args]
+    gen.b.create(OpKind.PRINT, values, {"prefix": prefix})
+
+
+@_register("multiple_of", "max_contiguous", "max_constancy")
+def _hint(gen: CodeGenerator, input: Any, values: Any) -> Any:
+    return input
+
+
+@_register("constexpr")
+def _constexpr(gen: CodeGenerator, value: Any) -> Any:
+    if isinstance(value, Value):
+        raise constexpr_error(f"npu.constexpr() needs a compile-time value, got a runtime {describe(value)}")
+    return value
+
