@@ -1,0 +1,176 @@
+"""The multi-core device: argument checking, dispatch of the grid's programs to cores, results.
+
+Programs are dispatched in grid order (axis 0 fastest, like Triton's program ids) to the earliest
+free core (ties: lowest core id), each starting when its core is free. They are simulated one at a
+time; GM bandwidth is shared through the launch's calendar (simulator.gm), so the order of
+simulation does not let any core exceed the spec.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from isa import DTYPES, Instr, MachineSpec, Program, SourceLoc, from_numpy
+from simulator import trace as chrome_trace
+from simulator.core import CoreStats, Launch, run_program
+from simulator.errors import SimError
+from simulator.gm import GlobalMemory
+from simulator.memory import CoreMemory, GmArgs, GmRegion
+from simulator.ops import PIPE_NAMES
+from simulator.options import SimOptions
+from simulator.prepare import Prepared, prepare
+
+_PREPARED_CACHE = 64  # compiled programs kept per device
+
+
+@dataclass
+class RunResult:
+    """What a launch produced besides the outputs written into the argument arrays.
+
+    Attributes:
+        cycles: the device makespan.
+        per_core: each core's busy/stall cycles per pipe and the programs it ran.
+        pipe_busy, pipe_stall: the same summed over cores, by pipe name.
+        line_cycles: busy cycles attributed to each kernel source line (instructions with a loc).
+        instructions: dynamic instruction count.
+        prints: device_print output, in simulation order.
+        gm_bytes, hbm_bytes: bytes moved on GM ports (burst-rounded) and fetched from HBM (L2 misses).
+    """
+
+    cycles: int
+    per_core: list[CoreStats]
+    pipe_busy: dict[str, int]
+    pipe_stall: dict[str, int]
+    line_cycles: dict[SourceLoc, int]
+    instructions: int
+    prints: list[str]
+    gm_bytes: int = 0
+    hbm_bytes: int = 0
+    _trace: list | None = field(default=None, repr=False)
+    _instrs: Sequence[Instr] = field(default=(), repr=False)
+
+    def write_trace(self, path: str | Path) -> None:
+        """Write a Chrome trace-event JSON file (one track per core x pipe) that Perfetto opens."""
+        if self._trace is None:
+            raise SimError("no trace was recorded for this run: pass options=SimOptions(trace=True) to Device.run")
+        chrome_trace.write_trace(path, self._trace, self._instrs)
+
+
+class Device:
+    """A simulated NPU. Keeps L2 contents across launches, as the hardware would."""
+
+    def __init__(self, spec: MachineSpec | None = None) -> None:
+        self.spec = spec if spec is not None else MachineSpec.load("davinci")
+        self.gm = GlobalMemory(self.spec)
+        self._prepared: OrderedDict[int, tuple[Program, Prepared]] = OrderedDict()
+
+    def flush_l2(self) -> None:
+        """Forget L2 contents, for cold-cache measurements."""
+        self.gm = GlobalMemory(self.spec)
+
+    def run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
+            options: SimOptions | None = None) -> RunResult:
+        """Run `program` over `grid` with `args` (numpy arrays by pointer, Python numbers as scalars).
+
+        Outputs are written into the argument arrays in place (functional mode).
+        """
+        options = options if options is not None else SimOptions()
+        prepared = self._prepare(program)
+        grid3 = _grid(grid)
+        regions, values = _arguments(program, args)
+        self.gm.new_launch()
+        gm_args = GmArgs(regions)
+        launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
+                        instr_cycles=[0] * len(prepared.instrs), trace=[] if options.trace else None)
+        moved0, hbm0 = self.gm.bytes_moved, self.gm.hbm_bytes
+        ncores = self.spec.cores
+        stats = [CoreStats(c) for c in range(ncores)]
+        memories: dict[int, CoreMemory] = {}
+        free = [(0, c) for c in range(ncores)]
+        makespan = 0
+        for z, y, x in itertools.product(range(grid3[2]), range(grid3[1]), range(grid3[0])):
+            start, core = heapq.heappop(free)
+            memory = None
+            if options.functional:
+                memory = memories.get(core)
+                if memory is None:
+                    memory = memories[core] = CoreMemory(self.spec, gm_args)
+            end = run_program(launch, core, (x, y, z), start, stats[core], memory)
+            makespan = max(makespan, end)
+            heapq.heappush(free, (end, core))
+        return self._result(launch, stats, makespan, self.gm.bytes_moved - moved0, self.gm.hbm_bytes - hbm0)
+
+    def _prepare(self, program: Program) -> Prepared:
+        key = id(program)
+        hit = self._prepared.get(key)
+        if hit is not None and hit[0] is program:
+            self._prepared.move_to_end(key)
+            return hit[1]
+        prepared = prepare(program, self.spec)
+        self._prepared[key] = (program, prepared)
+        if len(self._prepared) > _PREPARED_CACHE:
+            self._prepared.popitem(last=False)
+        return prepared
+
+    def _result(self, launch: Launch, stats: list[CoreStats], makespan: int, moved: int, hbm: int) -> RunResult:
+        busy = {name: sum(s.busy[name] for s in stats) for name in PIPE_NAMES}
+        stall = {name: sum(s.stall[name] for s in stats) for name in PIPE_NAMES}
+        lines: dict[SourceLoc, int] = {}
+        for instr, cyc in zip(launch.prepared.instrs, launch.instr_cycles):
+            if instr.loc is not None and cyc:
+                lines[instr.loc] = lines.get(instr.loc, 0) + cyc
+        return RunResult(makespan, stats, busy, stall, lines, launch.instructions, launch.prints, moved, hbm,
+                         launch.trace, launch.prepared.instrs)
+
+
+def _grid(grid: Sequence[int] | int) -> tuple[int, int, int]:
+    dims = (grid,) if isinstance(grid, (int, np.integer)) else tuple(grid)
+    if not 1 <= len(dims) <= 3 or not all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
+        raise SimError(f"grid must be 1 to 3 non-negative integers, got {grid!r}")
+    return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))  # type: ignore[return-value]
+
+
+def _arguments(program: Program, args: Sequence[Any]) -> tuple[list[GmRegion], list[Any]]:
+    """Check args against the kernel's signature; pointers become GM regions at their host address."""
+    specs = program.args
+    if len(args) != len(specs):
+        names = ", ".join(a.name for a in specs)
+        raise SimError(f"kernel {program.name} takes {len(specs)} arguments ({names}), got {len(args)}")
+    regions: list[GmRegion] = []
+    values: list[Any] = []
+    for i, (spec, value) in enumerate(zip(specs, args)):
+        what = f"kernel {program.name} argument {i} ({spec.name}, {spec.kind} {spec.dtype})"
+        if spec.kind == "ptr":
+            if not isinstance(value, np.ndarray):
+                raise SimError(f"{what}: expected a numpy array, got {type(value).__name__}")
+            try:
+                got = from_numpy(value.dtype).name
+            except ValueError:
+                got = str(value.dtype)
+            if got != spec.dtype:
+                raise SimError(f"{what}: expected an array of {spec.dtype} ({DTYPES[spec.dtype].np}), "
+                               f"got {value.dtype}")
+            if not (value.flags.c_contiguous or value.flags.f_contiguous):
+                raise SimError(f"{what}: the array must be contiguous (outputs are written in place; "
+                               f"pass np.ascontiguousarray(...) and read results from that copy)")
+            address = value.ctypes.data
+            data = value.reshape(-1, order="A").view(np.uint8)
+            regions.append(GmRegion(spec.name, i, address, address + value.nbytes, data, value.flags.writeable))
+            values.append(address)
+        else:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise SimError(f"{what}: expected a Python number, got {type(value).__name__}")
+            if DTYPES[spec.dtype].is_float:
+                values.append(float(value))
+            else:
+                if float(value) != int(value):
+                    raise SimError(f"{what}: expected an integer, got {value!r}")
+                values.append(int(value))
+    return regions, values

@@ -1,0 +1,166 @@
+"""GM timing: burst rounding, the shared L2 (residency persists across launches) and a bandwidth
+calendar that every core's transfers share, so the device never moves bytes faster than the spec.
+
+The calendar splits time into buckets of `QUANTUM` cycles. Each bucket holds QUANTUM x HBM bandwidth
+of HBM capacity and QUANTUM x L2 bandwidth of L2 capacity. A transfer starting at t fills buckets
+forward, taking from each at most its port's rate (the issuing pipe's bytes per cycle) and what is
+left of the shared capacities; its occupancy ends where its last byte moves. All bytes pass through
+L2; bytes of lines that miss also consume HBM capacity. Reservations do not depend on the order in
+which they are made beyond first-come first-served, so programs can be simulated one at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from isa import MachineSpec
+
+QUANTUM = 128  # cycles per calendar bucket: fine enough for tile-sized transfers, coarse enough to be fast
+_GROW = 4096  # buckets added at a time
+_EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class GmXfer:
+    """The GM side of one transfer: rows x cols elements at `addr`, strides in bytes.
+
+    `scattered` > 0 marks a gather/scatter of that many elements at data-dependent addresses: each
+    moves one burst and is costed as an L2 miss, so timing never depends on the data.
+    """
+
+    addr: int
+    rows: int
+    cols: int
+    rs: int
+    cs: int
+    itemsize: int
+    write: bool
+    scattered: int = 0
+
+
+class L2Cache:
+    """Shared L2 residency by line, close to LRU: each line remembers the transfer that last touched
+    it; when over capacity the oldest eighth is evicted at once. Writes allocate."""
+
+    def __init__(self, capacity_bytes: int, line_bytes: int) -> None:
+        self.line_bytes = line_bytes
+        self.capacity_lines = max(1, capacity_bytes // line_bytes)
+        self.lines: dict[int, int] = {}
+        self.epoch = 0
+
+    def touch(self, first: int, last: int) -> int:
+        """Touch lines first..last (inclusive) in the current epoch; return how many missed."""
+        lines = self.lines
+        rng = range(first, last + 1)
+        missed = len(rng) - sum(map(lines.__contains__, rng))
+        lines.update(dict.fromkeys(rng, self.epoch))
+        if missed and len(lines) > self.capacity_lines:
+            self._evict()
+        return missed
+
+    def _evict(self) -> None:
+        keep = self.capacity_lines * 7 // 8
+        epochs = np.fromiter(self.lines.values(), dtype=np.int64, count=len(self.lines))
+        threshold = np.partition(epochs, len(epochs) - keep - 1)[len(epochs) - keep - 1]
+        self.lines = {ln: ep for ln, ep in self.lines.items() if ep > threshold}
+
+
+class BandwidthCalendar:
+    """Shared HBM and L2 capacity per bucket of QUANTUM cycles, for one launch."""
+
+    def __init__(self, hbm_bytes_per_cycle: float, l2_bytes_per_cycle: float) -> None:
+        self.hbm_cap = hbm_bytes_per_cycle * QUANTUM
+        self.l2_cap = l2_bytes_per_cycle * QUANTUM
+        self.hbm: list[float] = []
+        self.l2: list[float] = []
+
+    def occupy(self, start: int, nbytes: int, hbm_bytes: int, port: float) -> int:
+        """Reserve a transfer of `nbytes` (of which `hbm_bytes` come from HBM) starting at cycle `start`
+        through a port of `port` bytes/cycle; return its occupancy in whole cycles (at least 1)."""
+        if nbytes <= 0:
+            return 1
+        f = hbm_bytes / nbytes
+        hbm, l2 = self.hbm, self.l2
+        t = float(start)
+        left = float(nbytes)
+        b = start // QUANTUM
+        while True:
+            if b >= len(l2):
+                grow = b + _GROW - len(l2)
+                l2.extend([self.l2_cap] * grow)
+                hbm.extend([self.hbm_cap] * grow)
+            bucket_end = (b + 1) * QUANTUM
+            dur = bucket_end - t
+            cap = port * dur
+            if l2[b] < cap:
+                cap = l2[b]
+            if f > 0 and hbm[b] < cap * f:
+                cap = hbm[b] / f
+            if cap > 0 and cap >= left - _EPS:
+                finish = t + dur * left / cap
+                l2[b] -= left
+                hbm[b] -= left * f
+                return max(1, math.ceil(finish - start - _EPS))
+            if cap > 0:
+                l2[b] -= cap
+                hbm[b] -= cap * f
+                left -= cap
+            t = float(bucket_end)
+            b += 1
+
+
+class GlobalMemory:
+    """The device's memory system: L2 (kept across launches) and the current launch's calendar."""
+
+    def __init__(self, spec: MachineSpec) -> None:
+        self.burst = spec.gm.burst_bytes
+        self.l2 = L2Cache(spec.l2.bytes, spec.l2.line_bytes)
+        self._hbm_rate = spec.hbm_bytes_per_cycle
+        self._l2_rate = spec.l2_bytes_per_cycle
+        self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
+        self.bytes_moved = 0
+        self.hbm_bytes = 0
+
+    def new_launch(self) -> None:
+        """Start a launch at cycle 0 with an empty calendar; L2 contents stay."""
+        self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
+
+    def transfer(self, start: int, x: GmXfer, port: float) -> int:
+        """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy)."""
+        nbytes, hbm_bytes = self.traffic(x)
+        self.bytes_moved += nbytes
+        self.hbm_bytes += hbm_bytes
+        return self.calendar.occupy(start, nbytes, hbm_bytes, port)
+
+    def traffic(self, x: GmXfer) -> tuple[int, int]:
+        """Bytes on the bus (rows rounded out to bursts) and bytes fetched from HBM (missed lines);
+        updates L2 residency."""
+        burst = self.burst
+        if x.scattered:
+            return x.scattered * burst, x.scattered * burst
+        if x.rows <= 0 or x.cols <= 0:
+            return 0, 0
+        line = self.l2.line_bytes
+        l2 = self.l2
+        l2.epoch += 1
+        nbytes = missed = 0
+        if x.cs == x.itemsize:  # contiguous rows
+            row = x.cols * x.itemsize
+            rows, rs = x.rows, x.rs
+            if rs == row:  # one contiguous block
+                row, rows = row * rows, 1
+            for r in range(rows):
+                a = x.addr + r * rs
+                nbytes += (-(-(a + row) // burst) - a // burst) * burst
+                missed += l2.touch(a // line, (a + row - 1) // line)
+        else:  # column-strided: every element is its own burst
+            for r in range(x.rows):
+                a = x.addr + r * x.rs
+                for c in range(x.cols):
+                    e = a + c * x.cs
+                    nbytes += burst
+                    missed += l2.touch(e // line, (e + x.itemsize - 1) // line)
+        return nbytes, missed * line

@@ -1,0 +1,161 @@
+"""What an opcode's rule produces, the registry of rules, and helpers shared by the pipe modules.
+
+A rule is registered per opcode (`@rule("load")`) and compiles one `Instr` once per program into:
+- `ScalarOp`: a step run at issue on the scalar unit (registers are a Python list);
+- `SyncOp`: set_flag / wait_flag, handled by the core's flag logic;
+- `PipeOp`: `resolve(registers) -> args` at issue (memory operands become byte addresses), then
+  `plan(args) -> Plan` (accesses for bounds and races, cost; never numpy) and, in functional mode,
+  `execute(args, memory)` (the numpy effect).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
+
+import numpy as np
+
+from isa import Instr, MachineSpec, Mem, Pipe, Reg
+from simulator.errors import SimError
+from simulator.gm import GmXfer
+from simulator.memory import CoreMemory
+
+PIPE_ORDER: tuple[Pipe, ...] = tuple(Pipe)
+PIPE_INDEX: dict[Pipe, int] = {p: i for i, p in enumerate(PIPE_ORDER)}
+PIPE_NAMES: tuple[str, ...] = tuple(p.value for p in PIPE_ORDER)
+
+Access = tuple[str, int, int, bool]  # space, first byte, end byte, is a write
+
+
+class Plan(NamedTuple):
+    """An instruction's resolved footprint and cost, before GM contention is known."""
+
+    accesses: tuple[Access, ...]
+    occupancy: int  # cycles the pipe is busy (a GM transfer may stretch it)
+    latency: int  # start-up added to completion
+    xfer: GmXfer | None = None  # the GM side, costed on the shared bandwidth calendar
+    port: float = 0.0  # the pipe's GM port, bytes/cycle
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarOp:
+    """Runs at issue: `step(registers, launch context)` returns a branch target or None."""
+
+    step: Callable[[list, Any], int | None] | None
+    barrier: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOp:
+    is_set: bool
+    src: int
+    dst: int
+    event: int
+
+
+@dataclass(frozen=True, slots=True)
+class PipeOp:
+    resolve: Callable[[list], tuple]
+    plan: Callable[[tuple], Plan]
+    execute: Callable[[tuple, CoreMemory], None]
+
+
+Lowered = ScalarOp | SyncOp | PipeOp
+
+
+@dataclass(frozen=True)
+class Env:
+    """What rules may read while compiling: the machine and the program's labels."""
+
+    spec: MachineSpec
+    labels: dict[str, int]
+
+
+RULES: dict[str, Callable[[Instr, Env], Lowered]] = {}
+
+
+def rule(*opcodes: str) -> Callable:
+    """Register a compile function for opcodes."""
+
+    def register(fn: Callable[[Instr, Env], Lowered]) -> Callable[[Instr, Env], Lowered]:
+        for op in opcodes:
+            assert op not in RULES, f"two rules for {op}"
+            RULES[op] = fn
+        return fn
+
+    return register
+
+
+# -- operand resolution --------------------------------------------------------------------------
+def make_resolver(instr: Instr) -> Callable[[list], tuple]:
+    """A function reading the instruction's register operands at issue. Generated as one lambda so
+    the issue loop pays a single call per instruction."""
+    consts: list[Any] = []
+    parts = []
+    for v in instr.args:
+        if isinstance(v, Reg):
+            parts.append(f"R[{v.index}]")
+        elif isinstance(v, Mem):
+            parts.append(str(v.offset) if v.base is None else f"R[{v.base.index}] + {v.offset}")
+        elif type(v) is int:
+            parts.append(str(v))
+        else:
+            consts.append(v)
+            parts.append(f"C[{len(consts) - 1}]")
+    return eval(f"lambda R: ({', '.join(parts)},)", {"C": consts})  # noqa: S307 - generated from our own table
+
+
+def fields(instr: Instr, *names: str) -> tuple[int, ...]:
+    """Positions of named fields in the resolved argument tuple."""
+    index = instr.opdef.index
+    return tuple(index[n] for n in names)
+
+
+# -- shared semantics ----------------------------------------------------------------------------
+def clamp(valid: int | None, full: int) -> int:
+    """valid_rows/valid_cols: None means all; values outside 0..full are clamped (a kernel may pass
+    `n - offset` for every program and let the hardware cut it)."""
+    if valid is None:
+        return full
+    return 0 if valid < 0 else full if valid > full else valid
+
+
+def check_shape(**dims: int) -> None:
+    for name, value in dims.items():
+        if not isinstance(value, int) or value < 0:
+            raise SimError(f"{name} must be a non-negative integer, got {value!r}")
+
+
+def cycles(nbytes: int, bytes_per_cycle: float) -> int:
+    """Cycles to move `nbytes` at a rate, at least 1."""
+    return max(1, math.ceil(nbytes / bytes_per_cycle))
+
+
+def is_int(dt: np.dtype) -> bool:
+    return dt.kind in "iu"
+
+
+def convert(x: Any, to: np.dtype) -> np.ndarray:
+    """Convert values to a dtype as the hardware does: floats round to nearest, float->int truncates
+    toward zero and saturates (NaN -> 0), int->int saturates, anything->i1 is `!= 0`."""
+    x = np.asarray(x)
+    if to == np.bool_:
+        return x != 0
+    if is_int(to):
+        info = np.iinfo(to)
+        if x.dtype.kind == "f":
+            x = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0)
+        elif x.dtype == np.bool_:
+            x = x.astype(np.int64)
+        return np.clip(x, info.min, info.max).astype(to)
+    return x.astype(to)
+
+
+def compute_dtype(dt: np.dtype) -> np.dtype:
+    """Vector math runs in f32 for f16/bf16 (then rounds), in int64 for integers (then wraps)."""
+    if dt.kind == "f" or dt.name == "bfloat16":
+        return np.dtype(np.float32)
+    if dt == np.bool_:
+        return dt
+    return np.dtype(np.int64)

@@ -1,0 +1,91 @@
+"""MTE2 pipe: GM -> L1/L0A/L0B/UB transfers (strided 2-D load with zero padding, gather)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from isa import DTYPES, Instr
+from simulator.errors import OutOfBounds
+from simulator.gm import GmXfer
+from simulator.memory import CoreMemory, span
+from simulator.ops.base import Env, Plan, PipeOp, check_shape, clamp, convert, fields, make_resolver, rule
+
+
+@rule("load")
+def _load(instr: Instr, env: Env) -> PipeOp:
+    space = instr.get("dst").space
+    dt = DTYPES[instr.get("dtype")].np
+    e = dt.itemsize
+    DST, SRC, ROWS, COLS, SRS, SCS, DRS, VR, VC, PAD = fields(
+        instr, "dst", "src", "rows", "cols", "src_rs", "src_cs", "dst_rs", "valid_rows", "valid_cols", "pad")
+    latency, port = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle
+
+    def shape(a: tuple) -> tuple[int, int, int, int, int]:
+        rows, cols = a[ROWS], a[COLS]
+        check_shape(rows=rows, cols=cols)
+        drs = cols if a[DRS] is None else a[DRS]
+        return rows, cols, drs, clamp(a[VR], rows), clamp(a[VC], cols)
+
+    def plan(a: tuple) -> Plan:
+        rows, cols, drs, vr, vc = shape(a)
+        src, srs, scs = a[SRC], a[SRS], a[SCS]
+        dlo, dhi = span(a[DST], rows, cols, drs, 1, e)
+        glo, ghi = span(src, vr, vc, srs, scs, e)
+        return Plan(((space, dlo, dhi, True), ("gm", glo, ghi, False)), 1, latency,
+                    GmXfer(src, vr, vc, srs * e, scs * e, e, False), port)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        rows, cols, drs, vr, vc = shape(a)
+        dst = mem.tile(space, a[DST], rows, cols, drs, 1, dt)
+        if vr < rows or vc < cols:
+            dst[...] = convert(a[PAD], dt)
+        dst[:vr, :vc] = mem.tile("gm", a[SRC], vr, vc, a[SRS], a[SCS], dt)
+
+    return PipeOp(make_resolver(instr), plan, execute)
+
+
+@rule("gather")
+def _gather(instr: Instr, env: Env) -> PipeOp:
+    space = instr.get("dst").space
+    dt = DTYPES[instr.get("dtype")].np
+    e = dt.itemsize
+    has_mask = instr.get("mask") is not None
+    DST, SRC, IDX, N, MASK, PAD = fields(instr, "dst", "src", "idx", "n", "mask", "pad")
+    latency, port = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle
+
+    def plan(a: tuple) -> Plan:
+        n = a[N]
+        check_shape(n=n)
+        acc = [(space, a[DST], a[DST] + n * e, True), ("ub", a[IDX], a[IDX] + 4 * n, False)]
+        if has_mask:
+            acc.append(("ub", a[MASK], a[MASK] + n, False))
+        return Plan(tuple(acc), 1, latency, GmXfer(a[SRC], 1, n, 0, e, e, False, scattered=n), port)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        n = a[N]
+        idx = mem.vector("ub", a[IDX], n, np.dtype(np.int32)).astype(np.int64)
+        active = mem.vector("ub", a[MASK], n, np.dtype(np.bool_)).copy() if has_mask else np.ones(n, bool)
+        out = np.full(n, convert(a[PAD], dt), dtype=dt)
+        lanes = np.flatnonzero(active)
+        if lanes.size:
+            data, offsets = gm_lanes(mem, a[SRC] + idx[lanes] * e, e, lanes, "reads")
+            out[lanes] = data[offsets].view(dt).reshape(-1)
+        mem.vector(space, a[DST], n, dt)[...] = out
+
+    return PipeOp(make_resolver(instr), plan, execute)
+
+
+def gm_lanes(mem: CoreMemory, addrs: np.ndarray, e: int, lanes: np.ndarray, verb: str) -> tuple[np.ndarray, np.ndarray]:
+    """Check that every lane's element lies in the GM argument holding the first one; return that
+    argument's bytes and a (lanes, e) array of byte offsets into it."""
+    region = mem.gm.find(int(addrs[0]), int(addrs[0]) + e)
+    if region is not None:
+        bad = np.flatnonzero((addrs < region.start) | (addrs + e > region.end))
+    if region is None or bad.size:
+        i = 0 if region is None else int(bad[0])
+        lo = int(addrs[i])
+        raise OutOfBounds(f"lane {int(lanes[i])} {verb} {mem.gm.describe_miss(lo, lo + e)}")
+    if verb == "writes" and not region.writable:
+        raise OutOfBounds(f"writes argument {region.name}, a read-only array")
+    offsets = (addrs - region.start)[:, None] + np.arange(e)
+    return region.data, offsets

@@ -1,0 +1,71 @@
+"""MTE3 pipe: UB -> GM/L1 (strided 2-D store of the valid part, scatter)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from isa import DTYPES, Instr
+from simulator.gm import GmXfer
+from simulator.memory import CoreMemory, span
+from simulator.ops.base import Env, Plan, PipeOp, check_shape, clamp, cycles, fields, make_resolver, rule
+from simulator.ops.mte2 import gm_lanes
+
+
+@rule("store")
+def _store(instr: Instr, env: Env) -> PipeOp:
+    space = instr.get("dst").space
+    dt = DTYPES[instr.get("dtype")].np
+    e = dt.itemsize
+    DST, SRC, ROWS, COLS, SRS, DRS, DCS, VR, VC = fields(
+        instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs", "dst_cs", "valid_rows", "valid_cols")
+    rate, latency = env.spec.mte3.bytes_per_cycle, env.spec.mte3.latency
+
+    def shape(a: tuple) -> tuple[int, int, int, int, int]:
+        rows, cols = a[ROWS], a[COLS]
+        check_shape(rows=rows, cols=cols)
+        srs = cols if a[SRS] is None else a[SRS]
+        return clamp(a[VR], rows), clamp(a[VC], cols), srs, a[DRS], a[DCS]
+
+    def plan(a: tuple) -> Plan:
+        vr, vc, srs, drs, dcs = shape(a)
+        slo, shi = span(a[SRC], vr, vc, srs, 1, e)
+        dlo, dhi = span(a[DST], vr, vc, drs, dcs, e)
+        acc = (("ub", slo, shi, False), (space, dlo, dhi, True))
+        if space == "gm":
+            return Plan(acc, 1, latency, GmXfer(a[DST], vr, vc, drs * e, dcs * e, e, True), rate)
+        return Plan(acc, cycles(vr * vc * e, rate), latency)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        vr, vc, srs, drs, dcs = shape(a)
+        mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = mem.tile("ub", a[SRC], vr, vc, srs, 1, dt)
+
+    return PipeOp(make_resolver(instr), plan, execute)
+
+
+@rule("scatter")
+def _scatter(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    e = dt.itemsize
+    has_mask = instr.get("mask") is not None
+    DST, SRC, IDX, N, MASK = fields(instr, "dst", "src", "idx", "n", "mask")
+    latency, port = env.spec.mte3.latency, env.spec.mte3.bytes_per_cycle
+
+    def plan(a: tuple) -> Plan:
+        n = a[N]
+        check_shape(n=n)
+        acc = [("ub", a[SRC], a[SRC] + n * e, False), ("ub", a[IDX], a[IDX] + 4 * n, False)]
+        if has_mask:
+            acc.append(("ub", a[MASK], a[MASK] + n, False))
+        return Plan(tuple(acc), 1, latency, GmXfer(a[DST], 1, n, 0, e, e, True, scattered=n), port)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        n = a[N]
+        idx = mem.vector("ub", a[IDX], n, np.dtype(np.int32)).astype(np.int64)
+        active = mem.vector("ub", a[MASK], n, np.dtype(np.bool_)) if has_mask else np.ones(n, bool)
+        lanes = np.flatnonzero(active)
+        if lanes.size:
+            data, offsets = gm_lanes(mem, a[DST] + idx[lanes] * e, e, lanes, "writes")
+            src = mem.vector("ub", a[SRC], n, dt)[lanes]
+            data[offsets] = np.ascontiguousarray(src).view(np.uint8).reshape(-1, e)
+
+    return PipeOp(make_resolver(instr), plan, execute)

@@ -1,0 +1,269 @@
+"""V pipe: elementwise, select, cast, reduce, fill, iota, copy and print on UB tiles.
+
+Tiles are rows x cols with element strides (None: rs = cols, cs = 1; 0 broadcasts). Math on f16/bf16
+runs in f32 and rounds once; integer math runs in int64 and wraps to the dtype; casts follow
+`convert`. Occupancy is rows*cols*widest itemsize / vector bytes per cycle (at least 1).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from isa import DTYPES, Instr, Mem
+from isa.instructions import COMPARISONS
+from simulator.errors import SimError
+from simulator.memory import CoreMemory, span
+from simulator.ops.base import (Access, Env, Plan, PipeOp, check_shape, compute_dtype, convert, cycles, fields,
+                                is_int, make_resolver, rule)
+
+BOOL = np.dtype(np.bool_)
+I32 = np.dtype(np.int32)
+
+
+class _Tile:
+    """One tile operand of a vector instruction: its position, strides, and whether it is a scalar."""
+
+    def __init__(self, instr: Instr, name: str, dt: np.dtype) -> None:
+        index = instr.opdef.index
+        self.pos = index[name]
+        self.is_mem = isinstance(instr.args[self.pos], Mem)
+        self.rs, self.cs = index.get(f"{name}_rs"), index.get(f"{name}_cs")
+        self.dt = dt
+
+    def strides(self, a: tuple, cols: int) -> tuple[int, int]:
+        rs = a[self.rs] if self.rs is not None else None
+        cs = a[self.cs] if self.cs is not None else None
+        return (cols if rs is None else rs), (1 if cs is None else cs)
+
+    def access(self, a: tuple, rows: int, cols: int, write: bool) -> Access:
+        rs, cs = self.strides(a, cols)
+        lo, hi = span(a[self.pos], rows, cols, rs, cs, self.dt.itemsize)
+        return ("ub", lo, hi, write)
+
+    def view(self, a: tuple, mem: CoreMemory, rows: int, cols: int) -> np.ndarray:
+        if not self.is_mem:
+            return convert(a[self.pos], self.dt)  # a broadcast scalar, in the instruction's dtype
+        rs, cs = self.strides(a, cols)
+        return mem.tile("ub", a[self.pos], rows, cols, rs, cs, self.dt)
+
+
+def _vector_op(instr: Instr, env: Env, ins: list[_Tile], out: _Tile, widest: int,
+               compute: Callable[[list[np.ndarray]], np.ndarray]) -> PipeOp:
+    """An elementwise instruction: reads `ins` (scalars allowed), writes `out`, all rows x cols."""
+    ROWS, COLS = fields(instr, "rows", "cols")
+    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+    mems = [t for t in ins if t.is_mem]
+
+    def plan(a: tuple) -> Plan:
+        rows, cols = a[ROWS], a[COLS]
+        check_shape(rows=rows, cols=cols)
+        acc = [t.access(a, rows, cols, False) for t in mems]
+        acc.append(out.access(a, rows, cols, True))
+        return Plan(tuple(acc), cycles(rows * cols * widest, rate), latency)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        rows, cols = a[ROWS], a[COLS]
+        values = [t.view(a, mem, rows, cols) for t in ins]
+        with np.errstate(all="ignore"):
+            result = compute(values)
+        out.view(a, mem, rows, cols)[...] = result
+
+    return PipeOp(make_resolver(instr), plan, execute)
+
+
+# -- binary ---------------------------------------------------------------------------------------
+def _int_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """C division (truncate toward zero); x / 0 gives 0."""
+    safe = np.where(b == 0, 1, b)
+    q = (a - np.fmod(a, safe)) // safe
+    return np.where(b == 0, 0, q)
+
+
+def _int_rem(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    safe = np.where(b == 0, 1, b)
+    return np.where(b == 0, 0, np.fmod(a, safe))
+
+
+_UFUNCS: dict[str, Callable[..., Any]] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "min": np.minimum, "max": np.maximum,
+    "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
+    "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal,
+    "ne": np.not_equal, "fdiv": np.true_divide, "pow": np.power, "div": np.true_divide, "rem": np.fmod,
+}
+
+
+@rule("vbin")
+def _vbin(instr: Instr, env: Env) -> PipeOp:
+    op = instr.get("op")
+    dt = DTYPES[instr.get("dtype")].np
+    cd = compute_dtype(dt)
+    integer = is_int(dt) or dt == BOOL
+    if op in ("and", "or", "xor") and not integer:
+        raise SimError(f"vbin {op} needs an integer or i1 dtype, not {instr.get('dtype')}")
+    fn = _UFUNCS[op]
+    if integer and op == "div":
+        fn = _int_div
+    elif integer and op == "rem":
+        fn = _int_rem
+    elif integer and op in ("fdiv", "pow"):
+        def fn(x: np.ndarray, y: np.ndarray, f: Any = _UFUNCS[op]) -> np.ndarray:
+            return f(x.astype(np.float64), y.astype(np.float64))
+    compare = op in COMPARISONS
+    out_dt = BOOL if compare else dt
+
+    def compute(v: list[np.ndarray]) -> np.ndarray:
+        r = fn(np.asarray(v[0]).astype(cd), np.asarray(v[1]).astype(cd))
+        if compare:
+            return r
+        # integer results wrap (int64 -> dtype), except true-division results, which convert
+        return r.astype(dt) if r.dtype.kind != "f" or not integer else convert(r, dt)
+
+    return _vector_op(instr, env, [_Tile(instr, "a", dt), _Tile(instr, "b", dt)], _Tile(instr, "dst", out_dt),
+                      dt.itemsize, compute)
+
+
+# -- unary ----------------------------------------------------------------------------------------
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+_UNARY_FLOAT: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1 / np.sqrt(x), "recip": lambda x: 1 / x, "erf": lambda x: _erf(x).astype(x.dtype),
+    "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "floor": np.floor, "ceil": np.ceil,
+    "sin": np.sin, "cos": np.cos,
+}
+_UNARY_ANY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "neg": np.negative, "abs": np.abs, "relu": lambda x: np.maximum(x, 0),
+}
+
+
+@rule("vun")
+def _vun(instr: Instr, env: Env) -> PipeOp:
+    op = instr.get("op")
+    dt = DTYPES[instr.get("dtype")].np
+    cd = compute_dtype(dt)
+    integer = is_int(dt) or dt == BOOL
+    if dt == BOOL and op != "not":
+        raise SimError(f"vun {op} is not defined on i1 (only not is)")
+    if op == "not":
+        if not integer:
+            raise SimError(f"vun not needs an integer or i1 dtype, not {instr.get('dtype')}")
+        fn: Callable[[np.ndarray], np.ndarray] = np.logical_not if dt == BOOL else np.invert
+    elif op in _UNARY_ANY:
+        fn = _UNARY_ANY[op]
+    elif integer:  # float math on integers: compute in f64, truncate back
+        fn = lambda x, f=_UNARY_FLOAT[op]: convert(f(x.astype(np.float64)), dt)  # noqa: E731
+    else:
+        fn = _UNARY_FLOAT[op]
+
+    def compute(v: list[np.ndarray]) -> np.ndarray:
+        return fn(np.asarray(v[0]).astype(cd)).astype(dt)
+
+    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), dt.itemsize, compute)
+
+
+# -- select, cast, copy, fill, iota -----------------------------------------------------------------
+@rule("vsel")
+def _vsel(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    ins = [_Tile(instr, "c", BOOL), _Tile(instr, "a", dt), _Tile(instr, "b", dt)]
+    return _vector_op(instr, env, ins, _Tile(instr, "dst", dt), dt.itemsize,
+                      lambda v: np.where(v[0], v[1], v[2]))
+
+
+@rule("vcast")
+def _vcast(instr: Instr, env: Env) -> PipeOp:
+    src = DTYPES[instr.get("from_dtype")].np
+    dt = DTYPES[instr.get("dtype")].np
+    return _vector_op(instr, env, [_Tile(instr, "a", src)], _Tile(instr, "dst", dt),
+                      max(src.itemsize, dt.itemsize), lambda v: convert(v[0], dt))
+
+
+@rule("vcopy")
+def _vcopy(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), dt.itemsize,
+                      lambda v: v[0].copy())
+
+
+@rule("vdup")
+def _vdup(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    return _vector_op(instr, env, [_Tile(instr, "value", dt)], _Tile(instr, "dst", dt), dt.itemsize,
+                      lambda v: v[0])
+
+
+@rule("viota")
+def _viota(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    wide = np.int64 if is_int(dt) else np.float64
+    ROWS, COLS, START, RSTEP, CSTEP = fields(instr, "rows", "cols", "start", "row_step", "col_step")
+    out = _Tile(instr, "dst", dt)
+    op = _vector_op(instr, env, [], out, dt.itemsize, lambda v: None)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        rows, cols = a[ROWS], a[COLS]
+        r = np.arange(rows, dtype=wide)[:, None] * a[RSTEP]
+        c = np.arange(cols, dtype=wide)[None, :] * a[CSTEP]
+        out.view(a, mem, rows, cols)[...] = convert(a[START] + r + c, dt)
+
+    return PipeOp(op.resolve, op.plan, execute)
+
+
+# -- reductions ----------------------------------------------------------------------------------
+@rule("vred")
+def _vred(instr: Instr, env: Env) -> PipeOp:
+    op = instr.get("op")
+    dt = DTYPES[instr.get("dtype")].np
+    cd = compute_dtype(dt)
+    axis = instr.get("axis")
+    if axis not in (0, 1):
+        raise SimError(f"vred axis must be 0 or 1, got {axis}")
+    arg = op in ("argmax", "argmin")
+    out_dt = I32 if arg else dt
+    src = _Tile(instr, "a", dt)
+    DST, ROWS, COLS = fields(instr, "dst", "rows", "cols")
+    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+    reduce = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax, "argmin": np.argmin}[op]
+
+    def shape(a: tuple) -> tuple[int, int, int]:
+        rows, cols = a[ROWS], a[COLS]
+        check_shape(rows=rows, cols=cols)
+        if op != "sum" and (rows == 0 or cols == 0):
+            raise SimError(f"vred {op} of an empty tile ({rows} x {cols})")
+        return rows, cols, rows if axis == 1 else cols
+
+    def plan(a: tuple) -> Plan:
+        rows, cols, n = shape(a)
+        out = ("ub", a[DST], a[DST] + n * out_dt.itemsize, True)
+        return Plan((src.access(a, rows, cols, False), out), cycles(rows * cols * dt.itemsize, rate), latency)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        rows, cols, n = shape(a)
+        x = src.view(a, mem, rows, cols).astype(cd)
+        r = reduce(x, axis=axis)
+        mem.vector("ub", a[DST], n, out_dt)[...] = r.astype(out_dt)
+
+    return PipeOp(make_resolver(instr), plan, execute)
+
+
+# -- print ------------------------------------------------------------------------------------------
+@rule("vprint")
+def _vprint(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    src = _Tile(instr, "a", dt)
+    FMT, ROWS, COLS = fields(instr, "fmt", "rows", "cols")
+    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+
+    def plan(a: tuple) -> Plan:
+        rows, cols = a[ROWS], a[COLS]
+        check_shape(rows=rows, cols=cols)
+        return Plan((src.access(a, rows, cols, False),), cycles(rows * cols * dt.itemsize, rate), latency)
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        tile = src.view(a, mem, a[ROWS], a[COLS])
+        mem.print(a[FMT], np.array2string(np.asarray(tile), separator=", "))
+
+    return PipeOp(make_resolver(instr), plan, execute)

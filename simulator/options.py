@@ -1,0 +1,28 @@
+"""Simulator settings: one frozen, keyword-only dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimOptions:
+    """How a launch is simulated.
+
+    Attributes:
+        functional: compute results with numpy; False is timing only (no numpy work), for the
+            autotuner's inner loop. Cycle counts are the same either way.
+        detect_races: check that every pair of conflicting accesses from different pipes is ordered
+            by flags or barriers.
+        trace: record one event per instruction for `RunResult.write_trace`.
+        max_cycles: raise `SimError` when any core's time passes this bound (None: no bound).
+    """
+
+    functional: bool = True
+    detect_races: bool = True
+    trace: bool = False
+    max_cycles: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_cycles is not None and self.max_cycles <= 0:
+            raise ValueError(f"SimOptions.max_cycles must be positive or None, got {self.max_cycles}")

@@ -1,0 +1,119 @@
+"""Compile a Program once into the compact per-bundle form the issue loop runs.
+
+Each instruction goes through its opcode's rule (simulator.ops) exactly once per program and
+machine, so the hot loop only calls small closures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from isa import Instr, MachineSpec, Pipe, Program, ProgramError
+from isa.instructions import PIPES
+from simulator.errors import FlagError, SimError, describe
+from simulator.ops import PIPE_INDEX, RULES, Env, PipeOp, ScalarOp, SyncOp
+
+WORK, SET, WAIT = 0, 1, 2
+NPIPES = len(PIPE_INDEX)
+S_PIPE = PIPE_INDEX[Pipe.S]
+
+
+class Op:
+    """One non-scalar instruction ready to issue: pipe, kind and its rule's closures."""
+
+    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst")
+
+    def __init__(self, index: int, instr: Instr, pipe: int, lowered: PipeOp | SyncOp, events: int) -> None:
+        self.index = index
+        self.instr = instr
+        self.pipe = pipe
+        self.resolve: Callable[[list], tuple] | None = None
+        self.plan: Callable[[tuple], Any] | None = None
+        self.execute: Callable[[tuple, Any], None] | None = None
+        self.flag = -1
+        self.dst = -1
+        if isinstance(lowered, SyncOp):
+            self.kind = SET if lowered.is_set else WAIT
+            self.flag = (lowered.src * NPIPES + lowered.dst) * events + lowered.event
+            self.dst = lowered.dst
+        else:
+            self.kind = WORK
+            self.resolve, self.plan, self.execute = lowered.resolve, lowered.plan, lowered.execute
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarStep:
+    index: int
+    instr: Instr
+    step: Callable[[list, Any], int | None] | None
+    barrier: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBundle:
+    scalar: ScalarStep | None
+    ops: tuple[Op, ...]
+    size: int  # instructions in the bundle
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A program compiled for one machine."""
+
+    program: Program
+    bundles: tuple[PreparedBundle, ...]
+    instrs: tuple[Instr, ...]  # by instruction index, for profiles and traces
+    active_pipes: tuple[int, ...]  # pipes with memory instructions
+    nflags: int
+
+    def flag_name(self, flag: int, events: int) -> str:
+        pair, event = divmod(flag, events)
+        src, dst = divmod(pair, NPIPES)
+        names = [p.value for p in PIPE_INDEX]
+        return f"{names[src]}->{names[dst]} event {event}"
+
+
+def prepare(program: Program, spec: MachineSpec) -> Prepared:
+    """Validate the program against the machine and compile every instruction through its rule."""
+    events = spec.sync.event_ids
+    for ins in program.instructions():
+        if ins.op in ("set_flag", "wait_flag"):
+            src, dst, event = ins.args
+            if src == dst:
+                raise FlagError(f"{program.name}: {describe(ins)} flags from pipe {src} to itself; a flag "
+                                f"orders two different pipes")
+            if not 0 <= event < events:
+                raise FlagError(f"{program.name}: {describe(ins)} uses event id {event}, but the machine has "
+                                f"event ids 0..{events - 1}")
+            if PIPES[src] is Pipe.S or PIPES[dst] is Pipe.S:
+                raise FlagError(f"{program.name}: {describe(ins)}: the scalar pipe issues in order and "
+                                f"cannot take part in a flag; use barrier")
+    try:
+        program.validate(spec)
+    except ProgramError as exc:
+        raise SimError(f"invalid program: {exc}") from None
+
+    env = Env(spec, dict(program.labels))
+    bundles = []
+    instrs: list[Instr] = []
+    active: set[int] = set()
+    for bundle in program.bundles:
+        scalar = None
+        ops = []
+        for ins in bundle.instrs:
+            index = len(instrs)
+            instrs.append(ins)
+            try:
+                lowered = RULES[ins.op](ins, env)
+            except SimError as exc:
+                raise type(exc)(f"{program.name}: {describe(ins)}: {exc}") from None
+            pipe = PIPE_INDEX[ins.pipe]
+            if isinstance(lowered, ScalarOp):
+                scalar = ScalarStep(index, ins, lowered.step, lowered.barrier)
+                continue
+            if isinstance(lowered, PipeOp):
+                active.add(pipe)
+            ops.append(Op(index, ins, pipe, lowered, events))
+        bundles.append(PreparedBundle(scalar, tuple(ops), len(bundle.instrs)))
+    return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events)

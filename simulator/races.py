@@ -1,0 +1,101 @@
+"""Race detection with vector clocks: a logical check, independent of timing.
+
+Each pipe carries a vector clock (one entry per pipe). Every memory-touching instruction ticks its
+pipe's own entry; set_flag hands the source pipe's clock to the matching wait_flag, which joins it
+into the destination pipe's clock; a barrier joins every pipe's clock. An earlier access A on pipe p
+happens before a later access B on pipe q iff A's own clock entry is <= B's clock entry for p. Two
+accesses from different pipes to overlapping bytes, one a write, neither ordered, are a race.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from simulator.errors import RaceError
+
+_MIN_LIMIT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    lo: int
+    hi: int
+    write: bool
+    pipe: int
+    clock: int  # the pipe's own clock entry at this access
+    who: Any  # the instruction, for the message
+
+
+class RaceDetector:
+    """Vector clocks per pipe plus the recent accesses per memory space, for one program run.
+
+    `active` are the pipes that have memory instructions in the program: a record may be dropped
+    once every other active pipe's clock has seen it, since nothing later can race with it.
+    """
+
+    def __init__(self, npipes: int, active: Sequence[int], pipe_names: Sequence[str],
+                 describe: Callable[[Any], str]) -> None:
+        self.clocks = [[0] * npipes for _ in range(npipes)]
+        self.active = tuple(active)
+        self.records: dict[str, list[AccessRecord]] = {}
+        self.limits: dict[str, int] = {}
+        self.pipe_names = pipe_names
+        self.describe = describe
+
+    # -- happens-before edges ----------------------------------------------------------------------
+    def snapshot(self, pipe: int) -> tuple[int, ...]:
+        """The pipe's clock, handed from a set_flag to its wait_flag."""
+        return tuple(self.clocks[pipe])
+
+    def join(self, pipe: int, other: Sequence[int]) -> None:
+        vc = self.clocks[pipe]
+        for i, c in enumerate(other):
+            if c > vc[i]:
+                vc[i] = c
+
+    def barrier(self) -> None:
+        joined = [max(col) for col in zip(*self.clocks)]
+        for vc in self.clocks:
+            vc[:] = joined
+
+    # -- accesses --------------------------------------------------------------------------------
+    def access(self, pipe: int, accesses: Sequence[tuple[str, int, int, bool]], who: Any) -> str | None:
+        """Record one instruction's accesses; return a race message or None."""
+        vc = self.clocks[pipe]
+        vc[pipe] += 1
+        own = vc[pipe]
+        for space, lo, hi, write in accesses:
+            if hi <= lo:
+                continue
+            recs = self.records.get(space)
+            if recs is None:
+                recs = self.records[space] = []
+                self.limits[space] = _MIN_LIMIT
+            for r in recs:
+                if (r.pipe != pipe and r.lo < hi and lo < r.hi and (write or r.write)
+                        and r.clock > vc[r.pipe]):
+                    return self._message(space, max(lo, r.lo), min(hi, r.hi), r, pipe, write, who)
+            recs.append(AccessRecord(lo, hi, write, pipe, own, who))
+            if len(recs) > self.limits[space]:
+                self._prune(space)
+        return None
+
+    def _prune(self, space: str) -> None:
+        clocks, active = self.clocks, self.active
+        live = [r for r in self.records[space]
+                if any(q != r.pipe and clocks[q][r.pipe] < r.clock for q in active)]
+        # a newer record of the same pipe, range and kind stands for the older ones
+        latest = {(r.pipe, r.lo, r.hi, r.write): r for r in live}
+        kept = [r for r in live if latest[(r.pipe, r.lo, r.hi, r.write)] is r]
+        self.records[space] = kept
+        self.limits[space] = max(_MIN_LIMIT, 2 * len(kept))
+
+    def _message(self, space: str, lo: int, hi: int, r: AccessRecord, pipe: int, write: bool, who: Any) -> str:
+        def kind(w: bool) -> str:
+            return "writes" if w else "reads"
+
+        return (f"data race on {space} bytes [{lo}, {hi}): {self.describe(r.who)} on pipe "
+                f"{self.pipe_names[r.pipe]} {kind(r.write)} them and {self.describe(who)} on pipe "
+                f"{self.pipe_names[pipe]} {kind(write)} them with no set_flag/wait_flag or barrier "
+                f"ordering the two")
