@@ -6,7 +6,7 @@ from isa.dtypes import DTYPES, accumulator
 from npulang import ir
 from npulang.backend.lower import Lowering, rule
 from npulang.backend.mir import If, Loop, MInstr, VReg
-from npulang.backend.values import Affine, Operand, Scalar, TileView, Uniform, dense_strides
+from npulang.backend.values import Affine, Operand, PtrTile, Scalar, TileView, Uniform, dense_strides
 
 K = ir.OpKind
 
@@ -148,7 +148,15 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     loop = Loop(iv, lb, ub, step, [], lo.loc, min_trips=trips)
     carried: list[VReg | TileView] = []
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
-        if isinstance(arg.type, ir.TileType):
+        x = lo.get(init)
+        if isinstance(x, (Affine, PtrTile)):  # index/pointer tiles: carry only the scalar base offset
+            aff = x if isinstance(x, Affine) else x.offsets
+            r = VReg(arg.name or "base")
+            lo.emit("mov", d=r, a=aff.base)
+            carried.append(r)
+            moved = Affine(r, aff.coeffs, aff.shape)
+            lo.vals[arg.id] = moved if isinstance(x, Affine) else PtrTile(x.ptr, moved)
+        elif isinstance(arg.type, ir.TileType):
             view = _carry_buffer(lo, arg, init, y)
             carried.append(view)
             lo.vals[arg.id] = view
@@ -167,8 +175,10 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             lo.emit("eq", d=first, a=iv, b=lb)
             lo.first_iter[id(c.buffer)] = first
     lo.block(ir.Block([], body.ops[:-1]))
-    for c, y in zip(carried, yields):
-        if isinstance(c, VReg):
+    for c, y, arg in zip(carried, yields, iter_args):
+        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, PtrTile)):
+            lo.emit("mov", d=c, a=_carried_base(lo, lo.get(arg), lo.get(y)))
+        elif isinstance(c, VReg):
             lo.emit("mov", d=c, a=lo.scalar(y))
         else:
             x = lo.get(y)
@@ -179,8 +189,25 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     lo.out, lo.scope = outer_out, outer_scope
     lo.cse.pop()
     lo.out.append(loop)
-    for r, c in zip(op.results, carried):
-        lo.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c
+    for r, c, arg in zip(op.results, carried, iter_args):
+        if isinstance(lo.get(arg), (Affine, PtrTile)):
+            lo.vals[r.id] = lo.get(arg)
+        else:
+            lo.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c
+
+
+def _carried_base(lo: Lowering, arg: Affine | PtrTile, y: object) -> Operand:
+    """The new base offset of a carried index/pointer tile; its strides must not change."""
+    a = arg if isinstance(arg, Affine) else arg.offsets
+    if isinstance(y, PtrTile) and isinstance(arg, PtrTile) and y.ptr == arg.ptr and isinstance(y.offsets, Affine):
+        b = y.offsets
+    elif isinstance(y, Affine) and isinstance(arg, Affine):
+        b = y
+    else:
+        raise lo.error("a loop-carried pointer/index tile must keep its base pointer and change by a scalar")
+    if b.coeffs != a.coeffs:
+        raise lo.error("a loop-carried pointer/index tile must advance by the same amount in every element")
+    return b.base
 
 
 @rule(K.IF)
