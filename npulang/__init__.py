@@ -14,7 +14,7 @@ from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
     make_tensor_descriptor, max, max_contiguous, maximum, min, minimum, multiple_of, num_programs, permute,
-    program_id, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range, store, sum,
+    program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range, store, sum,
     tanh, trans, view, where, zeros,
 )
 
@@ -24,7 +24,7 @@ __all__ = [
     "jit", "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_contiguous", "maximum",
-    "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "reshape", "rsqrt", "sigmoid",
+    "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range", "reshape", "rsqrt", "sigmoid",
     "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum", "tanh", "trans", "view",
     "where", "zeros",
 ]

@@ -198,7 +198,7 @@ class OpKind(enum.Enum):
     DOT = "dot"                    # (a[M,K], b[K,N][, acc[M,N]]) {out_dtype} -> tile[M,N]
     REDUCE = "reduce"              # (x) {op, axis}; rank-1 input gives a scalar
     # -- control flow and misc
-    FOR = "for"                    # (lb, ub, step, *inits); region args (iv, *iter_args); results
+    FOR = "for"                    # (lb, ub, step, *inits) [{num_stages}]; region args (iv, *iter_args)
     IF = "if"                      # (cond: i1 scalar); then/else regions end in yield; results
     YIELD = "yield"                # (*values): ends the region of a for or an if
     PRINT = "print"                # (*values) {prefix}

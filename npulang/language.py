@@ -267,6 +267,21 @@ class static_range:
 static_range.__npu_builtin__ = "static_range"  # type: ignore[attr-defined]
 
 
+class range:
+    """`for i in npu.range(start, stop, step, num_stages=None)`: a runtime loop, like Python's `range`.
+
+    `num_stages` (a constexpr) asks the compiler to pipeline this loop's loads that many deep,
+    overriding the launch's `num_stages`.
+    """
+
+    def __init__(self, start: int, stop: int | None = None, step: int = 1, num_stages: int | None = None,
+                 **ignored: Any) -> None:
+        raise NotInKernelError("npu.range can only be used as a for-loop inside an @npu.jit kernel")
+
+
+range.__npu_builtin__ = "range"  # type: ignore[attr-defined]
+
+
 @builtin
 def static_assert(condition: Any, message: str = "") -> Any:
     """Fail compilation with `message` unless the constexpr `condition` holds."""

@@ -299,15 +299,20 @@ class CodeGenerator(ast.NodeVisitor):
         it = node.iter
         if isinstance(it, ast.Call):
             fn = self.visit(it.func)
-            if fn is py.range or fn is lang.static_range:
+            if fn is py.range or fn is lang.static_range or fn is lang.range:
                 args = [self.visit(a) for a in it.args]
                 kwargs = {k.arg: self.visit(k.value) for k in it.keywords}
                 if fn is lang.static_range:
-                    self._unrolled_loop(node, range(*[bi.constexpr_int(a, "static_range bound") for a in args]))
-                else:
                     if kwargs:
-                        raise self._unsupported(it, "keyword arguments to range")
-                    self._runtime_loop(node, args)
+                        raise self._unsupported(it, "keyword arguments to npu.static_range")
+                    self._unrolled_loop(node, range(*[bi.constexpr_int(a, "static_range bound") for a in args]))
+                    return
+                attrs = {}
+                if fn is py.range and kwargs:
+                    raise self._unsupported(it, "keyword arguments to range", "use npu.range(..., num_stages=n)")
+                if kwargs.get("num_stages") is not None:
+                    attrs["num_stages"] = bi.constexpr_int(kwargs["num_stages"], "num_stages")
+                self._runtime_loop(node, args, attrs)
                 return
         iterable = self.visit(it)
         if isinstance(iterable, Value):
@@ -326,7 +331,7 @@ class CodeGenerator(ast.NodeVisitor):
             if self.returned:
                 return
 
-    def _runtime_loop(self, node: ast.For, bounds: list[Any]) -> None:
+    def _runtime_loop(self, node: ast.For, bounds: list[Any], attrs: dict[str, Any]) -> None:
         if not isinstance(node.target, ast.Name):
             raise self._unsupported(node.target, "unpacking a runtime loop variable")
         if not 1 <= len(bounds) <= 3:
@@ -364,7 +369,7 @@ class CodeGenerator(ast.NodeVisitor):
             self.b.create(OpKind.YIELD, yields)
         self.runtime_depth -= 1
         self.scope = dict(before)
-        op = self.b.create(OpKind.FOR, (lb, ub, step, *inits), result_types=tuple(types), regions=(body,))
+        op = self.b.create(OpKind.FOR, (lb, ub, step, *inits), attrs, result_types=tuple(types), regions=(body,))
         for name, result in zip(carried, op.results):
             result.name = name
             self.scope[name] = result
@@ -572,8 +577,8 @@ class CodeGenerator(ast.NodeVisitor):
             return bi.call_builtin(self, fn.name, [fn.target, *args], kwargs)
         if isinstance(fn, JITFunction):
             return self._inline(fn, args, kwargs, node)
-        if fn is lang.static_range:
-            raise self._unsupported(node, "npu.static_range outside a for statement")
+        if fn is lang.static_range or fn is lang.range:
+            raise self._unsupported(node, f"npu.{fn.__name__} outside a for statement")
         name = getattr(fn, "__npu_builtin__", None)
         if name is not None:
             return bi.call_builtin(self, name, args, kwargs)
