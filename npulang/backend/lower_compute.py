@@ -149,7 +149,8 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     carried: list[VReg | TileView] = []
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lo.get(init)
-        if isinstance(x, (Affine, PtrTile)):  # index/pointer tiles: carry only the scalar base offset
+        by_dot = (_producer(y) or op).kind is K.DOT
+        if isinstance(x, (Affine, PtrTile)) and not by_dot:  # index/pointer tiles: carry only the scalar base offset
             aff = x if isinstance(x, Affine) else x.offsets
             r = VReg(arg.name or "base")
             lo.emit("mov", d=r, a=aff.base)
@@ -190,7 +191,7 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     lo.cse.pop()
     lo.out.append(loop)
     for r, c, arg in zip(op.results, carried, iter_args):
-        if isinstance(lo.get(arg), (Affine, PtrTile)):
+        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, PtrTile)):
             lo.vals[r.id] = lo.get(arg)
         else:
             lo.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c

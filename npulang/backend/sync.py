@@ -45,7 +45,7 @@ class FlagInsertion:
         self.spec = spec
         self.pre: dict[int, list[MInstr]] = {}
         self.post: dict[int, list[MInstr]] = {}
-        self.waits: dict[int, list[tuple[Flag, Node]]] = {}
+        self.waits: dict[tuple[int, Pipe], list[tuple[Flag, Node]]] = {}  # (node, waiting pipe)
         self.seq: Clock = {p: 0 for p in _PIPES}
         self.done: set[int] = set()
 
@@ -103,7 +103,7 @@ class FlagInsertion:
                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry],
                loop: _LoopCtx | None, anchor_before: Node) -> None:
         known = vc[pipe]
-        for flag, source in self.waits.get(id(target), []):
+        for flag, source in self.waits.get((id(target), pipe), []):
             src = _latest(hist, source)
             if src is not None:
                 _join(known, src)
@@ -124,7 +124,7 @@ class FlagInsertion:
                     self.post.setdefault(id(loop.node), []).insert(0, MInstr("wait_flag", {}, flag=flag))
                 self.post.setdefault(id(e.anchor), []).append(set_ins)
                 self.pre.setdefault(id(anchor_before), []).append(wait_ins)
-                self.waits.setdefault(id(target), []).append((flag, e.anchor))
+                self.waits.setdefault((id(target), pipe), []).append((flag, e.anchor))
                 _join(known, e)
                 changed = True
                 break

@@ -57,6 +57,12 @@ def matmul(BM=32, BN=32, BK=32, dt="f16", out="f16"):
     ma = lb.value(K.BROADCAST, (lb.value(K.CMP, (okx, lb.value(K.SPLAT, (rem,), shape=(1, BK))), pred="lt"),), shape=(BM, BK))
     oky = lb.value(K.EXPAND_DIMS, (ok,), axis=1)
     mb = lb.value(K.BROADCAST, (lb.value(K.CMP, (oky, lb.value(K.SPLAT, (rem,), shape=(BK, 1))), pred="lt"),), shape=(BK, BN))
+    row_ok = lb.value(K.BROADCAST, (lb.value(K.CMP, (lb.value(K.EXPAND_DIMS, (om,), axis=1),
+                                                     lb.value(K.SPLAT, (M,), shape=(BM, 1))), pred="lt"),), shape=(BM, BK))
+    col_ok = lb.value(K.BROADCAST, (lb.value(K.CMP, (lb.value(K.EXPAND_DIMS, (on,), axis=0),
+                                                     lb.value(K.SPLAT, (N,), shape=(1, BN))), pred="lt"),), shape=(BK, BN))
+    ma = lb.value(K.BINARY, (ma, row_ok), op="and")
+    mb = lb.value(K.BINARY, (mb, col_ok), op="and")
     za = lb.constant(0.0 if dt != "i8" else 0, ir.TileType((BM, BK), ir.ScalarType(dt)))
     zb = lb.constant(0.0 if dt != "i8" else 0, ir.TileType((BK, BN), ir.ScalarType(dt)))
     va = lb.value(K.LOAD, (ap_a, ma, za)); vb = lb.value(K.LOAD, (bp_a, mb, zb))
