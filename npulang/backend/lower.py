@@ -78,8 +78,8 @@ class Lowering:
         loc = self.op.loc if self.op else ir.Loc("<kernel>", 0)
         return UnsupportedKernelError(self.fn.name, loc.file, loc.line, loc.col, message, hint=hint)
 
-    def emit(self, op: str, reads: tuple[Region, ...] = (), writes: tuple[Region, ...] = (), **args: Any) -> MInstr:
-        ins = MInstr(op, args, self.loc, reads, writes)
+    def emit(self, opcode: str, reads: tuple[Region, ...] = (), writes: tuple[Region, ...] = (), **args: Any) -> MInstr:
+        ins = MInstr(opcode, args, self.loc, reads, writes)
         self.out.append(ins)
         return ins
 

@@ -6,7 +6,7 @@ from isa.dtypes import DTYPES, accumulator
 from npulang import ir
 from npulang.backend.lower import Lowering, rule
 from npulang.backend.mir import If, Loop, MInstr, VReg
-from npulang.backend.values import Affine, Operand, PtrTile, Scalar, TileView, Uniform, dense_strides
+from npulang.backend.values import Affine, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, dense_strides
 
 K = ir.OpKind
 
@@ -138,8 +138,8 @@ def index_producers(fn: ir.Function) -> None:
 @rule(K.FOR)
 def _for(lo: Lowering, op: ir.Op) -> None:
     lb, ub, step = (lo.scalar(v) for v in op.operands[:3])
-    if not isinstance(step, int) or step <= 0:
-        raise lo.error("loop step must be a positive compile-time constant")
+    if isinstance(step, float) or isinstance(step, int) and step <= 0:
+        raise lo.error("loop step must be positive (a runtime step is assumed positive)")
     body = op.regions[0]
     iv_arg, iter_args = body.args[0], body.args[1:]
     yields = body.ops[-1].operands
@@ -150,7 +150,12 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lo.get(init)
         by_dot = (_producer(y) or op).kind is K.DOT
-        if isinstance(x, (Affine, PtrTile)) and not by_dot:  # index/pointer tiles: carry only the scalar base offset
+        if isinstance(x, PtrTile) and isinstance(x.offsets, TileView):  # gather pointers: carry the base pointer
+            r = VReg(arg.name or "base")
+            lo.emit("mov", d=r, a=x.ptr.reg)
+            carried.append(r)
+            lo.vals[arg.id] = PtrTile(Ptr(r, x.ptr.arg, x.ptr.pointee), x.offsets)
+        elif isinstance(x, (Affine, PtrTile)) and not by_dot:  # index/pointer tiles: carry only the scalar base offset
             aff = x if isinstance(x, Affine) else x.offsets
             r = VReg(arg.name or "base")
             lo.emit("mov", d=r, a=aff.base)
@@ -199,6 +204,10 @@ def _for(lo: Lowering, op: ir.Op) -> None:
 
 def _carried_base(lo: Lowering, arg: Affine | PtrTile, y: object) -> Operand:
     """The new base offset of a carried index/pointer tile; its strides must not change."""
+    if isinstance(arg, PtrTile) and isinstance(arg.offsets, TileView):
+        if not (isinstance(y, PtrTile) and y.offsets is arg.offsets and y.ptr.arg == arg.ptr.arg):
+            raise lo.error("a loop-carried gather pointer tile must advance by a scalar")
+        return y.ptr.reg
     a = arg if isinstance(arg, Affine) else arg.offsets
     if isinstance(y, PtrTile) and isinstance(arg, PtrTile) and y.ptr == arg.ptr and isinstance(y.offsets, Affine):
         b = y.offsets

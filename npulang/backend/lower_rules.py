@@ -248,6 +248,10 @@ def _addptr(lo: Lowering, op: ir.Op) -> None:
     if isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and isinstance(off, Affine):
         lo.vals[op.result.id] = access.offset_ptr(p, off, lo.sop)
         return
+    if isinstance(p, PtrTile) and isinstance(off, Affine) and all(c == 0 for c in off.coeffs):
+        moved = lo.sop("add", p.ptr.reg, lo.sop("mul", off.base, _size(p.ptr.pointee)))  # gather base moves
+        lo.vals[op.result.id] = PtrTile(Ptr(moved, p.ptr.arg, p.ptr.pointee), p.offsets)  # type: ignore[arg-type]
+        return
     if isinstance(p, PtrTile):  # non-affine offsets: an index tile for gather/scatter
         idx = lo.view(op.operands[1])
         if not (isinstance(p.offsets, Affine) and all(c == 0 for c in p.offsets.coeffs) and p.offsets.base == 0):
@@ -307,9 +311,10 @@ def _load(lo: Lowering, op: ir.Op) -> None:
                 rows=1, cols=1, src_rs=1, pad=pad)
         lo.vals[op.result.id] = dst
         return
-    space = "l1" if op.result.id in lo.feeds_dot else "ub"
+    affine = isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask))
+    space = "l1" if op.result.id in lo.feeds_dot and affine else "ub"  # a gathered dot operand goes UB->L1
     dst = lo.new_buffer(shape, dt, space, op.result.name)
-    if isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask)):
+    if affine:
         rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
         vr, vc = _valid(lo, mask, shape)
         lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
@@ -329,8 +334,6 @@ def _gather(lo: Lowering, op: ir.Op, p: PtrTile, mask: object, dst: TileView, pa
     m = None if mask is None else lo.to_ub(mask, dst.shape, "i1")  # type: ignore[arg-type]
     if m is not None and not m.dense:
         m = lo.copy_dense(m)
-    if dst.space != "ub":
-        raise lo.error("a gathered (non-affine) tile cannot feed dot directly")
     reads = (Region(("gm", p.ptr.arg)), idx.region()) + ((m.region(),) if m else ())
     lo.notes.append(f"line {op.loc.line}: load is not affine: lowered to gather")
     lo.emit("gather", reads, (dst.region(),), dst=dst.ref(), src=GmRef(p.ptr.reg, p.ptr.arg), idx=idx.ref(),

@@ -153,7 +153,7 @@ class Loop:
     iv: VReg
     lb: VReg | int
     ub: VReg | int
-    step: int
+    step: VReg | int
     body: list[Node]
     loc: SourceLoc | None = None
     min_trips: int = 0  # iterations known to run (0: maybe none)

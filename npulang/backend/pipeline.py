@@ -25,18 +25,30 @@ class SoftwarePipelining:
     def apply(self, nodes: list[Node]) -> None:
         if self.num_stages <= 1:
             return
+        out: list[Node] = []
         for n in nodes:
             for b in blocks_of(n):
                 self.apply(b)
             if isinstance(n, Loop) and self._worth_it(n):
-                self._unroll(n)
+                out += self._unroll(n)
+            out.append(n)
+        nodes[:] = out
 
     def _worth_it(self, loop: Loop) -> bool:
         body = list(walk(loop.body))
         innermost = not any(isinstance(x, Loop) for x in loop.body)
         return innermost and any(i.op in ("load", "gather") for i in body)
 
-    def _unroll(self, loop: Loop) -> None:
+    def _unroll(self, loop: Loop) -> list[Node]:
+        """Unroll in place; returns instructions to run before the loop (a runtime step's multiples)."""
+        pre: list[Node] = []
+        steps: dict[int, VReg | int] = {}
+        for c in range(1, self.num_stages + 1):
+            if isinstance(loop.step, int):
+                steps[c] = c * loop.step
+            else:
+                steps[c] = VReg("step")
+                pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
         local = [b for b in _buffers(loop.body) if b.scope is loop]
         copies: list[Node] = list(loop.body)
         for c in range(1, self.num_stages):
@@ -44,7 +56,7 @@ class SoftwarePipelining:
             bufs = {id(b): Buffer(f"{b.name}.{c}", b.space, b.nbytes, b.loc, loop) for b in local}
             regs = {loop.iv: iv}  # other registers are shared: the scalar unit runs the copies in order
             body = [_clone(n, bufs, regs) for n in loop.body]
-            head = MInstr("add", {"d": iv, "a": loop.iv, "b": c * loop.step}, loop.loc)
+            head = MInstr("add", {"d": iv, "a": loop.iv, "b": steps[c]}, loop.loc)
             more = VReg("more")
             test = MInstr("lt", {"d": more, "a": iv, "b": loop.ub}, loop.loc)
             if loop.min_trips >= (c + 1) and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
@@ -53,9 +65,10 @@ class SoftwarePipelining:
             else:
                 copies += [head, test, If(more, body, [], loop.loc)]
         loop.body[:] = copies
-        loop.step *= self.num_stages
+        loop.step = steps[self.num_stages]
         if loop.min_trips:
             loop.min_trips = 1
+        return pre
 
 
 def _buffers(nodes: list[Node]) -> list[Buffer]:

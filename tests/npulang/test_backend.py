@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,15 @@ def test_stages_are_recorded() -> None:
     assert [name for name, _ in ck.stages] == ["lower", "software-pipeline", "allocate-buffers+insert-flags",
                                                "assembly"]
     assert ck.stages[-1][1].startswith(".kernel vadd")
+
+
+GOLDEN = Path(__file__).parent / "golden" / "backend" / "vadd_stages.txt"
+
+
+def test_golden_stage_text_of_vector_add() -> None:
+    """Every stage's text for a small kernel; regenerate with NPU_REGEN_GOLDEN=1 after a deliberate change."""
+    ck = compile_function(vadd(64), SPEC, record=True)
+    text = "".join(f"=== {name}\n{body}\n" for name, body in ck.stages)
+    if os.environ.get("NPU_REGEN_GOLDEN"):
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
