@@ -12,6 +12,7 @@ allocation never re-derive operand semantics.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
@@ -43,7 +44,7 @@ class VReg:
     id: int = field(default_factory=lambda: next(_ids))
 
     def __str__(self) -> str:
-        return f"%{self.name}{self.id}"
+        return f"%{self.name}#{self.id}"
 
 
 @dataclass(frozen=True)
@@ -201,8 +202,13 @@ def buffers_of(nodes: list[Node]) -> list[Buffer]:
     return list(seen.values())
 
 
-def format_mir(nodes: list[Node], indent: int = 0) -> str:
-    """Readable text of the machine IR (for `stages` and golden tests)."""
+def format_mir(nodes: list[Node]) -> str:
+    """Readable text of the machine IR (for `stages` and golden tests); registers numbered from 0."""
+    numbers: dict[str, str] = {}
+    return re.sub(r"#(\d+)", lambda m: "#" + numbers.setdefault(m.group(1), str(len(numbers))), _format(nodes, 0))
+
+
+def _format(nodes: list[Node], indent: int) -> str:
     pad = "  " * indent
     out: list[str] = []
     for n in nodes:
@@ -210,13 +216,13 @@ def format_mir(nodes: list[Node], indent: int = 0) -> str:
             out.append(pad + n.text())
         elif isinstance(n, Loop):
             out.append(f"{pad}for {n.iv} in range({n.lb}, {n.ub}, {n.step}) {{")
-            out.append(format_mir(n.body, indent + 1))
+            out.append(_format(n.body, indent + 1))
             out.append(pad + "}")
         else:
             out.append(f"{pad}if {n.cond} {{")
-            out.append(format_mir(n.then, indent + 1))
+            out.append(_format(n.then, indent + 1))
             if n.orelse:
                 out.append(pad + "} else {")
-                out.append(format_mir(n.orelse, indent + 1))
+                out.append(_format(n.orelse, indent + 1))
             out.append(pad + "}")
     return "\n".join(line for line in out if line)
