@@ -14,6 +14,7 @@ barrier, so a race-free program computes what it would on the machine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +23,13 @@ from isa import MachineSpec
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError, context, describe
 from simulator.gm import GlobalMemory
 from simulator.memory import CoreMemory, GmArgs
-from simulator.ops import PIPE_NAMES
+from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
 from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared
 from simulator.races import RaceDetector
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug
+_PLAN_CACHE = 256  # distinct operand tuples remembered per instruction
 _SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
 
 
@@ -55,6 +57,7 @@ class Launch:
     grid: tuple[int, int, int]
     prints: list[str] = field(default_factory=list)
     instr_cycles: list[int] = field(default_factory=list)  # busy cycles per instruction index
+    plans: list[dict[tuple, Plan]] = field(default_factory=list)  # checked plans by operands, per instruction
     trace: list[tuple[int, int, int, int, int, tuple[int, int, int]]] | None = None
     instructions: int = 0
 
@@ -101,6 +104,9 @@ class _ProgramRun:
         self.busy = [0] * NPIPES
         self.stall = [0] * NPIPES
         self.stats = stats
+        self.plans = launch.plans
+        self.gm = launch.gm
+        self.instr_cycles = launch.instr_cycles
         opts = launch.options
         self.functional = opts.functional and memory is not None
         self.trace = launch.trace
@@ -119,7 +125,7 @@ class _ProgramRun:
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
         sets, waits = self.sets, self.waits
         instr_cycles = launch.instr_cycles
-        advance = self._advance
+        advance, work = self._advance, self._work
         t = self.start
         pc = 0
         count = 0
@@ -169,9 +175,12 @@ class _ProgramRun:
                         waits[f] += 1
                 issued[p] += 1
                 q = queues[p]
-                q.append((op, args, t))
-                if len(q) == 1:
-                    advance(p)
+                if kind == WORK and not q:  # nothing blocked ahead: resolve now
+                    work(op, args, t)
+                else:
+                    q.append((op, args, t))
+                    if len(q) == 1:
+                        advance(p)
             if scalar is not None:
                 busy_s += 1
                 instr_cycles[scalar.index] += 1
@@ -225,9 +234,9 @@ class _ProgramRun:
             kind = op.kind
             if kind == WORK:
                 q.popleft()
-                start = base
-                self._work(op, args, start)
-            elif kind == SET:
+                self._work(op, args, issued_at)
+                continue
+            if kind == SET:
                 q.popleft()
                 start = base
                 free[p] = start
@@ -257,8 +266,47 @@ class _ProgramRun:
             if kind == SET and self.queues[op.dst]:
                 self._advance(op.dst)
 
-    def _work(self, op: Op, args: tuple, start: int) -> None:
+    def _work(self, op: Op, args: tuple, issued_at: int) -> None:
+        """Start a pipe instruction: check its accesses, cost it, run its effect, book its times."""
         p = op.pipe
+        free = self.free
+        start = issued_at if issued_at > free[p] else free[p]
+        plans = self.plans[op.index]
+        plan = plans.get(args)
+        if plan is None:
+            plan = self._plan(op, args)
+            if len(plans) > _PLAN_CACHE:
+                plans.clear()
+            plans[args] = plan
+        accesses, occupancy, latency, xfer, port = plan
+        if self.races is not None:
+            race = self.races.access(p, accesses, op)
+            if race is not None:
+                raise RaceError(f"{self._where()}: {race}")
+        if xfer is not None:
+            moved = self.gm.transfer(start, xfer, port)
+            if moved > occupancy:
+                occupancy = moved
+        if self.functional:
+            try:
+                op.execute(args, self.memory)
+            except SimError as exc:
+                raise type(exc)(f"{describe(op.instr)} ({self._where()}): {exc}") from None
+        free[p] = start + occupancy
+        complete = start + latency + occupancy
+        done = self.done
+        if complete > done[p]:
+            done[p] = complete
+        self.busy[p] += occupancy
+        self.instr_cycles[op.index] += occupancy
+        resolved = self.resolved
+        self.starts[p][resolved[p] % self.depth] = start
+        resolved[p] += 1
+        if self.trace is not None:
+            self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
+
+    def _plan(self, op: Op, args: tuple) -> Plan:
+        """The instruction's plan for these operands, with every access bounds-checked."""
         try:
             plan = op.plan(args)
         except SimError as exc:
@@ -274,31 +322,15 @@ class _ProgramRun:
                 if write and not region.writable:
                     raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): writes argument {region.name}, "
                                       f"a read-only array")
+                if plan.xfer is not None and not plan.xfer.scattered:
+                    # cost relative to the array's start, as if it were aligned to every burst and line,
+                    # so cycles never depend on where numpy put it
+                    plan = plan._replace(xfer=dataclasses.replace(
+                        plan.xfer, addr=plan.xfer.addr - region.start, region=region.start))
             elif lo < 0 or hi > self.sizes[space]:
                 raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): accesses {space} bytes [{lo}, {hi}) "
                                   f"but {space} has {self.sizes[space]} bytes (valid addresses 0..{self.sizes[space] - 1})")
-        if self.races is not None:
-            race = self.races.access(p, plan.accesses, op)
-            if race is not None:
-                raise RaceError(f"{self._where()}: {race}")
-        occupancy = plan.occupancy
-        if plan.xfer is not None:
-            moved = self.launch.gm.transfer(start, plan.xfer, plan.port)
-            if moved > occupancy:
-                occupancy = moved
-        if self.functional:
-            try:
-                op.execute(args, self.memory)
-            except SimError as exc:
-                raise type(exc)(f"{describe(op.instr)} ({self._where()}): {exc}") from None
-        self.free[p] = start + occupancy
-        complete = start + plan.latency + occupancy
-        if complete > self.done[p]:
-            self.done[p] = complete
-        self.busy[p] += occupancy
-        self.launch.instr_cycles[op.index] += occupancy
-        if self.trace is not None:
-            self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
+        return plan
 
     # -- errors --------------------------------------------------------------------------------------
     def _where(self) -> str:

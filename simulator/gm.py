@@ -14,18 +14,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
 from isa import MachineSpec
 
 QUANTUM = 128  # cycles per calendar bucket: fine enough for tile-sized transfers, coarse enough to be fast
 _GROW = 4096  # buckets added at a time
 _EPS = 1e-9
+_BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
 
 
 @dataclass(frozen=True, slots=True)
 class GmXfer:
     """The GM side of one transfer: rows x cols elements at `addr`, strides in bytes.
+
+    The core rebases `addr` to an offset in the argument array starting at `region`, so bursts and
+    lines are counted as if every array were aligned, and L2 lines are keyed by (region, offset).
 
     `scattered` > 0 marks a gather/scatter of that many elements at data-dependent addresses: each
     moves one burst and is costed as an L2 miss, so timing never depends on the data.
@@ -39,33 +41,59 @@ class GmXfer:
     itemsize: int
     write: bool
     scattered: int = 0
+    region: int = 0
 
 
 class L2Cache:
-    """Shared L2 residency by line, close to LRU: each line remembers the transfer that last touched
-    it; when over capacity the oldest eighth is evicted at once. Writes allocate."""
+    """Shared L2 residency by line, close to LRU, with writes allocating.
+
+    Lines are grouped in blocks of `_BLOCK_LINES`; a block holds a bitmask of its resident lines and
+    the epoch (transfer number) that last touched it. Residency is exact per line; eviction takes
+    whole least-recently-touched blocks, the oldest eighth of the capacity at once.
+    """
 
     def __init__(self, capacity_bytes: int, line_bytes: int) -> None:
         self.line_bytes = line_bytes
         self.capacity_lines = max(1, capacity_bytes // line_bytes)
-        self.lines: dict[int, int] = {}
+        self.masks: dict[int, int] = {}
+        self.epochs: dict[int, int] = {}
+        self.resident = 0  # lines
         self.epoch = 0
 
-    def touch(self, first: int, last: int) -> int:
-        """Touch lines first..last (inclusive) in the current epoch; return how many missed."""
-        lines = self.lines
-        rng = range(first, last + 1)
-        missed = len(rng) - sum(map(lines.__contains__, rng))
-        lines.update(dict.fromkeys(rng, self.epoch))
-        if missed and len(lines) > self.capacity_lines:
-            self._evict()
+    def touch(self, region: int, first: int, last: int) -> int:
+        """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed."""
+        masks, epochs, epoch = self.masks, self.epochs, self.epoch
+        missed = 0
+        block, lo = divmod(first, _BLOCK_LINES)
+        last_block, hi = divmod(last, _BLOCK_LINES)
+        block += region << 40  # blocks of distinct arrays never share a key
+        last_block += region << 40
+        while True:
+            top = hi if block == last_block else _BLOCK_LINES - 1
+            bits = ((2 << (top - lo)) - 1) << lo
+            old = masks.get(block, 0)
+            new = bits & ~old
+            if new:
+                missed += new.bit_count()
+                masks[block] = old | bits
+            epochs[block] = epoch
+            if block == last_block:
+                break
+            block += 1
+            lo = 0
+        if missed:
+            self.resident += missed
+            if self.resident > self.capacity_lines:
+                self._evict()
         return missed
 
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
-        epochs = np.fromiter(self.lines.values(), dtype=np.int64, count=len(self.lines))
-        threshold = np.partition(epochs, len(epochs) - keep - 1)[len(epochs) - keep - 1]
-        self.lines = {ln: ep for ln, ep in self.lines.items() if ep > threshold}
+        for block in sorted(self.epochs, key=self.epochs.__getitem__):
+            if self.resident <= keep:
+                break
+            self.resident -= self.masks.pop(block).bit_count()
+            del self.epochs[block]
 
 
 class BandwidthCalendar:
@@ -155,12 +183,12 @@ class GlobalMemory:
             for r in range(rows):
                 a = x.addr + r * rs
                 nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                missed += l2.touch(a // line, (a + row - 1) // line)
+                missed += l2.touch(x.region, a // line, (a + row - 1) // line)
         else:  # column-strided: every element is its own burst
             for r in range(x.rows):
                 a = x.addr + r * x.rs
                 for c in range(x.cols):
                     e = a + c * x.cs
                     nbytes += burst
-                    missed += l2.touch(e // line, (e + x.itemsize - 1) // line)
+                    missed += l2.touch(x.region, e // line, (e + x.itemsize - 1) // line)
         return nbytes, missed * line
