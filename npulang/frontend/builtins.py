@@ -43,7 +43,7 @@ def call_builtin(gen: CodeGenerator, name: str, args: list[Any], kwargs: dict[st
     try:
         bound = inspect.signature(impl).bind(gen, *args, **kwargs)
     except TypeError as exc:
-        raise SemanticError(errors.CompilationError, f"bad call to npu.{name}(): {exc}") from None
+        raise SemanticError(errors.TypeMismatchError, f"bad call to npu.{name}(): {exc}") from None
     return impl(*bound.args, **bound.kwargs)
 
 

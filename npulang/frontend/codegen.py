@@ -269,7 +269,8 @@ class CodeGenerator(ast.NodeVisitor):
                          f"'{name}' is {describe(x)} in one path and a runtime value in another",
                          "only tiles and scalars can change inside runtime loops and ifs")
 
-    def _merge_type(self, node: ast.AST, name: str, a: Any, b: Any) -> ir.Type:
+    def _merge_type(self, node: ast.AST, name: str, a: Any, b: Any, *, loop: bool = False) -> ir.Type:
+        """The one type `name` takes where two paths meet (if branches; before/after a loop body)."""
         ta, tb = self._carried_type(node, name, a), self._carried_type(node, name, b)
         if ta == tb:
             return ta
@@ -277,6 +278,11 @@ class CodeGenerator(ast.NodeVisitor):
             return tb
         if not isinstance(b, Value):
             return ta
+        if loop:
+            raise self.error(errors.TypeMismatchError, node,
+                             f"loop-carried '{name}' is {ta} before the loop but {tb} after its body",
+                             "initialise it before the loop with the type it will have, "
+                             "e.g. npu.zeros(shape, dtype=npu.float32)")
         raise self.error(errors.TypeMismatchError, node,
                          f"'{name}' is {ta} in the if branch but {tb} in the else branch",
                          "convert one branch's value with .to(...) so both agree")
@@ -355,7 +361,7 @@ class CodeGenerator(ast.NodeVisitor):
         after = self.scope
         self.scope = dict(before)
         carried = [n for n in assigned if n in after and not _unchanged(before[n], after[n])]
-        types = [self._merge_type(node, n, before[n], after[n]) for n in carried]
+        types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
         inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
         iv = Value(I32, target)
         body = Block([iv] + [Value(t, n) for n, t in zip(carried, types)])
@@ -423,6 +429,8 @@ class CodeGenerator(ast.NodeVisitor):
         if is_constexpr_value(x) or isinstance(x, (types.ModuleType, JITFunction, bi.PointerDType)) \
                 or hasattr(x, "__npu_builtin__"):
             return x
+        if isinstance(x, types.FunctionType):
+            return x  # calling it is an error that names the function (see _call)
         raise self.error(errors.TypeMismatchError, node,
                          f"global '{name}' of type {type(x).__name__} cannot be used in a kernel",
                          "pass it as a kernel argument, or wrap a constant in npu.constexpr(...)")
@@ -624,7 +632,7 @@ class CodeGenerator(ast.NodeVisitor):
         try:
             bound = callee.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise self.error(errors.CompilationError, node, f"bad call to {callee.__name__}(): {exc}") from None
+            raise self.error(errors.TypeMismatchError, node, f"bad call to {callee.__name__}(): {exc}") from None
         bound.apply_defaults()
         for name, value in bound.arguments.items():
             if name in callee.constexpr_params and isinstance(value, Value):

@@ -1,0 +1,262 @@
+"""Invalid kernels and the exact error each must give (checked by test_errors.py).
+
+Each kernel's offending line ends with a `# <-` marker; `at` is the text the caret must point at.
+All kernels take (x_ptr, n, BLOCK: constexpr) and are specialised for (f32 array, int, BLOCK=8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import npulang as npu
+from npulang import errors
+
+TABLE = np.arange(4)
+
+
+@dataclass
+class Case:
+    kernel: npu.JITFunction
+    error: type[errors.CompilationError]
+    message: str
+    at: str
+    hint: str | None = None
+
+
+CASES: list[Case] = []
+
+
+def invalid(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None):
+    def register(kernel: npu.JITFunction) -> npu.JITFunction:
+        CASES.append(Case(kernel, error, message, at, hint))
+        return kernel
+
+    return register
+
+
+def python_helper(x):
+    return x
+
+
+@npu.jit
+def scale_by(x, k: npu.constexpr):
+    return x * k
+
+
+@npu.jit
+def exp_of(x):
+    return npu.exp(x)  # <-
+
+
+@invalid(errors.ShapeMismatchError, "dot needs 2-D tiles, got 2-D tile<8x8xf32> and 1-D tile<8xf32>",
+         at="npu.dot", hint="reshape a 1-D tile to 2-D first, e.g. x[None, :]")
+@npu.jit
+def dot_2d_with_1d(x_ptr, n, BLOCK: npu.constexpr):
+    r = npu.arange(0, BLOCK)
+    a = npu.load(x_ptr + r[:, None] * BLOCK + r[None, :])
+    v = npu.load(x_ptr + r)
+    c = npu.dot(a, v)  # <-
+    npu.store(x_ptr + r, c)
+
+
+@invalid(errors.ShapeMismatchError, "dot inner dimensions differ: a is [8, 4], b is [8, 4]", at="npu.dot")
+@npu.jit
+def dot_inner_mismatch(x_ptr, n, BLOCK: npu.constexpr):
+    a = npu.load(x_ptr + npu.arange(0, BLOCK)[:, None] * 4 + npu.arange(0, 4)[None, :])
+    npu.dot(a, a)  # <-
+
+
+@invalid(errors.TypeMismatchError, "dot operands must have one dtype, got f16 and f32", at="npu.dot")
+@npu.jit
+def dot_mixed_dtypes(x_ptr, n, BLOCK: npu.constexpr):
+    a = npu.load(x_ptr + npu.arange(0, BLOCK)[:, None] * BLOCK + npu.arange(0, BLOCK)[None, :])
+    npu.dot(a.to(npu.float16), a)  # <-
+
+
+@invalid(errors.ConstexprRequiredError, "arange end must be a constexpr, got a runtime i32 scalar",
+         at="npu.arange", hint="declare the parameter as NAME: npu.constexpr, or pass it as a keyword")
+@npu.jit
+def arange_runtime_bound(x_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, n)  # <-
+    npu.store(x_ptr + offs, 0.0)
+
+
+@invalid(errors.ConstexprRequiredError, "sum axis must be a constexpr int, got i32 scalar", at="npu.sum")
+@npu.jit
+def reduce_runtime_axis(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr, npu.sum(x, axis=n))  # <-
+
+
+@invalid(errors.ConstexprRequiredError, "parameter 'k' of scale_by is a constexpr, got a runtime i32 scalar",
+         at="scale_by")
+@npu.jit
+def runtime_value_for_constexpr_param(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr + npu.arange(0, BLOCK), scale_by(x, n))  # <-
+
+
+@invalid(errors.ShapeMismatchError, "cannot broadcast shapes [8] and [4]", at="npu.arange(0, BLOCK) +",
+         hint="make the shapes equal, or give one a size-1 dimension (x[:, None])")
+@npu.jit
+def shapes_do_not_broadcast(x_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK) + npu.arange(0, 4)  # <-
+    npu.store(x_ptr + offs, 0.0)
+
+
+@invalid(errors.TypeMismatchError, "bitwise and needs integer operands, got 1-D tile<8xf32> and 1-D tile<8xf32>",
+         at="x & 1")
+@npu.jit
+def bitwise_on_floats(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    y = x & 1  # <-
+    npu.store(x_ptr + npu.arange(0, BLOCK), y)
+
+
+@invalid(errors.TypeMismatchError, "exp needs a float operand, got 1-D tile<8xi32>", at="npu.exp",
+         hint="convert first: x.to(npu.float32)")
+@npu.jit
+def exp_of_ints_in_a_callee(x_ptr, n, BLOCK: npu.constexpr):
+    y = exp_of(npu.arange(0, BLOCK))
+    npu.store(x_ptr + npu.arange(0, BLOCK), y)
+
+
+@invalid(errors.TypeMismatchError, "load needs a pointer or a tile of pointers, got i32 scalar", at="npu.load")
+@npu.jit
+def load_from_a_scalar(x_ptr, n, BLOCK: npu.constexpr):
+    v = npu.load(n)  # <-
+    npu.store(x_ptr, v)
+
+
+@invalid(errors.TypeMismatchError, "pointer offset must be an integer, got f32 scalar", at="x_ptr + 1.5",
+         hint="use .to(npu.int32)")
+@npu.jit
+def pointer_plus_float(x_ptr, n, BLOCK: npu.constexpr):
+    npu.store(x_ptr + 1.5, 0.0)  # <-
+
+
+@invalid(errors.ShapeMismatchError, "an if condition must be a scalar, got 1-D tile<8xi1>", at="offs < n",
+         hint="use npu.where(mask, a, b) for a per-element choice")
+@npu.jit
+def if_on_a_tile(x_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    if offs < n:  # <-
+        npu.store(x_ptr + offs, 0.0)
+
+
+@invalid(errors.TypeMismatchError, "'y' is tile<8xi32> in the if branch but tile<8xf32> in the else branch",
+         at="if n > 2")
+@npu.jit
+def if_branches_disagree(x_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    if n > 2:  # <-
+        y = offs
+    else:
+        y = offs.to(npu.float32)
+    npu.store(x_ptr + offs, y)
+
+
+@invalid(errors.TypeMismatchError, "loop-carried 'acc' is tile<8xi32> before the loop but tile<8xf32> after "
+         "its body", at="for i in range(n)")
+@npu.jit
+def loop_carried_type_changes(x_ptr, n, BLOCK: npu.constexpr):
+    acc = npu.zeros([BLOCK], dtype=npu.int32)
+    for i in range(n):  # <-
+        acc = acc + npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr + npu.arange(0, BLOCK), acc)
+
+
+@invalid(errors.UnsupportedSyntaxError, "while is not supported in kernels", at="while",
+         hint="use for i in range(start, stop, step)")
+@npu.jit
+def while_loop(x_ptr, n, BLOCK: npu.constexpr):
+    i = 0
+    while i < n:  # <-
+        i += 1
+
+
+@invalid(errors.UnsupportedSyntaxError, "break is not supported in kernels", at="break")
+@npu.jit
+def break_in_loop(x_ptr, n, BLOCK: npu.constexpr):
+    for i in range(n):
+        break  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "assigning to subscript is not supported in kernels", at="x[0]")
+@npu.jit
+def assign_into_a_tile(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    x[0] = 1.0  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "indexing a tile with anything but ':' and None is not supported in "
+         "kernels", at="2]")
+@npu.jit
+def index_a_tile_with_an_int(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr, x[2])  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "cannot call Python function 'python_helper' from a kernel",
+         at="python_helper", hint="decorate it with @npu.jit to call it from kernels")
+@npu.jit
+def call_plain_python(x_ptr, n, BLOCK: npu.constexpr):
+    y = python_helper(n)  # <-
+    npu.store(x_ptr, y)
+
+
+@invalid(errors.UnsupportedSyntaxError, "print is not supported in kernels", at="print",
+         hint="use npu.device_print(prefix, values...) or npu.static_print")
+@npu.jit
+def python_print(x_ptr, n, BLOCK: npu.constexpr):
+    print(n)  # <-
+
+
+@invalid(errors.TypeMismatchError, "global 'TABLE' of type ndarray cannot be used in a kernel", at="TABLE",
+         hint="pass it as a kernel argument, or wrap a constant in npu.constexpr(...)")
+@npu.jit
+def global_array(x_ptr, n, BLOCK: npu.constexpr):
+    npu.store(x_ptr, TABLE)  # <-
+
+
+@invalid(errors.CompilationError, "name 'undefined_thing' is not defined", at="undefined_thing")
+@npu.jit
+def undefined_name(x_ptr, n, BLOCK: npu.constexpr):
+    npu.store(x_ptr, undefined_thing)  # <- # noqa: F821
+
+
+@invalid(errors.CompilationError, "module 'npulang' has no attribute 'tl_load'", at="npu.tl_load")
+@npu.jit
+def unknown_builtin(x_ptr, n, BLOCK: npu.constexpr):
+    npu.tl_load(x_ptr)  # <-
+
+
+@invalid(errors.CompilationError, "static_assert failed: BLOCK must be a multiple of 16", at="npu.static_assert")
+@npu.jit
+def failing_static_assert(x_ptr, n, BLOCK: npu.constexpr):
+    npu.static_assert(BLOCK % 16 == 0, "BLOCK must be a multiple of 16")  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "return inside a runtime loop or if is not supported in kernels",
+         at="return", hint="return at the end of the function, or make the condition a constexpr")
+@npu.jit
+def return_in_runtime_if(x_ptr, n, BLOCK: npu.constexpr):
+    if n > 0:
+        return  # <-
+    npu.store(x_ptr, 1.0)
+
+
+@invalid(errors.UnsupportedSyntaxError, "unsupported syntax in a kernel: Lambda", at="lambda")
+@npu.jit
+def lambda_in_kernel(x_ptr, n, BLOCK: npu.constexpr):
+    f = lambda v: v + 1  # <- # noqa: E731
+    npu.store(x_ptr, f(n))
+
+
+@invalid(errors.TypeMismatchError, "bad call to npu.load(): missing a required argument: 'pointer'",
+         at="npu.load")
+@npu.jit
+def builtin_called_wrongly(x_ptr, n, BLOCK: npu.constexpr):
+    npu.load(mask=n > 0)  # <-
