@@ -83,13 +83,29 @@ def test_specialize_is_memoised_by_types_and_constexprs() -> None:
     assert fn1.constexprs == {"BLOCK_SIZE": 8}
 
 
-def test_the_key_covers_callee_source() -> None:
-    x = np.zeros(8, np.float32)
-    assert K.matmul_kernel.source_hash() != K.add_kernel.source_hash()
-    deps = K.matmul_kernel.source_hash()
-    assert deps == K.matmul_kernel.source_hash()
-    assert K.leaky_relu.source_hash() != deps
-    del x
+def test_the_key_covers_callees_and_global_constants(monkeypatch) -> None:
+    before = K.matmul_kernel.source_hash()
+    assert before == K.matmul_kernel.source_hash()
+    monkeypatch.setattr(K, "leaky_relu", K.add_kernel)  # a different callee behind the same name
+    assert K.matmul_kernel.source_hash() != before
+    monkeypatch.undo()
+    assert K.matmul_kernel.source_hash() == before
+    x = np.zeros(8, np.int32)
+    _, key = features_kernel.specialize(x, x, 8, BLOCK=8, MODE="tuple")
+    monkeypatch.setitem(globals(), "SCALE", npu.constexpr(4))
+    _, key2 = features_kernel.specialize(x, x, 8, BLOCK=8, MODE="tuple")
+    assert key2 != key
+
+
+def test_jit_with_options_interprets_by_default() -> None:
+    @npu.jit(interpret=True)
+    def double(x_ptr, BLOCK: npu.constexpr):
+        offs = npu.arange(0, BLOCK)
+        npu.store(x_ptr + offs, npu.load(x_ptr + offs) * 2)
+
+    x = np.arange(4, dtype=np.float32)
+    assert isinstance(double[(1,)](x, BLOCK=4), npu.InterpretResult)
+    np.testing.assert_array_equal(x, [0, 2, 4, 6])
 
 
 def test_num_stages_and_num_warps_are_launch_options_not_constexprs() -> None:
