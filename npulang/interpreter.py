@@ -261,7 +261,8 @@ def _erf(x: np.ndarray) -> np.ndarray:
 _FLOAT_UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "neg": np.negative, "abs": np.abs, "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2,
     "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "erf": _erf, "tanh": np.tanh,
-    "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "floor": np.floor, "ceil": np.ceil, "sin": np.sin, "cos": np.cos,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "floor": np.floor, "ceil": np.ceil, "sin": np.sin,
+    "cos": np.cos,
 }
 
 
@@ -438,7 +439,8 @@ def _if(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
 
 @rule(OpKind.PRINT)
 def _print(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
-    parts = [str(x.tolist()) if isinstance(x, np.ndarray) else f"<pointer {p.names[x.buf]}+{x.offsets.tolist()}>"
+    parts = [str(x.tolist()) if isinstance(x,
+                                           np.ndarray) else f"<pointer {p.names[x.buf]}+{x.offsets.tolist()}>"
              for x in a]
     line = f"pid ({p.pid[0]}, {p.pid[1]}, {p.pid[2]}) {op.attrs.get('prefix', '')}{' '.join(parts)}"
     p.prints.append(line)

@@ -367,7 +367,8 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
     if kind is OpKind.WHERE:
         _expect(n == 3, "where takes (cond, a, b)")
         t = _same_types("where", operands[1:])
-        _expect(operands[0].type == with_elem(t, I1), f"where condition {operands[0].type} does not match {t}")
+        _expect(operands[0].type == with_elem(t, I1),
+                f"where condition {operands[0].type} does not match {t}")
         return (t,)
     if kind is OpKind.ADDPTR:
         _expect(n == 2, "addptr takes (ptr, offset)")
@@ -432,7 +433,8 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         t = operands[0].type
         op, axis = attrs.get("op"), attrs.get("axis")
         _expect(n == 1 and isinstance(t, TileType) and op in REDUCE_OPS, "reduce takes one tile and an op")
-        _expect(isinstance(axis, int) and 0 <= axis < len(t.shape), f"reduce axis {axis} out of range for {t}")
+        _expect(isinstance(axis, int) and 0 <= axis < len(t.shape),
+                f"reduce axis {axis} out of range for {t}")
         e = I32 if op in ("argmax", "argmin") else t.elem
         return (make_type(t.shape[:axis] + t.shape[axis + 1:], e),)
     if kind in (OpKind.YIELD, OpKind.PRINT, OpKind.RETURN):

@@ -70,7 +70,8 @@ class JITFunction:
         self.params = list(self.signature.parameters)
         self.constexpr_params = {
             name for name, p in self.signature.parameters.items()
-            if p.annotation is lang.constexpr or p.annotation in ("npu.constexpr", "constexpr", "tl.constexpr")
+            if p.annotation is lang.constexpr or p.annotation in ("npu.constexpr", "constexpr",
+                                                                  "tl.constexpr")
         }
         self._source: KernelSource | None = None
         self._cache: dict[str, ir.Function] = {}
@@ -227,8 +228,8 @@ def _arg_type(kernel: str, name: str, value: Any) -> ir.Type:
         return ir.ScalarType("f16")
     if isinstance(value, (float, np.floating)):
         return ir.F32
-    raise errors.NpuError(f"kernel {kernel}: argument '{name}' of type {type(value).__name__} is not supported; "
-                          f"pass numpy arrays (pointers), ints, floats, or constexprs by keyword")
+    raise errors.NpuError(f"kernel {kernel}: argument '{name}' of type {type(value).__name__} is not "
+                          "supported; pass numpy arrays (pointers), ints, floats, or constexprs by keyword")
 
 
 def _referenced_globals(src: KernelSource) -> dict[str, Any]:

@@ -41,7 +41,9 @@ def _verify_block(block: Block, scopes: list[set[int]], all_defined: set[int], t
                 raise _fail(op, f"operand {v!r} is not defined before use in an enclosing block")
         last = i == len(block.ops) - 1
         if op.kind in _TERMINATORS and (not last or op.kind is not terminator):
-            raise _fail(op, f"{op.kind.value} must be the last op of a {'function' if terminator is OpKind.RETURN else 'region'}")
+            raise _fail(op,
+                        f"{op.kind.value} must be the last op of a "
+                        f"{'function' if terminator is OpKind.RETURN else 'region'}")
         if last and op.kind is not terminator:
             raise _fail(op, f"block must end in {terminator.value}")
         _verify_op(op)

@@ -267,7 +267,8 @@ for _op in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "abs", "erf", "tanh",
 
 
 @_register("sum", method=True)
-def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = False, dtype: Any = None) -> Value:
+def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = False,
+         dtype: Any = None) -> Value:
     x = _tile(input, "sum")
     if dtype is not None:
         x = gen.sem.cast(x, dtype_arg(dtype))

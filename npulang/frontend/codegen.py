@@ -162,8 +162,12 @@ class CodeGenerator(ast.NodeVisitor):
         value = self.visit(node.value)
         if self._is_constexpr_annotation(node.annotation) and isinstance(value, Value):
             raise self.error(errors.ConstexprRequiredError, node.value,
-                             f"a constexpr variable needs a compile-time value, got a runtime {describe(value)}")
+                             "a constexpr variable needs a compile-time value, "
+                             f"got a runtime {describe(value)}")
         self._assign(node.target, value)
+
+    def _is_constexpr_annotation(self, annotation: ast.expr) -> bool:
+        return self.visit(annotation) is lang.constexpr
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         if not isinstance(node.target, ast.Name):
@@ -261,7 +265,8 @@ class CodeGenerator(ast.NodeVisitor):
     def _carried_type(self, node: ast.AST, name: str, x: Any) -> ir.Type:
         if isinstance(x, Value):
             if isinstance(x.type, ir.DescType):
-                raise self._unsupported(node, f"reassigning tensor descriptor '{name}' in a runtime loop or if")
+                raise self._unsupported(node,
+                                        f"reassigning tensor descriptor '{name}' in a runtime loop or if")
             return x.type
         if isinstance(x, (bool, int, float)):
             return self.sem.literal_dtype(x)
@@ -311,11 +316,13 @@ class CodeGenerator(ast.NodeVisitor):
                 if fn is lang.static_range:
                     if kwargs:
                         raise self._unsupported(it, "keyword arguments to npu.static_range")
-                    self._unrolled_loop(node, range(*[bi.constexpr_int(a, "static_range bound") for a in args]))
+                    bounds = [bi.constexpr_int(a, "static_range bound") for a in args]
+                    self._unrolled_loop(node, range(*bounds))
                     return
                 attrs = {}
                 if fn is py.range and kwargs:
-                    raise self._unsupported(it, "keyword arguments to range", "use npu.range(..., num_stages=n)")
+                    raise self._unsupported(it, "keyword arguments to range",
+                                            "use npu.range(..., num_stages=n)")
                 if kwargs.get("num_stages") is not None:
                     attrs["num_stages"] = bi.constexpr_int(kwargs["num_stages"], "num_stages")
                 self._runtime_loop(node, args, attrs)
@@ -341,7 +348,8 @@ class CodeGenerator(ast.NodeVisitor):
         if not isinstance(node.target, ast.Name):
             raise self._unsupported(node.target, "unpacking a runtime loop variable")
         if not 1 <= len(bounds) <= 3:
-            raise self.error(errors.TypeMismatchError, node.iter, f"range takes 1 to 3 arguments, got {len(bounds)}")
+            raise self.error(errors.TypeMismatchError, node.iter,
+                             f"range takes 1 to 3 arguments, got {len(bounds)}")
         if len(bounds) == 1:
             bounds = [0, bounds[0]]
         if len(bounds) == 2:
@@ -375,7 +383,8 @@ class CodeGenerator(ast.NodeVisitor):
             self.b.create(OpKind.YIELD, yields)
         self.runtime_depth -= 1
         self.scope = dict(before)
-        op = self.b.create(OpKind.FOR, (lb, ub, step, *inits), attrs, result_types=tuple(types), regions=(body,))
+        op = self.b.create(OpKind.FOR, (lb, ub, step, *inits), attrs, result_types=tuple(types),
+                           regions=(body,))
         for name, result in zip(carried, op.results):
             result.name = name
             self.scope[name] = result
@@ -383,7 +392,8 @@ class CodeGenerator(ast.NodeVisitor):
     def _loop_bound(self, node: ast.For, x: Any) -> Value:
         v = self.sem.to_value(x)
         if not (isinstance(v.type, ir.ScalarType) and v.type.is_int):
-            raise self.error(errors.TypeMismatchError, node.iter, f"range bounds must be integers, got {describe(v)}")
+            raise self.error(errors.TypeMismatchError, node.iter,
+                             f"range bounds must be integers, got {describe(v)}")
         return self.sem.cast(v, "i32")
 
     # -- expressions --------------------------------------------------------------------------
@@ -429,8 +439,8 @@ class CodeGenerator(ast.NodeVisitor):
         if is_constexpr_value(x) or isinstance(x, (types.ModuleType, JITFunction, bi.PointerDType)) \
                 or hasattr(x, "__npu_builtin__"):
             return x
-        if isinstance(x, types.FunctionType):
-            return x  # calling it is an error that names the function (see _call)
+        if isinstance(x, types.FunctionType) or x is lang.constexpr:
+            return x  # calling a plain function is an error that names it (see _call)
         raise self.error(errors.TypeMismatchError, node,
                          f"global '{name}' of type {type(x).__name__} cannot be used in a kernel",
                          "pass it as a kernel argument, or wrap a constant in npu.constexpr(...)")
@@ -442,13 +452,15 @@ class CodeGenerator(ast.NodeVisitor):
             return self._value_attr(base, attr, node)
         if isinstance(base, types.ModuleType):
             if not hasattr(base, attr):
-                raise self.error(errors.CompilationError, node, f"module '{base.__name__}' has no attribute '{attr}'")
+                raise self.error(errors.CompilationError, node,
+                                 f"module '{base.__name__}' has no attribute '{attr}'")
             return self._capture(f"{base.__name__}.{attr}", getattr(base, attr), node)
         if is_constexpr_value(base) or isinstance(base, bi.PointerDType):
             try:
                 return getattr(base, attr)
             except AttributeError:
-                raise self.error(errors.CompilationError, node, f"{describe(base)} has no attribute '{attr}'") from None
+                raise self.error(errors.CompilationError, node,
+                                 f"{describe(base)} has no attribute '{attr}'") from None
         raise self._unsupported(node, f"attribute '{attr}' of {describe(base)}")
 
     def _value_attr(self, v: Value, attr: str, node: ast.AST) -> Any:
@@ -482,7 +494,8 @@ class CodeGenerator(ast.NodeVisitor):
             if isinstance(item, ast.Constant) and item.value is None:
                 out = self.sem.expand_dims(out, axis)
                 axis += 1
-            elif isinstance(item, ast.Slice) and item.lower is None and item.upper is None and item.step is None:
+            elif isinstance(item,
+                            ast.Slice) and item.lower is None and item.upper is None and item.step is None:
                 axis += 1
             else:
                 raise self._unsupported(item, "indexing a tile with anything but ':' and None",
@@ -529,7 +542,8 @@ class CodeGenerator(ast.NodeVisitor):
             rhs = self.visit(value_node)
             if not isinstance(rhs, Value) and bool(rhs) == is_and:
                 continue
-            result = self.sem.binary("and" if is_and else "or", self.sem.to_bool(result), self.sem.to_bool(rhs))
+            result = self.sem.binary("and" if is_and else "or", self.sem.to_bool(result),
+                                     self.sem.to_bool(rhs))
         return result
 
     def visit_Compare(self, node: ast.Compare) -> Any:
@@ -606,7 +620,8 @@ class CodeGenerator(ast.NodeVisitor):
         name = fn.__name__
         runtime = any(isinstance(a, Value) for a in [*args, *kwargs.values()])
         if name == "print":
-            raise self._unsupported(node, "print", "use npu.device_print(prefix, values...) or npu.static_print")
+            raise self._unsupported(node, "print",
+                                    "use npu.device_print(prefix, values...) or npu.static_print")
         if name == "range":
             raise self._unsupported(node, "range outside a for statement")
         if not runtime:
@@ -627,12 +642,14 @@ class CodeGenerator(ast.NodeVisitor):
 
     def _inline(self, callee: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
         if self.depth >= _MAX_INLINE_DEPTH:
-            raise self.error(errors.UnsupportedSyntaxError, node, f"calls nest deeper than {_MAX_INLINE_DEPTH} "
+            raise self.error(errors.UnsupportedSyntaxError, node,
+                             f"calls nest deeper than {_MAX_INLINE_DEPTH} "
                              "levels (recursion is not supported)")
         try:
             bound = callee.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise self.error(errors.TypeMismatchError, node, f"bad call to {callee.__name__}(): {exc}") from None
+            raise self.error(errors.TypeMismatchError, node,
+                             f"bad call to {callee.__name__}(): {exc}") from None
         bound.apply_defaults()
         for name, value in bound.arguments.items():
             if name in callee.constexpr_params and isinstance(value, Value):

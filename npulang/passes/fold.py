@@ -16,7 +16,8 @@ from npulang import interpreter, ir
 from npulang.ir import Op, OpKind, Value
 from npulang.passes.base import OpRewriter
 
-_FOLDABLE = (OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST, OpKind.WHERE, OpKind.SPLAT, OpKind.BROADCAST,
+_FOLDABLE = (OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST, OpKind.WHERE, OpKind.SPLAT,
+             OpKind.BROADCAST,
              OpKind.EXPAND_DIMS, OpKind.RESHAPE, OpKind.TRANS)
 
 

@@ -106,7 +106,8 @@ def shapes_do_not_broadcast(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + offs, 0.0)
 
 
-@invalid(errors.TypeMismatchError, "bitwise and needs integer operands, got 1-D tile<8xf32> and 1-D tile<8xf32>",
+@invalid(errors.TypeMismatchError,
+         "bitwise and needs integer operands, got 1-D tile<8xf32> and 1-D tile<8xf32>",
          at="x & 1")
 @npu.jit
 def bitwise_on_floats(x_ptr, n, BLOCK: npu.constexpr):
@@ -123,7 +124,8 @@ def exp_of_ints_in_a_callee(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, BLOCK), y)
 
 
-@invalid(errors.TypeMismatchError, "load needs a pointer or a tile of pointers, got i32 scalar", at="npu.load")
+@invalid(errors.TypeMismatchError, "load needs a pointer or a tile of pointers, got i32 scalar",
+         at="npu.load")
 @npu.jit
 def load_from_a_scalar(x_ptr, n, BLOCK: npu.constexpr):
     v = npu.load(n)  # <-
@@ -233,7 +235,8 @@ def unknown_builtin(x_ptr, n, BLOCK: npu.constexpr):
     npu.tl_load(x_ptr)  # <-
 
 
-@invalid(errors.CompilationError, "static_assert failed: BLOCK must be a multiple of 16", at="npu.static_assert")
+@invalid(errors.CompilationError, "static_assert failed: BLOCK must be a multiple of 16",
+         at="npu.static_assert")
 @npu.jit
 def failing_static_assert(x_ptr, n, BLOCK: npu.constexpr):
     npu.static_assert(BLOCK % 16 == 0, "BLOCK must be a multiple of 16")  # <-
@@ -260,3 +263,11 @@ def lambda_in_kernel(x_ptr, n, BLOCK: npu.constexpr):
 @npu.jit
 def builtin_called_wrongly(x_ptr, n, BLOCK: npu.constexpr):
     npu.load(mask=n > 0)  # <-
+
+
+@invalid(errors.ConstexprRequiredError, "a constexpr variable needs a compile-time value, got a runtime i32 scalar",
+         at="n * 2")
+@npu.jit
+def runtime_value_in_a_constexpr_local(x_ptr, n, BLOCK: npu.constexpr):
+    M: npu.constexpr = n * 2  # <-
+    npu.store(x_ptr, M)

@@ -31,7 +31,8 @@ def add_kernel(x_ptr, y_ptr, output_ptr, n_elements, BLOCK_SIZE: npu.constexpr):
 def run_add(x: np.ndarray, y: np.ndarray, block: int = 64, **launch: Any) -> tuple[np.ndarray, Any]:
     out = np.zeros_like(x)
     n = x.size
-    result = add_kernel[lambda meta: (npu.cdiv(n, meta["BLOCK_SIZE"]),)](x, y, out, n, BLOCK_SIZE=block, **launch)
+    result = add_kernel[lambda meta: (npu.cdiv(n, meta["BLOCK_SIZE"]),)](x, y, out, n, BLOCK_SIZE=block,
+                                                                         **launch)
     return out, result
 
 
@@ -115,7 +116,8 @@ def run_layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float = 1e-
     y = np.zeros_like(x)
     mean = np.zeros(m, np.float32)
     rstd = np.zeros(m, np.float32)
-    result = layer_norm_fwd_fused[(m,)](x, y, w, b, mean, rstd, x.shape[1], n, eps, BLOCK_SIZE=block, **launch)
+    result = layer_norm_fwd_fused[(m,)](x, y, w, b, mean, rstd, x.shape[1], n, eps, BLOCK_SIZE=block,
+                                        **launch)
     return (y, mean, rstd), result
 
 
@@ -137,7 +139,8 @@ def leaky_relu(x):
 
 
 @npu.jit
-def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn, stride_cm, stride_cn,
+def matmul_kernel(a_ptr, b_ptr, c_ptr, M, N, K, stride_am, stride_ak, stride_bk, stride_bn, stride_cm,
+                  stride_cn,
                   BLOCK_SIZE_M: npu.constexpr, BLOCK_SIZE_N: npu.constexpr, BLOCK_SIZE_K: npu.constexpr,
                   GROUP_SIZE_M: npu.constexpr, ACTIVATION: npu.constexpr, ACC_DTYPE: npu.constexpr):
     pid = npu.program_id(axis=0)
@@ -226,7 +229,8 @@ def run_matmul_desc(a: np.ndarray, b: np.ndarray, block: tuple[int, int, int] = 
     N = b.shape[1]
     c = np.zeros((M, N), np.float16)
     bm, bn, bk = block
-    result = matmul_desc_kernel[(npu.cdiv(M, bm), npu.cdiv(N, bn))](a, b, c, M, N, K, BM=bm, BN=bn, BK=bk, **launch)
+    result = matmul_desc_kernel[(npu.cdiv(M, bm), npu.cdiv(N, bn))](a, b, c, M, N, K, BM=bm, BN=bn, BK=bk,
+                                                                    **launch)
     return c, result
 
 
@@ -234,7 +238,8 @@ def run_matmul_desc(a: np.ndarray, b: np.ndarray, block: tuple[int, int, int] = 
 
 
 @npu.jit
-def reduce_rows_kernel(x_ptr, out_ptr, M, N, stride_m, BM: npu.constexpr, BN: npu.constexpr, OP: npu.constexpr,
+def reduce_rows_kernel(x_ptr, out_ptr, M, N, stride_m, BM: npu.constexpr, BN: npu.constexpr,
+                       OP: npu.constexpr,
                        AXIS: npu.constexpr):
     """Reduce an [M, N] array (one [BM, BN] tile) along AXIS with OP into out (masked)."""
     rm = npu.arange(0, BM)

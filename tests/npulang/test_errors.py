@@ -94,7 +94,8 @@ def test_out_of_bounds_access_names_the_line_and_array() -> None:
     line = inspect.getsourcelines(unmasked.fn)[1] + 3
     message = str(info.value)
     assert f"test_errors.py:{line}:" in message
-    assert "load from 'x_ptr' at element offset 15, outside its 10 elements (6 lanes out of bounds)" in message
+    expected = "load from 'x_ptr' at element offset 15, outside its 10 elements (6 lanes out of bounds)"
+    assert expected in message
     assert "program (1, 0, 0)" in message and "hint: mask the access" in message
     np.testing.assert_array_equal(x[:8], 2 * np.arange(8))  # the first program ran; the second never stored
     np.testing.assert_array_equal(x[8:], [8, 9])

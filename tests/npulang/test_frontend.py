@@ -29,11 +29,13 @@ def test_vector_add(n: int, block: int) -> None:
     assert result.cycles is None and result.grid == (-(-n // block), 1, 1)
 
 
-@pytest.mark.parametrize("shape, dtype", [((5, 37), np.float32), ((9, 64), np.float16), ((3, 100), np.float32)])
+@pytest.mark.parametrize("shape, dtype", [((5, 37), np.float32), ((9, 64), np.float16), ((3, 100),
+                                                                                         np.float32)])
 def test_fused_softmax(shape, dtype) -> None:
     x = RNG.standard_normal(shape).astype(dtype)
     out, _ = K.run_softmax(x, interpret=True)
-    np.testing.assert_allclose(out.astype(np.float32), K.ref_softmax(x), rtol=2e-3 if dtype == np.float16 else 1e-6,
+    np.testing.assert_allclose(out.astype(np.float32), K.ref_softmax(x),
+                               rtol=2e-3 if dtype == np.float16 else 1e-6,
                                atol=1e-3 if dtype == np.float16 else 1e-7)
 
 
@@ -329,3 +331,16 @@ def test_reductions_with_indices() -> None:
     out = np.zeros(1, np.int32)
     _argmax_full[(1,)](x, out, BLOCK=6, interpret=True)
     assert out[0] == 1 + 4 * 100 + 2 * 10000
+
+
+@npu.jit
+def _annotated(x_ptr, BLOCK: npu.constexpr):
+    HALF: npu.constexpr = npu.constexpr(BLOCK // 2)
+    offs = npu.arange(0, HALF)
+    npu.store(x_ptr + offs, npu.load(x_ptr + offs + HALF))
+
+
+def test_annotated_constexpr_locals() -> None:
+    x = np.arange(8, dtype=np.int32)
+    _annotated[(1,)](x, BLOCK=8, interpret=True)
+    np.testing.assert_array_equal(x, [4, 5, 6, 7, 4, 5, 6, 7])

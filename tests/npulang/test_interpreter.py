@@ -20,7 +20,8 @@ SETTINGS = settings(max_examples=12, deadline=None)
 EPS = {np.dtype(np.float16): 1e-3, BF16: 8e-3, np.dtype(np.float32): 1e-6}
 
 UNARY_REF = {
-    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x),
+    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "sqrt": np.sqrt,
+    "rsqrt": lambda x: 1 / np.sqrt(x),
     "abs": np.abs, "erf": np.vectorize(math.erf), "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "floor": np.floor, "ceil": np.ceil, "sin": np.sin, "cos": np.cos, "neg": np.negative,
 }
@@ -127,7 +128,8 @@ def test_transposed_tiles_with_ragged_edges(m: int, n: int, dtype) -> None:
 
 @settings(max_examples=10, deadline=None)
 @given(m=st.integers(1, 40), n=st.integers(1, 40), k=st.integers(1, 40),
-       dtype=st.sampled_from([np.float16, BF16, np.int8]), transpose_b=st.booleans(), seed=st.integers(0, 2**16))
+       dtype=st.sampled_from([np.float16, BF16, np.int8]), transpose_b=st.booleans(), seed=st.integers(0,
+                                                                                                       2**16))
 def test_matmul_on_ragged_shapes(m: int, n: int, k: int, dtype, transpose_b: bool, seed: int) -> None:
     rng = np.random.default_rng(seed)
     a = (rng.standard_normal((m, k)) * 3).astype(dtype)

@@ -21,14 +21,16 @@ def _launches():
     x = RNG.standard_normal(100).astype(np.float32)
     yield K.add_kernel, (4, 1, 1), [x, x.copy(), np.zeros_like(x), 100], {"BLOCK_SIZE": 32}
     s = RNG.standard_normal((5, 20)).astype(np.float16)
-    yield K.softmax_kernel, (3, 1, 1), [np.zeros_like(s), s, 20, 20, 5, 20], {"BLOCK_SIZE": 32, "num_stages": 2}
+    yield K.softmax_kernel, (3, 1, 1), [np.zeros_like(s), s, 20, 20, 5, 20], {"BLOCK_SIZE": 32,
+                                                                              "num_stages": 2}
     w = RNG.standard_normal(20).astype(np.float32)
     yield (K.layer_norm_fwd_fused, (5, 1, 1),
            [s.astype(np.float32), np.zeros((5, 20), np.float32), w, w.copy(), np.zeros(5, np.float32),
             np.zeros(5, np.float32), 20, 20, 1e-5], {"BLOCK_SIZE": 8})
     a = RNG.standard_normal((20, 24)).astype(np.float16)
     b = RNG.standard_normal((24, 12)).astype(np.float16)
-    yield (K.matmul_kernel, (4, 1, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24, 24, 1, 12, 1, 12, 1],
+    yield (K.matmul_kernel, (4, 1, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24, 24, 1, 12, 1, 12,
+                                        1],
            {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 8, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 2,
             "ACTIVATION": "leaky_relu", "ACC_DTYPE": npu.float32})
     yield K.matmul_desc_kernel, (2, 2, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24], \
@@ -66,7 +68,8 @@ class _Breaks(Pass):
 
 
 def test_pass_manager_names_the_pass_that_broke_the_ir() -> None:
-    fn, _ = K.add_kernel.specialize(np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4, np.float32), 4,
+    fn, _ = K.add_kernel.specialize(np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4,
+                                                                                               np.float32), 4,
                                     BLOCK_SIZE=4)
     with pytest.raises(IRVerifyError, match="IR invalid after breaks-ir: function add_kernel: body must end"):
         PassManager([_Breaks()]).run(fn)
