@@ -265,8 +265,8 @@ def builtin_called_wrongly(x_ptr, n, BLOCK: npu.constexpr):
     npu.load(mask=n > 0)  # <-
 
 
-@invalid(errors.ConstexprRequiredError, "a constexpr variable needs a compile-time value, got a runtime i32 scalar",
-         at="n * 2")
+@invalid(errors.ConstexprRequiredError,
+         "a constexpr variable needs a compile-time value, got a runtime i32 scalar", at="n * 2")
 @npu.jit
 def runtime_value_in_a_constexpr_local(x_ptr, n, BLOCK: npu.constexpr):
     M: npu.constexpr = n * 2  # <-
