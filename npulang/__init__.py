@@ -28,3 +28,9 @@ __all__ = [
     "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum", "tanh", "trans", "view",
     "where", "zeros",
 ]
+
+# Launch-side API: the machine kernels compile for and run on, and launch profiling.
+from npulang.launch import RunRecord, get_machine, set_machine  # noqa: E402
+from npulang.profiling import Profile, profile  # noqa: E402
+
+__all__ += ["RunRecord", "get_machine", "set_machine", "Profile", "profile"]

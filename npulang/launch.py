@@ -15,7 +15,7 @@ import numpy as np
 
 import isa
 from npulang import errors
-from npulang import profile as _profile
+from npulang import profiling
 from npulang.backend import CompiledKernel, compile_function
 from npulang.cache import KERNELS, make_key
 from npulang.passes import PassManager, generic_pipeline
@@ -170,5 +170,5 @@ def launch(kernel: JITFunction, grid: Any, args: tuple[Any, ...], meta: Mapping[
     except SimError as exc:
         raise errors.NpuRuntimeError(f"kernel '{kernel.__name__}' failed in the simulator: {exc}") from exc
     run = RunRecord(kernel.__name__, grid3, result.cycles, spec, result)
-    _profile.record(run)
+    profiling.record(run)
     return run

@@ -1,0 +1,156 @@
+"""The compiled launch path: results, cycles, the run record, profile, caches, inspect and errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import isa
+import npulang as npu
+from isa.asm import assemble
+from npulang import launch as npl
+from npulang.cache import KernelCache, make_key
+
+
+@npu.jit
+def scale_add(x_ptr, y_ptr, out_ptr, n, alpha, BLOCK: npu.constexpr):
+    pid = npu.program_id(0)
+    offs = pid * BLOCK + npu.arange(0, BLOCK)
+    mask = offs < n
+    x = npu.load(x_ptr + offs, mask=mask)
+    y = npu.load(y_ptr + offs, mask=mask)
+    npu.store(out_ptr + offs, alpha * x + y, mask=mask)
+
+
+@npu.jit
+def unmasked_copy(x_ptr, out_ptr, BLOCK: npu.constexpr):
+    offs = npu.program_id(0) * BLOCK + npu.arange(0, BLOCK)
+    npu.store(out_ptr + offs, npu.load(x_ptr + offs))
+
+
+def _arrays(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.random(n, np.float32), rng.random(n, np.float32), np.zeros(n, np.float32)
+
+
+def _launch(x, y, out, **meta):
+    n = x.size
+    return scale_add[lambda m: (npu.cdiv(n, m["BLOCK"]),)](x, y, out, n, 2.0, BLOCK=256, **meta)
+
+
+def test_results_match_numpy_and_cycles_respect_the_hbm_roofline():
+    x, y, out = _arrays(10_000)
+    npl.device().flush_l2()
+    run = _launch(x, y, out)
+    np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
+    spec = npl.get_machine()
+    # cold L2: every byte read and written crosses HBM, so no launch can beat bytes / bandwidth
+    assert run.cycles >= 3 * x.nbytes / spec.hbm_bytes_per_cycle
+    assert run.grid == (40, 1, 1)
+    assert run.seconds == pytest.approx(run.cycles / 1.8e9)
+    assert 0 < run.utilisation["mte2"] <= 1
+
+
+def test_cycles_are_deterministic_on_a_cold_device_and_timing_only_agrees():
+    x, y, out = _arrays(5000)
+    npl.device().flush_l2()
+    first = _launch(x, y, out).cycles
+    npl.device().flush_l2()
+    out2 = np.zeros_like(out)
+    timing = _launch(x, y, out2, timing_only=True).cycles
+    assert timing == first
+    assert not out2.any()  # timing-only does no numpy work
+
+
+def test_profile_records_every_launch_and_sums_cycles():
+    x, y, out = _arrays(3000)
+    with npu.profile() as prof:
+        a = _launch(x, y, out)
+        with npu.profile() as inner:
+            b = _launch(x, y, out)
+    assert prof.launches == [a, b]
+    assert inner.launches == [b]
+    assert prof.cycles == a.cycles + b.cycles
+    assert "scale_add" in prof.summary()
+
+
+def test_run_profile_attributes_cycles_to_kernel_lines_and_report_shows_source():
+    x, y, out = _arrays(3000)
+    run = _launch(x, y, out)
+    assert run.profile and all(":" in k for k in run.profile)
+    assert "npu.store(out_ptr + offs, alpha * x + y, mask=mask)" in run.report()
+
+
+def test_trace_is_written_when_asked_and_explains_itself_otherwise(tmp_path):
+    x, y, out = _arrays(2000)
+    run = _launch(x, y, out, trace=True)
+    path = run.write_trace(tmp_path / "t.json")
+    events = json.loads(path.read_text())
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    assert any(e.get("ph") == "X" for e in events)
+    with pytest.raises(npu.NpuError, match="trace=True"):
+        _launch(x, y, out).write_trace(tmp_path / "none.json")
+
+
+def test_memory_cache_hit_skips_compilation(monkeypatch):
+    x, y, out = _arrays(1000)
+    _launch(x, y, out)
+    calls = []
+    monkeypatch.setattr(npl, "compile_function", lambda *a, **k: calls.append(a))
+    _launch(x, y, out)
+    assert calls == []
+
+
+def test_disk_cache_round_trips_and_recovers_from_a_corrupt_entry(tmp_path):
+    program = assemble(".kernel k\n    nop\n")
+    cache = KernelCache(tmp_path)
+    key = make_key("k", 1)
+    built = []
+    assert cache.get_or_compile(key, lambda: built.append(1) or program) == program
+    fresh = KernelCache(tmp_path)  # another process
+    assert fresh.get_or_compile(key, lambda: pytest.fail("should come from disk")) == program
+    (tmp_path / "kernels" / f"{key}.s").write_text("garbage {{{")
+    again = KernelCache(tmp_path)
+    assert again.get_or_compile(key, lambda: program) == program
+    assert (tmp_path / "kernels" / f"{key}.s").read_text().startswith(".kernel k")
+
+
+def test_cache_key_changes_with_machine_and_num_stages():
+    spec = isa.MachineSpec.load()
+    other = spec.replace(cores=8)
+    assert make_key("k", 2, spec.fingerprint) != make_key("k", 2, other.fingerprint)
+    assert make_key("k", 2, spec.fingerprint) != make_key("k", 1, spec.fingerprint)
+
+
+def test_inspect_shows_each_stage_and_assembly_that_round_trips():
+    x, y, out = _arrays(1000)
+    ins = scale_add.inspect(x, y, out, x.size, 2.0, BLOCK=256)
+    names = [name for name, _ in ins.stages]
+    assert names[0] == "frontend" and "cse" in names and "lower" in names
+    assert assemble(ins.asm) == ins.program
+    assert "ub" in ins.buffer_map()
+    assert "// ---- assembly ----" in str(ins)
+
+
+def test_another_machine_changes_the_cycles():
+    x, y, out = _arrays(50_000)
+    base = npl.get_machine()
+    try:
+        npl.set_machine(base.replace(cores=4))
+        npl.device().flush_l2()
+        few = _launch(x, y, out).cycles
+    finally:
+        npl.set_machine(base)
+    npl.device().flush_l2()
+    assert _launch(x, y, out).cycles < few
+
+
+def test_out_of_bounds_access_names_the_kernel_and_line():
+    x = np.zeros(100, np.float32)
+    out = np.zeros(100, np.float32)
+    with pytest.raises(npu.OutOfBoundsError) as info:
+        unmasked_copy[(1,)](x, out, BLOCK=128)
+    text = str(info.value)
+    assert "unmasked_copy" in text and "test_launch.py" in text and "hint: mask" in text
