@@ -1,4 +1,4 @@
-"""Invalid kernels and the exact error each must give (checked by test_errors.py).
+"""Invalid kernels and the exact error each must give (checked by test_errors_frontend.py).
 
 Each kernel's offending line ends with a `# <-` marker; `at` is the text the caret must point at.
 All kernels take (x_ptr, n, BLOCK: constexpr) and are specialised for (f32 array, int, BLOCK=8).
