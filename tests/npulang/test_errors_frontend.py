@@ -93,7 +93,7 @@ def test_out_of_bounds_access_names_the_line_and_array() -> None:
         unmasked[(2,)](x, 10, BLOCK=8, interpret=True)
     line = inspect.getsourcelines(unmasked.fn)[1] + 3
     message = str(info.value)
-    assert f"test_errors.py:{line}:" in message
+    assert f"test_errors_frontend.py:{line}:" in message
     expected = "load from 'x_ptr' at element offset 15, outside its 10 elements (6 lanes out of bounds)"
     assert expected in message
     assert "program (1, 0, 0)" in message and "hint: mask the access" in message
