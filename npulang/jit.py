@@ -98,8 +98,8 @@ class JITFunction:
 
     def _hash(self, seen: set[int]) -> str:
         seen.add(id(self))
-        h = hashlib.sha256(_inspect.getsource(self.fn).encode())
-        src = self.source
+        src = self.source  # reading the source first gives a clear error when there is none
+        h = hashlib.sha256("\n".join(src.lines).encode())
         for name, value in sorted(_referenced_globals(src).items()):
             if isinstance(value, JITFunction):
                 h.update(f"{name}=jit:".encode())

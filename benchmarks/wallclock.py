@@ -1,0 +1,94 @@
+"""Wall-clock costs a kernel author feels: functional launches, cold compiles and cache hits.
+
+Reference: Triton 3.9's own CPU interpreter (TRITON_INTERPRET=1) takes 2.5 s for the tutorial
+matmul (512^3, 64x64x32 blocks) and 2.4 s for the tutorial softmax (1024x1024) on this machine
+(figures from the project's issue #3; Triton itself is not installed here).
+
+    python benchmarks/wallclock.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from examples import tutorials as tut  # noqa: E402
+from npulang import launch as npl  # noqa: E402
+from npulang.cache import KERNELS  # noqa: E402
+
+TRITON_INTERPRETER_SECONDS = {"matmul 512^3 (64x64x32)": 2.5, "softmax 1024x1024": 2.4}
+
+
+def best_of(fn: Callable[[], object], repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((512, 512)).astype(np.float16)
+    b = rng.standard_normal((512, 512)).astype(np.float16)
+    x = rng.standard_normal((1024, 1024)).astype(np.float32)
+    launches = {
+        "matmul 512^3 (64x64x32)": lambda: tut.run_matmul(a, b, np.float16, block=(64, 64, 32), group=8),
+        "softmax 1024x1024": lambda: tut.run_softmax(x, programs=24),
+    }
+    print("| launch (functional, compiled kernel cached) | npulang s | Triton interpreter s | speed-up |")
+    print("|---|---|---|---|")
+    for name, fn in launches.items():
+        fn()  # compile once; the launch itself is what is compared
+        secs = best_of(fn, 3)
+        ref = TRITON_INTERPRETER_SECONDS[name]
+        print(f"| {name} | {secs:.3f} | {ref} | {ref / secs:.1f}x |")
+
+    # cold compile of the tutorial matmul: frontend, generic passes and backend, no cache at all
+    def cold() -> None:
+        KERNELS.clear()
+        KERNELS.use_disk = False
+        tut.matmul_kernel.__dict__.pop("_programs", None)
+        tut.matmul_kernel._cache.clear()
+        npl.compile_for(tut.matmul_kernel, *_matmul_call(a, b), npl.get_machine())
+
+    cold_s = best_of(cold, 5)
+    hit_s = statistics.median(_hit_times(a, b))
+    print()
+    print("| compile | time | goal |")
+    print("|---|---|---|")
+    print(f"| tutorial matmul, cold | {cold_s * 1e3:.1f} ms | < 200 ms |")
+    print(f"| tutorial matmul, cache hit | {hit_s * 1e6:.1f} us | < 100 us |")
+
+
+def _matmul_call(a: np.ndarray, b: np.ndarray) -> tuple[tuple, dict]:
+    M, K = a.shape
+    N = b.shape[1]
+    c = np.zeros((M, N), np.float16)
+    args = (a, b, c, M, N, K, K, 1, N, 1, N, 1)
+    meta = dict(BLOCK_SIZE_M=64, BLOCK_SIZE_N=64, BLOCK_SIZE_K=32, GROUP_SIZE_M=8, ACTIVATION="",
+                ACC_DTYPE=tut.npu.float32)
+    return args, meta
+
+
+def _hit_times(a: np.ndarray, b: np.ndarray) -> list[float]:
+    args, meta = _matmul_call(a, b)
+    spec = npl.get_machine()
+    npl.compile_for(tut.matmul_kernel, args, meta, spec)
+    out = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        npl.compile_for(tut.matmul_kernel, args, meta, spec)
+        out.append(time.perf_counter() - t)
+    return out
+
+
+if __name__ == "__main__":
+    main()
