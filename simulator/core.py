@@ -14,14 +14,13 @@ barrier, so a race-free program computes what it would on the machine.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from isa import MachineSpec
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError, context, describe
-from simulator.gm import GlobalMemory
+from simulator.gm import GlobalMemory, GmXfer
 from simulator.memory import CoreMemory, GmArgs
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
@@ -125,7 +124,7 @@ class _ProgramRun:
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
         sets, waits = self.sets, self.waits
         instr_cycles = launch.instr_cycles
-        advance, work = self._advance, self._work
+        work, raise_flag, wait = self._work, self._raise_flag, self._wait
         t = self.start
         pc = 0
         count = 0
@@ -175,12 +174,14 @@ class _ProgramRun:
                         waits[f] += 1
                 issued[p] += 1
                 q = queues[p]
-                if kind == WORK and not q:  # nothing blocked ahead: resolve now
-                    work(op, args, t)
-                else:
+                if q:  # behind a blocked wait_flag
                     q.append((op, args, t))
-                    if len(q) == 1:
-                        advance(p)
+                elif kind == WORK:
+                    work(op, args, t)
+                elif kind == SET:
+                    raise_flag(op, t)
+                elif not wait(op, t):
+                    q.append((op, args, t))
             if scalar is not None:
                 busy_s += 1
                 instr_cycles[scalar.index] += 1
@@ -227,44 +228,61 @@ class _ProgramRun:
     def _advance(self, p: int) -> None:
         """Resolve pipe p's queued instructions in order until one waits on an unraised flag."""
         q = self.queues[p]
-        free, done, starts, resolved, depth = self.free, self.done, self.starts[p], self.resolved, self.depth
         while q:
             op, args, issued_at = q[0]
-            base = issued_at if issued_at > free[p] else free[p]
             kind = op.kind
-            if kind == WORK:
-                q.popleft()
-                self._work(op, args, issued_at)
-                continue
-            if kind == SET:
-                q.popleft()
-                start = base
-                free[p] = start
-                if start > done[p]:
-                    done[p] = start
-                # the flag rises when every earlier instruction of this pipe has completed
-                self.tokens[op.flag].append((done[p], self.races.snapshot(p) if self.races else None))
-                if self.trace is not None:
-                    self.trace.append((self.core, p, start, 0, op.index, self.pid))
-            else:
-                tokens = self.tokens.get(op.flag)
-                if not tokens:
+            if kind == WAIT:
+                if not self._wait(op, issued_at):
                     return
                 q.popleft()
-                raised, clock = tokens.popleft()
-                start = raised if raised > base else base
-                self.stall[p] += start - base
-                free[p] = start
-                if start > done[p]:
-                    done[p] = start
-                if self.races is not None:
-                    self.races.join(p, clock)
-                if self.trace is not None:
-                    self.trace.append((self.core, p, base, start - base, op.index, self.pid))
-            starts[resolved[p] % depth] = start
-            resolved[p] += 1
-            if kind == SET and self.queues[op.dst]:
-                self._advance(op.dst)
+                continue
+            q.popleft()  # before resolving: raising a flag may re-enter this pipe's queue
+            if kind == WORK:
+                self._work(op, args, issued_at)
+            else:
+                self._raise_flag(op, issued_at)
+
+    def _raise_flag(self, op: Op, issued_at: int) -> None:
+        """set_flag: the flag rises when every earlier instruction of its pipe has completed."""
+        p = op.pipe
+        free, done = self.free, self.done
+        start = issued_at if issued_at > free[p] else free[p]
+        free[p] = start
+        if start > done[p]:
+            done[p] = start
+        self.tokens[op.flag].append((done[p], self.races.snapshot(p) if self.races is not None else None))
+        self._book(p, start)
+        if self.trace is not None:
+            self.trace.append((self.core, p, start, 0, op.index, self.pid))
+        if self.queues[op.dst]:
+            self._advance(op.dst)
+
+    def _wait(self, op: Op, issued_at: int) -> bool:
+        """wait_flag: start once the matching set_flag's flag is up; False if it is not up yet."""
+        tokens = self.tokens.get(op.flag)
+        if not tokens:
+            return False
+        p = op.pipe
+        free, done = self.free, self.done
+        base = issued_at if issued_at > free[p] else free[p]
+        raised, clock = tokens.popleft()
+        start = raised if raised > base else base
+        self.stall[p] += start - base
+        free[p] = start
+        if start > done[p]:
+            done[p] = start
+        if self.races is not None:
+            self.races.join(p, clock)
+        self._book(p, start)
+        if self.trace is not None:
+            self.trace.append((self.core, p, base, start - base, op.index, self.pid))
+        return True
+
+    def _book(self, p: int, start: int) -> None:
+        """Remember a start time for the queue-depth rule."""
+        resolved = self.resolved
+        self.starts[p][resolved[p] % self.depth] = start
+        resolved[p] += 1
 
     def _work(self, op: Op, args: tuple, issued_at: int) -> None:
         """Start a pipe instruction: check its accesses, cost it, run its effect, book its times."""
@@ -322,11 +340,12 @@ class _ProgramRun:
                 if write and not region.writable:
                     raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): writes argument {region.name}, "
                                       f"a read-only array")
-                if plan.xfer is not None and not plan.xfer.scattered:
+                x = plan.xfer
+                if x is not None and not x.scattered:
                     # cost relative to the array's start, as if it were aligned to every burst and line,
                     # so cycles never depend on where numpy put it
-                    plan = plan._replace(xfer=dataclasses.replace(
-                        plan.xfer, addr=plan.xfer.addr - region.start, region=region.start))
+                    x = GmXfer(x.addr - region.start, x.rows, x.cols, x.rs, x.cs, x.itemsize, x.write, 0, region.start)
+                    plan = Plan(plan.accesses, plan.occupancy, plan.latency, x, plan.port)
             elif lo < 0 or hi > self.sizes[space]:
                 raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): accesses {space} bytes [{lo}, {hi}) "
                                   f"but {space} has {self.sizes[space]} bytes (valid addresses 0..{self.sizes[space] - 1})")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from simulator.errors import RaceError
 
 _MIN_LIMIT = 64
 
