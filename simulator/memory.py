@@ -56,15 +56,11 @@ class GmArgs:
 
     def find(self, lo: int, hi: int) -> GmRegion | None:
         """The region holding all of [lo, hi), or None."""
-        i = bisect.bisect_right(self._starts, lo) - 1
-        # overlapping arguments (views of one array) may need a look further back
-        while i >= 0:
+        # overlapping arguments (views of one array) may need a look further back; kernels have few
+        for i in range(bisect.bisect_right(self._starts, lo) - 1, -1, -1):
             r = self.regions[i]
-            if r.start <= lo and hi <= r.end:
+            if hi <= r.end:
                 return r
-            i -= 1
-            if i >= 0 and self.regions[i].end <= lo:
-                break
         return None
 
     def nearest(self, lo: int, hi: int) -> GmRegion | None:
