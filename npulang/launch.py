@@ -94,6 +94,7 @@ class RunRecord:
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome trace-event JSON (open it in Perfetto). Launch with `trace=True` first."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.result.write_trace(path)
         except SimError as exc:
