@@ -1,16 +1,16 @@
 """Pointer and mask analysis: affine index tiles, pointer tiles and bounds masks, kept symbolic.
 
-These rules fold `arange`, `splat`, `broadcast`, `expand_dims`, `+`, `*`, `addptr` and `<` on index
-tiles into `Affine` / `PtrTile` / `Mask` values, emitting only scalar arithmetic. Anything they
-cannot express returns None and the caller materialises the tile on the vector pipe instead
-(loads and stores of such tiles become gather/scatter).
+These rules fold `arange`, `splat`, `broadcast`, `expand_dims`, `+`, `*`, `%`, `addptr` and `<` on
+index tiles into `Affine` / `Wrapped` / `PtrTile` / `Mask` values, emitting only scalar arithmetic.
+Anything they cannot express returns None and the caller materialises the tile on the vector pipe
+instead (loads and stores of such tiles become gather/scatter).
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from npulang.backend.values import Affine, Mask, Operand, PtrTile
+from npulang.backend.values import Affine, Mask, Operand, PtrTile, Wrapped, WrapPlan
 
 ScalarOp = Callable[[str, Operand, Operand], Operand]
 
@@ -47,6 +47,49 @@ def combine_affine(op: str, a: Affine, b: Affine, sop: ScalarOp) -> Affine | Non
             s = a.base
             return Affine(sop("mul", b.base, s), tuple(sop("mul", c, s) for c in b.coeffs), b.shape)
     return None
+
+
+def wrap_affine(a: Affine, m: Operand, sop: ScalarOp) -> Affine | Wrapped | None:
+    """`a % m` for a uniform m: scalar remainder if `a` is uniform, `Wrapped` if `a` is `s + arange`."""
+    varying = [d for d, c in enumerate(a.coeffs) if c != 0]
+    if not varying:
+        return Affine(sop("rem", a.base, m), a.coeffs, a.shape)
+    if len(varying) > 1 or a.coeffs[varying[0]] != 1:
+        return None
+    dim, s = varying[0], a.base
+    size = a.shape[dim]
+    origin = sop("rem", s, m)
+    first = sop("min", sop("sub", m, origin), size)
+    rest = sop("sub", size, first)
+    fast = sop("and", sop("ge", s, 0), sop("and", sop("ge", m, 1), sop("le", rest, m)))
+    plan = WrapPlan(s, m, origin, first, rest, sop("gt", rest, 0), fast)
+    return Wrapped(Affine(0, a.coeffs, a.shape), dim, plan)
+
+
+def combine_wrapped(op: str, a: Affine | Wrapped, b: Affine | Wrapped, sop: ScalarOp) -> Wrapped | None:
+    """wrapped + affine, affine + wrapped, wrapped - affine, and wrapped * uniform (or uniform * wrapped).
+
+    The affine side must not vary along the wrapped dim: a mix of wrapped and plain index there is not
+    a piecewise-strided tile this representation can hold.
+    """
+    if isinstance(a, Wrapped) and isinstance(b, Wrapped):
+        return None
+    if isinstance(b, Wrapped) and op in ("add", "mul"):
+        a, b = b, a
+    if not isinstance(a, Wrapped) or not isinstance(b, Affine):
+        return None
+    if op in ("add", "sub") and b.coeffs[a.dim] == 0:
+        return Wrapped(combine_affine(op, a.affine, b, sop), a.dim, a.plan)  # type: ignore[arg-type]
+    if op == "mul" and all(c == 0 for c in b.coeffs):
+        return Wrapped(combine_affine("mul", a.affine, b, sop), a.dim, a.plan)  # type: ignore[arg-type]
+    return None
+
+
+def add_offsets(a: Affine | Wrapped, b: Affine | Wrapped, sop: ScalarOp) -> Affine | Wrapped | None:
+    """Offsets a + b of a pointer tile, when the sum stays symbolic."""
+    if isinstance(a, Affine) and isinstance(b, Affine):
+        return combine_affine("add", a, b, sop)
+    return combine_wrapped("add", a, b, sop)
 
 
 def compare_to_mask(pred: str, a: Affine, b: Affine, sop: ScalarOp) -> Mask | None:
@@ -106,5 +149,9 @@ def extents(m: Mask | None, shape: tuple[int, ...], sop: ScalarOp) -> list[Opera
     return out
 
 
-def offset_ptr(p: PtrTile, off: Affine, sop: ScalarOp) -> PtrTile:
-    return PtrTile(p.ptr, combine_affine("add", p.offsets, off, sop) or p.offsets)
+def offset_ptr(p: PtrTile, off: Affine | Wrapped, sop: ScalarOp) -> PtrTile | None:
+    """`p + off` for symbolic offsets, or None when the sum is not symbolic."""
+    if not isinstance(p.offsets, (Affine, Wrapped)):
+        return None
+    offsets = add_offsets(p.offsets, off, sop)
+    return None if offsets is None else PtrTile(p.ptr, offsets)

@@ -124,7 +124,7 @@ def _resolve(v: Any, regs: dict[VReg, Reg]) -> Any:
         return regs[v]
     if isinstance(v, BufRef):
         assert v.buffer.addr is not None, f"buffer {v.buffer.name} was never allocated"
-        return Mem(v.buffer.space, None, v.buffer.addr + v.offset)
+        return Mem(v.buffer.space, regs[v.reg] if v.reg is not None else None, v.buffer.addr + v.offset)
     if isinstance(v, GmRef):
         return Mem("gm", regs[v.base], 0)
     return v

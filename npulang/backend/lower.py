@@ -9,14 +9,17 @@ elementwise work happens in UB. A dot result that is stored leaves by fixpipe st
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 from isa import MachineSpec, SourceLoc
 from isa import dtype as isa_dtype
 from npulang import ir
 from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.mir import Buffer, Loop, MInstr, Node, Region, VReg
-from npulang.backend.values import Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, dense_strides
+from npulang.backend.values import (
+    Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, Wrapped, dense_strides,
+)
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
 
@@ -46,6 +49,7 @@ class Lowering:
         self.out: list[Node] = []
         self.scope: Loop | None = None
         self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
+        self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}  # L0C buffer id -> its mmad's L0A, L0B, dtype
         self.notes: list[str] = []
         self.loc: SourceLoc | None = None
         self.op: ir.Op | None = None
@@ -104,6 +108,18 @@ class Lowering:
         self.cse[-1][key] = d
         return d
 
+    @contextmanager
+    def nested(self, block: list[Node]) -> Iterator[None]:
+        """Emit into `block` (an if branch or a loop body) with its own scope of reusable scalar ops."""
+        outer = self.out
+        self.out = block
+        self.cse.append({})
+        try:
+            yield
+        finally:
+            self.out = outer
+            self.cse.pop()
+
     def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None) -> TileView:
         self.count += 1
         nbytes = max(1, _numel(shape)) * isa_dtype(dtype).itemsize
@@ -157,7 +173,23 @@ class Lowering:
             return dst
         if isinstance(x, Mask):
             return self.mask_tile(x)
+        if isinstance(x, Wrapped):
+            return self.wrapped_tile(x)
         raise self.error(f"cannot use a {type(x).__name__} value as a tile here")
+
+    def wrapped_tile(self, w: Wrapped) -> TileView:
+        """A `Wrapped` index tile in UB: iota along the wrapped dim, remainder, scale, plus the rest."""
+        a = w.affine
+        unit = tuple(1 if d == w.dim else 0 for d in range(len(a.shape)))
+        out = self.to_ub(Affine(w.plan.start, unit, a.shape), a.shape, "i32")
+        self.vector("vbin", out, [("a", out), ("b", w.plan.modulus)], op="rem", dtype="i32")
+        if a.coeffs[w.dim] != 1:
+            self.vector("vbin", out, [("a", out), ("b", a.coeffs[w.dim])], op="mul", dtype="i32")
+        rest = Affine(a.base, tuple(0 if d == w.dim else c for d, c in enumerate(a.coeffs)), a.shape)
+        if rest.base != 0 or any(c != 0 for c in rest.coeffs):
+            other = self.to_ub(rest, a.shape, "i32") if any(c != 0 for c in rest.coeffs) else rest.base
+            self.vector("vbin", out, [("a", out), ("b", other)], op="add", dtype="i32")
+        return out
 
     def mask_tile(self, m: Mask) -> TileView:
         """A Mask as an i1 tile: iota per bounded dim compared with its limit, and-ed together."""

@@ -6,7 +6,9 @@ from isa.dtypes import DTYPES, accumulator
 from npulang import ir
 from npulang.backend.lower import Lowering, rule
 from npulang.backend.mir import If, Loop, MInstr, VReg
-from npulang.backend.values import Affine, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, dense_strides
+from npulang.backend.values import (
+    Affine, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
+)
 
 K = ir.OpKind
 
@@ -64,6 +66,7 @@ def _dot(lo: Lowering, op: ir.Op) -> None:
         acc = lo.get(acc_v)
         if isinstance(acc, TileView) and acc.space == "l0c" and lo.uses.get(acc_v.id) == 1 and acc.dtype == acc_dt:
             dst, init = acc, lo.first_iter.get(id(acc.buffer), 0)
+            lo.acc_inputs[id(acc.buffer)] = (la, lb, in_dt)
         elif not _is_zero(acc):
             extra = acc_v
     if dst is None:
@@ -145,7 +148,7 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     yields = body.ops[-1].operands
     iv = VReg("iv")
     trips = max(0, -(-(ub - lb) // step)) if isinstance(lb, int) and isinstance(ub, int) else 0
-    loop = Loop(iv, lb, ub, step, [], lo.loc, min_trips=trips)
+    loop = Loop(iv, lb, ub, step, [], lo.loc, min_trips=trips, num_stages=op.attrs.get("num_stages"))
     carried: list[VReg | TileView] = []
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lo.get(init)
@@ -155,13 +158,13 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             lo.emit("mov", d=r, a=x.ptr.reg)
             carried.append(r)
             lo.vals[arg.id] = PtrTile(Ptr(r, x.ptr.arg, x.ptr.pointee), x.offsets)
-        elif isinstance(x, (Affine, PtrTile)) and not by_dot:  # index/pointer tiles: carry only the scalar base offset
-            aff = x if isinstance(x, Affine) else x.offsets
+        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot:  # index/pointer tiles: carry the base offset
+            off = x.offsets if isinstance(x, PtrTile) else x
             r = VReg(arg.name or "base")
-            lo.emit("mov", d=r, a=aff.base)
+            lo.emit("mov", d=r, a=_affine_of(off).base)
             carried.append(r)
-            moved = Affine(r, aff.coeffs, aff.shape)
-            lo.vals[arg.id] = moved if isinstance(x, Affine) else PtrTile(x.ptr, moved)
+            moved = _rebased(off, r)
+            lo.vals[arg.id] = PtrTile(x.ptr, moved) if isinstance(x, PtrTile) else moved
         elif isinstance(arg.type, ir.TileType):
             view = _carry_buffer(lo, arg, init, y)
             carried.append(view)
@@ -182,7 +185,7 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             lo.first_iter[id(c.buffer)] = first
     lo.block(ir.Block([], body.ops[:-1]))
     for c, y, arg in zip(carried, yields, iter_args):
-        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, PtrTile)):
+        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, Wrapped, PtrTile)):
             lo.emit("mov", d=c, a=_carried_base(lo, lo.get(arg), lo.get(y)))
         elif isinstance(c, VReg):
             lo.emit("mov", d=c, a=lo.scalar(y))
@@ -195,11 +198,31 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     lo.out, lo.scope = outer_out, outer_scope
     lo.cse.pop()
     lo.out.append(loop)
+    for c in carried:
+        if isinstance(c, TileView) and c.space == "l0c" and loop.min_trips == 0:
+            _zero_when_no_trips(lo, loop, c)
     for r, c, arg in zip(op.results, carried, iter_args):
-        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, PtrTile)):
+        if isinstance(c, VReg) and isinstance(lo.get(arg), (Affine, Wrapped, PtrTile)):
             lo.vals[r.id] = lo.get(arg)
         else:
             lo.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c
+
+
+def _zero_when_no_trips(lo: Lowering, loop: Loop, acc: TileView) -> None:
+    """An L0C accumulator's loop may run zero times; then `mmad` with k=0 and init=1 sets it to zeros.
+
+    Inside the loop the first iteration's mmad overwrites (init=1), so nothing else ever defines it.
+    """
+    la, lb, in_dt = lo.acc_inputs[id(acc.buffer)]
+    m, n = acc.shape
+    mmad = MInstr("mmad", {"dst": acc.ref(), "a": la.ref(), "b": lb.ref(), "dtype": in_dt, "m": m, "n": n, "k": 0,
+                           "init": 1}, loop.loc, (), (acc.region(),))
+    no_trips = lo.sop("ge", loop.lb, loop.ub)
+    if isinstance(no_trips, int):
+        if no_trips:
+            lo.out.append(mmad)
+        return
+    lo.out.append(If(no_trips, [mmad], [], loop.loc))
 
 
 def _carried_base(lo: Lowering, arg: Affine | PtrTile, y: object) -> Operand:
@@ -208,16 +231,29 @@ def _carried_base(lo: Lowering, arg: Affine | PtrTile, y: object) -> Operand:
         if not (isinstance(y, PtrTile) and y.offsets is arg.offsets and y.ptr.arg == arg.ptr.arg):
             raise lo.error("a loop-carried gather pointer tile must advance by a scalar")
         return y.ptr.reg
-    a = arg if isinstance(arg, Affine) else arg.offsets
-    if isinstance(y, PtrTile) and isinstance(arg, PtrTile) and y.ptr == arg.ptr and isinstance(y.offsets, Affine):
+    a = arg.offsets if isinstance(arg, PtrTile) else arg
+    if isinstance(y, PtrTile) and isinstance(arg, PtrTile) and y.ptr == arg.ptr:
         b = y.offsets
-    elif isinstance(y, Affine) and isinstance(arg, Affine):
+    elif not isinstance(y, PtrTile) and not isinstance(arg, PtrTile):
         b = y
     else:
         raise lo.error("a loop-carried pointer/index tile must keep its base pointer and change by a scalar")
-    if b.coeffs != a.coeffs:
+    same_wrap = isinstance(a, Wrapped) == isinstance(b, Wrapped) and (
+        not isinstance(a, Wrapped) or isinstance(b, Wrapped) and a.dim == b.dim and a.plan is b.plan)
+    if not isinstance(b, (Affine, Wrapped)) or not same_wrap or _affine_of(b).coeffs != _affine_of(a).coeffs:
         raise lo.error("a loop-carried pointer/index tile must advance by the same amount in every element")
-    return b.base
+    return _affine_of(b).base
+
+
+def _affine_of(x: Affine | Wrapped) -> Affine:
+    return x.affine if isinstance(x, Wrapped) else x
+
+
+def _rebased(x: Affine | Wrapped, base: Operand) -> Affine | Wrapped:
+    """The same index tile with a new scalar base offset."""
+    a = _affine_of(x)
+    moved = Affine(base, a.coeffs, a.shape)
+    return Wrapped(moved, x.dim, x.plan) if isinstance(x, Wrapped) else moved
 
 
 @rule(K.IF)

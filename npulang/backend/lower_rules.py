@@ -5,9 +5,9 @@ from __future__ import annotations
 from npulang import ir
 from npulang.backend import access
 from npulang.backend.lower import _SCALAR_BIN, _VECTOR_BIN, Lowering, rule
-from npulang.backend.mir import GmRef, Region, VReg
+from npulang.backend.mir import BufRef, GmRef, If, Loop, Node, Region, VReg
 from npulang.backend.values import (
-    Affine, Desc, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, dense_strides,
+    Affine, Desc, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 K = ir.OpKind
@@ -57,11 +57,18 @@ def _splat(lo: Lowering, op: ir.Op) -> None:
     lo.vals[op.result.id] = out
 
 
-def _reshaped(lo: Lowering, x: object, fa, fm, fv, shape: tuple[int, ...]) -> object:
+def _reshaped(lo: Lowering, x: object, fa, fm, fv, shape: tuple[int, ...], fd) -> object:
+    """Apply a shape change: `fa` to affine tiles, `fm` to masks, `fv` to buffer views, `fd` to a dim index."""
     if isinstance(x, Affine):
         return fa(x)
+    if isinstance(x, Wrapped):
+        inner = fa(x.affine)
+        return None if inner is None else Wrapped(inner, fd(x.dim), x.plan)
     if isinstance(x, PtrTile):
-        return PtrTile(x.ptr, fa(x.offsets))
+        if isinstance(x.offsets, TileView):
+            return PtrTile(x.ptr, fv(x.offsets))
+        offsets = _reshaped(lo, x.offsets, fa, fm, fv, shape, fd)
+        return None if offsets is None else PtrTile(x.ptr, offsets)  # type: ignore[arg-type]
     if isinstance(x, Uniform):
         return Uniform(x.value, shape, x.dtype)
     if isinstance(x, Mask):
@@ -80,7 +87,7 @@ def _broadcast(lo: Lowering, op: ir.Op) -> None:
         strides = tuple(0 if n == 1 and m != 1 else s for s, n, m in zip(v.strides, old, shape))
         return TileView(v.buffer, v.offset, shape, strides, v.dtype, v.cast_to)
     lo.vals[op.result.id] = _reshaped(lo, lo.get(op.operands[0]), lambda a: access.broadcast_affine(a, shape),
-                                      lambda m: access.broadcast_mask(m, shape), view, shape)
+                                      lambda m: access.broadcast_mask(m, shape), view, shape, lambda d: d)
 
 
 @rule(K.EXPAND_DIMS)
@@ -90,7 +97,8 @@ def _expand_dims(lo: Lowering, op: ir.Op) -> None:
     def view(v: TileView) -> TileView:
         return TileView(v.buffer, v.offset, shape, v.strides[:axis] + (0,) + v.strides[axis:], v.dtype, v.cast_to)
     lo.vals[op.result.id] = _reshaped(lo, lo.get(op.operands[0]), lambda a: access.expand_affine(a, axis),
-                                      lambda m: access.expand_mask(m, axis), view, shape)
+                                      lambda m: access.expand_mask(m, axis), view, shape,
+                                      lambda d: d + 1 if axis <= d else d)
 
 
 @rule(K.RESHAPE)
@@ -106,7 +114,12 @@ def _reshape(lo: Lowering, op: ir.Op) -> None:
     def affine(a: Affine) -> Affine:
         r = access.reshape_affine(a, shape)
         return r if r is not None else None  # type: ignore[return-value]
-    out = _reshaped(lo, x, affine, lambda m: None, view, shape)
+    old = op.operands[0].type.shape
+
+    def dim(d: int) -> int:  # the wrapped dim is not size 1: the k-th such dim stays the k-th
+        k = sum(1 for n in old[:d] if n != 1)
+        return [e for e, n in enumerate(shape) if n != 1][k]
+    out = _reshaped(lo, x, affine, lambda m: None, view, shape, dim)
     if out is None:
         out = view(lo.view(op.operands[0]))
     lo.vals[op.result.id] = out
@@ -122,7 +135,8 @@ def _trans(lo: Lowering, op: ir.Op) -> None:
     x = lo.get(op.operands[0])
     if isinstance(x, Mask):
         x = lo.mask_tile(x)
-    lo.vals[op.result.id] = _reshaped(lo, x, lambda a: access.trans_affine(a, perm), lambda m: None, view, shape)
+    lo.vals[op.result.id] = _reshaped(lo, x, lambda a: access.trans_affine(a, perm), lambda m: None, view, shape,
+                                      perm.index)
 
 
 # -- elementwise -------------------------------------------------------------------------------------
@@ -146,6 +160,16 @@ def _binary(lo: Lowering, op: ir.Op) -> None:
         out = access.combine_affine(name, a, b, lo.sop)
         if out is not None:
             lo.vals[op.result.id] = out
+            return
+    if isinstance(a, Affine) and isinstance(b, Affine) and name == "mod" and all(c == 0 for c in b.coeffs):
+        wrapped = access.wrap_affine(a, b.base, lo.sop)
+        if wrapped is not None:
+            lo.vals[op.result.id] = wrapped
+            return
+    if isinstance(a, (Affine, Wrapped)) and isinstance(b, (Affine, Wrapped)) and name in ("add", "sub", "mul"):
+        combined = access.combine_wrapped(name, a, b, lo.sop)
+        if combined is not None:
+            lo.vals[op.result.id] = combined
             return
     if isinstance(a, Mask) and isinstance(b, Mask) and name == "and":
         out = access.and_masks(a, b, lo.sop)
@@ -245,9 +269,11 @@ def _addptr(lo: Lowering, op: ir.Op) -> None:
     if isinstance(p, Ptr) and isinstance(off, Scalar):
         lo.vals[op.result.id] = Ptr(lo.sop("add", p.reg, lo.sop("mul", off.value, _size(p.pointee))), p.arg, p.pointee)  # type: ignore[arg-type]
         return
-    if isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and isinstance(off, Affine):
-        lo.vals[op.result.id] = access.offset_ptr(p, off, lo.sop)
-        return
+    if isinstance(p, PtrTile) and isinstance(off, (Affine, Wrapped)):
+        moved = access.offset_ptr(p, off, lo.sop)
+        if moved is not None:
+            lo.vals[op.result.id] = moved
+            return
     if isinstance(p, PtrTile) and isinstance(off, Affine) and all(c == 0 for c in off.coeffs):
         moved = lo.sop("add", p.ptr.reg, lo.sop("mul", off.base, _size(p.ptr.pointee)))  # gather base moves
         lo.vals[op.result.id] = PtrTile(Ptr(moved, p.ptr.arg, p.ptr.pointee), p.offsets)  # type: ignore[arg-type]
@@ -255,7 +281,7 @@ def _addptr(lo: Lowering, op: ir.Op) -> None:
     if isinstance(p, PtrTile):  # non-affine offsets: an index tile for gather/scatter
         idx = lo.view(op.operands[1])
         if not (isinstance(p.offsets, Affine) and all(c == 0 for c in p.offsets.coeffs) and p.offsets.base == 0):
-            base = p.offsets if isinstance(p.offsets, TileView) else lo.to_ub(p.offsets, p.offsets.shape, "i32")
+            base = lo.to_ub(p.offsets, p.offsets.shape, "i32")
             summed = lo.new_buffer(idx.shape, "i32", "ub", "idx")
             lo.vector("vbin", summed, [("a", base), ("b", idx)], op="add", dtype="i32")
             idx = summed
@@ -314,7 +340,10 @@ def _load(lo: Lowering, op: ir.Op) -> None:
     affine = isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask))
     space = "l1" if op.result.id in lo.feeds_dot and affine else "ub"  # a gathered dot operand goes UB->L1
     dst = lo.new_buffer(shape, dt, space, op.result.name)
-    if affine:
+    if isinstance(p, PtrTile) and isinstance(p.offsets, Wrapped) and (mask is None or isinstance(mask, Mask)):
+        dst = lo.new_buffer(shape, dt, "l1" if op.result.id in lo.feeds_dot else "ub", op.result.name)
+        _load_wrapped(lo, p, p.offsets, mask, dst, pad)
+    elif affine:
         rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
         vr, vc = _valid(lo, mask, shape)
         lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
@@ -325,6 +354,49 @@ def _load(lo: Lowering, op: ir.Op) -> None:
     else:
         raise lo.error("load needs a pointer")
     lo.vals[op.result.id] = dst
+
+
+def _load_wrapped(lo: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: TileView, pad: Operand) -> None:
+    """A load through `(s + arange) % m` offsets as strided DMA pieces (see `WrapPlan`).
+
+    Fast case: indices [0, first) from s % m onwards, then [first, B) from 0. Otherwise (s < 0, m < 1,
+    or more than one wrap) one DMA per index along the wrapped dim, each from its own (s + i) % m.
+    Every piece carries its share of the mask's valid extent, so the tile is exact either way.
+    """
+    plan, shape = w.plan, dst.shape
+    rows, cols, rs, cs = _dma_shape(lo, w.affine, shape)
+    along = w.dim if len(shape) == 2 else 1  # the DMA dim (0 rows, 1 cols) that wraps
+    stride = (rs, cs)[along]
+    step_bytes = (cols if along == 0 else 1) * dst.itemsize  # destination bytes per index along it
+    valid = _valid(lo, mask, shape)
+
+    def piece(j0: Operand, n: Operand, w0: Operand) -> None:
+        src = _gm_address(lo, p.ptr, lo.sop("add", w.affine.base, lo.sop("mul", stride, w0)))
+        off = lo.sop("mul", j0, step_bytes)
+        ref = BufRef(dst.buffer, dst.offset + off) if isinstance(off, int) else BufRef(dst.buffer, dst.offset, off)
+        ext = valid[along]
+        part = None if ext is None else lo.sop("min", lo.sop("max", lo.sop("sub", ext, j0), 0), n)
+        size = {"rows": n, "cols": cols, "valid_rows": part, "valid_cols": valid[1]} if along == 0 else \
+            {"rows": rows, "cols": n, "valid_rows": valid[0], "valid_cols": part}
+        lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=ref, src=src, dtype=dst.dtype,
+                **size, src_rs=rs, src_cs=cs, dst_rs=cols, pad=pad)
+
+    fast: list[Node] = []
+    with lo.nested(fast):
+        piece(0, plan.first, plan.origin)
+        if plan.has_rest != 0:
+            rest: list[Node] = []
+            with lo.nested(rest):
+                piece(plan.first, plan.rest, 0)
+            lo.out += rest if isinstance(plan.has_rest, int) else [If(plan.has_rest, rest, [], lo.loc)]
+    if isinstance(plan.fast, int) and plan.fast:
+        lo.out += fast
+        return
+    i = VReg("wrap_i")
+    slow = Loop(i, 0, shape[w.dim], 1, [], lo.loc, min_trips=shape[w.dim], num_stages=1)
+    with lo.nested(slow.body):
+        piece(i, 1, lo.sop("rem", lo.sop("add", plan.start, i), plan.modulus))
+    lo.out.append(If(plan.fast, fast, [slow], lo.loc) if not isinstance(plan.fast, int) else slow)
 
 
 def _gather(lo: Lowering, op: ir.Op, p: PtrTile, mask: object, dst: TileView, pad: Operand) -> None:

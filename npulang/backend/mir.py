@@ -49,12 +49,15 @@ class VReg:
 
 @dataclass(frozen=True)
 class BufRef:
-    """An on-chip memory operand: a byte offset into a buffer."""
+    """An on-chip memory operand: a byte offset into a buffer, plus a register's bytes when `reg` is set."""
 
     buffer: Buffer
     offset: int = 0
+    reg: VReg | None = None
 
     def __str__(self) -> str:
+        if self.reg is not None:
+            return f"{self.buffer.name}[{self.reg}+{self.offset}]"
         return f"{self.buffer.name}[{self.offset}]" if self.offset else self.buffer.name
 
 
@@ -123,6 +126,8 @@ class MInstr:
                 yield v
             elif isinstance(v, GmRef):
                 yield v.base
+            elif isinstance(v, BufRef) and v.reg is not None:
+                yield v.reg
 
     def defs(self) -> list[VReg]:
         """The register it writes (scalar ops write their field `d`)."""
@@ -158,6 +163,7 @@ class Loop:
     body: list[Node]
     loc: SourceLoc | None = None
     min_trips: int = 0  # iterations known to run (0: maybe none)
+    num_stages: int | None = None  # software-pipelining depth for this loop (None: the kernel default)
 
 
 @dataclass(eq=False)

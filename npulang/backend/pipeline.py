@@ -1,5 +1,7 @@
 """Software pipelining: unroll loops `num_stages` times with a private copy of each per-iteration tile.
 
+A loop's own `num_stages` (from `npu.range(..., num_stages=k)`) wins over the kernel-wide default.
+
 Pipes are decoupled queues, so once consecutive iterations write different buffers the loads
 of iteration i+1 run while iteration i computes: the flag pass then only orders each copy's
 buffers with themselves (loads wait for the consumer of the same copy `num_stages` iterations
@@ -9,7 +11,8 @@ back). Event ids are immediates, so the copies must be distinct code: the loop b
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from typing import Any, Iterator
 
 from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg, blocks_of, walk
 
@@ -23,27 +26,32 @@ class SoftwarePipelining:
         self.num_stages = num_stages
 
     def apply(self, nodes: list[Node]) -> None:
-        if self.num_stages <= 1:
-            return
+        self.defs = _body_defs(nodes)
+        self._apply(nodes)
+
+    def _apply(self, nodes: list[Node]) -> None:
         out: list[Node] = []
         for n in nodes:
             for b in blocks_of(n):
-                self.apply(b)
-            if isinstance(n, Loop) and self._worth_it(n):
-                out += self._unroll(n)
+                self._apply(b)
+            if isinstance(n, Loop) and self._stages(n) > 1 and self._worth_it(n):
+                out += self._unroll(n, self._stages(n))
             out.append(n)
         nodes[:] = out
 
-    def _worth_it(self, loop: Loop) -> bool:
-        body = list(walk(loop.body))
-        innermost = not any(isinstance(x, Loop) for x in loop.body)
-        return innermost and any(i.op in ("load", "gather") for i in body)
+    def _stages(self, loop: Loop) -> int:
+        return self.num_stages if loop.num_stages is None else loop.num_stages
 
-    def _unroll(self, loop: Loop) -> list[Node]:
+    def _worth_it(self, loop: Loop) -> bool:
+        """Innermost loops with loads; a nested loop with num_stages=1 (e.g. a DMA-piece loop) does not count."""
+        innermost = all(inner.num_stages == 1 for inner in _loops(loop.body))
+        return innermost and any(i.op in ("load", "gather") for i in walk(loop.body))
+
+    def _unroll(self, loop: Loop, stages: int) -> list[Node]:
         """Unroll in place; returns instructions to run before the loop (a runtime step's multiples)."""
         pre: list[Node] = []
         steps: dict[int, VReg | int] = {}
-        for c in range(1, self.num_stages + 1):
+        for c in range(1, stages + 1):
             if isinstance(loop.step, int):
                 steps[c] = c * loop.step
             else:
@@ -51,24 +59,43 @@ class SoftwarePipelining:
                 pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
         local = [b for b in _buffers(loop.body) if b.scope is loop]
         copies: list[Node] = list(loop.body)
-        for c in range(1, self.num_stages):
+        defs = _body_defs(loop.body)
+        for c in range(1, stages):
             iv = VReg(f"iv{c}")
             bufs = {id(b): Buffer(f"{b.name}.{c}", b.space, b.nbytes, b.loc, loop) for b in local}
-            regs = {loop.iv: iv}  # other registers are shared: the scalar unit runs the copies in order
+            # Registers defined only in the body are per-iteration temporaries: fresh ones per copy keep
+            # their live ranges short. Loop-carried registers (also defined outside) stay shared.
+            regs = {r: VReg(r.name) for r, n in defs.items() if self.defs[r] == n}
+            regs[loop.iv] = iv
             body = [_clone(n, bufs, regs) for n in loop.body]
             head = MInstr("add", {"d": iv, "a": loop.iv, "b": steps[c]}, loop.loc)
             more = VReg("more")
             test = MInstr("lt", {"d": more, "a": iv, "b": loop.ub}, loop.loc)
             if loop.min_trips >= (c + 1) and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
-                    (loop.min_trips % self.num_stages == 0):
+                    (loop.min_trips % stages == 0):
                 copies += [head] + body
             else:
                 copies += [head, test, If(more, body, [], loop.loc)]
         loop.body[:] = copies
-        loop.step = steps[self.num_stages]
+        loop.step = steps[stages]
         if loop.min_trips:
             loop.min_trips = 1
         return pre
+
+
+def _loops(nodes: list[Node]) -> Iterator[Loop]:
+    for n in nodes:
+        if isinstance(n, Loop):
+            yield n
+        for b in blocks_of(n):
+            yield from _loops(b)
+
+
+def _body_defs(nodes: list[Node]) -> Counter[VReg]:
+    """How many times each register is defined in `nodes` (nested loops' induction variables included)."""
+    counts: Counter[VReg] = Counter(d for ins in walk(nodes) for d in ins.defs())
+    counts.update(inner.iv for inner in _loops(nodes))
+    return counts
 
 
 def _buffers(nodes: list[Node]) -> list[Buffer]:
@@ -82,8 +109,8 @@ def _buffers(nodes: list[Node]) -> list[Buffer]:
 
 def _clone(n: Node, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Node:
     if isinstance(n, Loop):
-        return Loop(regs.get(n.iv, n.iv), _sub(n.lb, bufs, regs), _sub(n.ub, bufs, regs), n.step,
-                    [_clone(x, bufs, regs) for x in n.body], n.loc, n.min_trips)
+        return Loop(regs.get(n.iv, n.iv), _sub(n.lb, bufs, regs), _sub(n.ub, bufs, regs), _sub(n.step, bufs, regs),
+                    [_clone(x, bufs, regs) for x in n.body], n.loc, n.min_trips, n.num_stages)
     if isinstance(n, If):
         return If(_sub(n.cond, bufs, regs), [_clone(x, bufs, regs) for x in n.then],
                   [_clone(x, bufs, regs) for x in n.orelse], n.loc)
@@ -95,7 +122,7 @@ def _sub(v: Any, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Any:
     if isinstance(v, VReg):
         return regs.get(v, v)
     if isinstance(v, BufRef):
-        return BufRef(bufs.get(id(v.buffer), v.buffer), v.offset)
+        return BufRef(bufs.get(id(v.buffer), v.buffer), v.offset, regs.get(v.reg, v.reg) if v.reg else None)
     if isinstance(v, GmRef):
         return GmRef(regs.get(v.base, v.base), v.arg)
     return v

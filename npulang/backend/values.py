@@ -43,11 +43,45 @@ class Affine:
 
 
 @dataclass(frozen=True)
+class WrapPlan:
+    """Scalars for `(s + i) % m` over i in [0, B), computed once where the `%` is.
+
+    When `fast` (s >= 0, m >= 1 and at most one wrap), indices [0, first) read from r = s % m onwards
+    and the `rest` = B - first indices after them from 0; otherwise each index is its own piece.
+    """
+
+    start: Operand  # s
+    modulus: Operand  # m
+    origin: Operand  # r = s % m
+    first: Operand
+    rest: Operand
+    has_rest: Operand
+    fast: Operand
+
+
+@dataclass(frozen=True)
+class Wrapped:
+    """An i32 tile like `affine`, except that along `dim` the index i is replaced by (s + i) % m.
+
+    Its value at index (.., i, ..) is `affine.base + affine.coeffs[dim] * ((s + i) % m) + (other dims'
+    terms)`. Loads through it become up to two strided DMA pieces instead of a gather.
+    """
+
+    affine: Affine
+    dim: int
+    plan: WrapPlan
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.affine.shape
+
+
+@dataclass(frozen=True)
 class PtrTile:
-    """A tile of pointers `ptr + offsets` (offsets in elements, affine)."""
+    """A tile of pointers `ptr + offsets` (offsets in elements: affine, wrapped, or a UB index tile)."""
 
     ptr: Ptr
-    offsets: Affine
+    offsets: Affine | Wrapped | TileView
 
 
 @dataclass(frozen=True)
@@ -133,7 +167,7 @@ def rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0], shape[1]
 
 
-Lowered = Union[Scalar, Ptr, Affine, PtrTile, Uniform, Mask, TileView, "Desc"]
+Lowered = Union[Scalar, Ptr, Affine, Wrapped, PtrTile, Uniform, Mask, TileView, "Desc"]
 
 
 @dataclass(frozen=True)

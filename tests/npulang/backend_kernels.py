@@ -1,6 +1,25 @@
-"""Block-IR kernels built by hand with `ir.Builder` for the backend tests (no frontend needed)."""
+"""Block-IR kernels built by hand with `ir.Builder` for the backend tests (no frontend needed), and
+`run_compiled`, which compiles a frontend kernel with the backend alone and runs it on the simulator."""
 
+from typing import Any
+
+from isa import MachineSpec
 from npulang import ir
+from npulang.backend import CompiledKernel, compile_function
+from simulator import Device, RunResult, SimOptions
+
+SPEC = MachineSpec.load()
+CHECKED = SimOptions(functional=True, detect_races=True)
+
+
+def run_compiled(jf: Any, grid: tuple[int, ...], args: list[Any], *, num_stages: int = 2,
+                 **meta: Any) -> tuple[CompiledKernel, RunResult]:
+    """Specialise `jf` for `args`/`meta`, compile it for the default machine, run it (race detection on)."""
+    fn, _ = jf.specialize(*args, **meta)
+    ck = compile_function(fn, SPEC, num_stages=num_stages)
+    call = jf.bind(tuple(args), meta)
+    result = Device(SPEC).run(ck.program, grid=grid, args=[call.runtime[n] for n in fn.arg_names], options=CHECKED)
+    return ck, result
 
 K = ir.OpKind
 
