@@ -177,6 +177,9 @@ def _binary(lo: Lowering, op: ir.Op) -> None:
             lo.vals[op.result.id] = out
             return
     _vbin(lo, op, _VECTOR_BIN[name], dt, ir.elem_type(op.operands[0].type).dtype)
+    if name == "floordiv" and dt in ir.FLOAT_DTYPES:  # the vector unit's div is true division
+        out = lo.vals[op.result.id]
+        lo.vector("vun", out, [("a", out)], op="floor", dtype=dt)
 
 
 def _vbin(lo: Lowering, op: ir.Op, vop: str, out_dt: str, in_dt: str) -> None:
@@ -453,7 +456,11 @@ def _store(lo: Lowering, op: ir.Op) -> None:
     if not src.dense:
         src = lo.copy_dense(src)
     idx = p.offsets if isinstance(p.offsets, TileView) else lo.to_ub(p.offsets, shape, "i32")
+    if not idx.dense:  # scatter reads its index and mask tiles as contiguous lanes
+        idx = lo.copy_dense(idx)
     m = None if mask is None else lo.to_ub(mask, shape, "i1")
+    if m is not None and not m.dense:
+        m = lo.copy_dense(m)
     lo.notes.append(f"line {op.loc.line}: store is not affine: lowered to scatter")
     lo.emit("scatter", (src.region(), idx.region()) + ((m.region(),) if m else ()), (Region(("gm", p.ptr.arg)),),
             dst=GmRef(p.ptr.reg, p.ptr.arg), src=src.ref(), idx=idx.ref(), dtype=dt, n=max(1, _numel(shape)),
