@@ -14,14 +14,15 @@ barrier, so a race-free program computes what it would on the machine.
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import dataclasses
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from isa import MachineSpec
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError, context, describe
-from simulator.gm import GlobalMemory, GmXfer
-from simulator.memory import CoreMemory, GmArgs
+from simulator.gm import GlobalMemory
+from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
 from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared
@@ -30,6 +31,7 @@ from simulator.races import RaceDetector
 # a scalar step's Python errors that mean a bad program, not a simulator bug
 _PLAN_CACHE = 256  # distinct operand tuples remembered per instruction
 _SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
+_UNBOUNDED = 1 << 62  # a bound set to None
 
 
 @dataclass
@@ -56,7 +58,8 @@ class Launch:
     grid: tuple[int, int, int]
     prints: list[str] = field(default_factory=list)
     instr_cycles: list[int] = field(default_factory=list)  # busy cycles per instruction index
-    plans: list[dict[tuple, Plan]] = field(default_factory=list)  # checked plans by operands, per instruction
+    plans: list[dict[tuple, Any]] = field(default_factory=list)  # checked plans by operands, per instruction
+    regions: list[GmRegion | None] = field(default_factory=list)  # last GM argument each instruction touched
     trace: list[tuple[int, int, int, int, int, tuple[int, int, int]]] | None = None
     instructions: int = 0
 
@@ -97,7 +100,7 @@ class _ProgramRun:
         self.issued = [0] * NPIPES
         self.resolved = [0] * NPIPES
         self.starts = [[0] * self.depth for _ in range(NPIPES)]  # start times by issue number % depth
-        self.tokens: defaultdict[int, deque] = defaultdict(deque)  # raised flags: (time, vector clock)
+        self.tokens = [deque() for _ in range(self.prep.nflags)]  # raised flags: (time, vector clock)
         self.sets = [0] * self.prep.nflags
         self.waits = [0] * self.prep.nflags
         self.busy = [0] * NPIPES
@@ -120,18 +123,21 @@ class _ProgramRun:
         regs: list[Any] = [0] * launch.spec.scalar.registers
         scalar_ctx = _ScalarContext(self.pid, launch)
         depth, penalty = self.depth, launch.spec.scalar.branch_penalty
-        max_cycles = launch.options.max_cycles
+        opts = launch.options
+        max_cycles = _UNBOUNDED if opts.max_cycles is None else opts.max_cycles
+        max_instructions = _UNBOUNDED if opts.max_instructions is None else opts.max_instructions
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
+        free, done, stall, tokens = self.free, self.done, self.stall, self.tokens
         sets, waits = self.sets, self.waits
+        races, trace, core, pid = self.races, self.trace, self.core, self.pid
         instr_cycles = launch.instr_cycles
-        work, raise_flag, wait = self._work, self._raise_flag, self._wait
+        work, advance = self._work, self._advance
         t = self.start
         pc = 0
         count = 0
         stall_s = busy_s = 0
         while pc < nbundles:
-            bundle = bundles[pc]
-            ops = bundle.ops
+            scalar, ops, size = bundles[pc]
             for op in ops:  # a full queue stalls issue until its oldest instruction starts
                 p = op.pipe
                 k = issued[p]
@@ -143,7 +149,6 @@ class _ProgramRun:
                     if s > t:
                         stall_s += s - t
                         t = s
-            scalar = bundle.scalar
             if scalar is not None and scalar.barrier:
                 if any(queues):
                     raise self._deadlock(f"{describe(scalar.instr)} waits for every pipe to drain")
@@ -153,35 +158,65 @@ class _ProgramRun:
                     t = drained
                 if self.races is not None:
                     self.races.barrier()
-            if max_cycles is not None and t > max_cycles:
+            if t > max_cycles:
                 raise SimError(f"{self._where()}: passed max_cycles={max_cycles} at bundle {pc} (cycle {t}); "
                                f"a runaway loop, or raise SimOptions.max_cycles")
             for op in ops:
                 p = op.pipe
                 kind = op.kind
+                q = queues[p]
+                issued[p] += 1
                 if kind == WORK:
                     args = op.resolve(regs)
-                else:
-                    args = None
-                    f = op.flag
-                    if kind == SET:
-                        if sets[f] - waits[f] > 0:
-                            raise FlagError(f"{describe(op.instr)} ({self._where()}): flag "
-                                            f"{prep.flag_name(f, launch.spec.sync.event_ids)} is already set "
-                                            f"and not yet consumed by a wait_flag; wait before setting it again")
-                        sets[f] += 1
+                    if q:  # behind a blocked wait_flag
+                        q.append((op, args, t))
                     else:
-                        waits[f] += 1
-                issued[p] += 1
-                q = queues[p]
-                if q:  # behind a blocked wait_flag
-                    q.append((op, args, t))
-                elif kind == WORK:
-                    work(op, args, t)
+                        work(op, args, t)
                 elif kind == SET:
-                    raise_flag(op, t)
-                elif not wait(op, t):
-                    q.append((op, args, t))
+                    f = op.flag
+                    if sets[f] > waits[f]:
+                        raise FlagError(f"{describe(op.instr)} ({self._where()}): flag "
+                                        f"{prep.flag_name(f, launch.spec.sync.event_ids)} is already set "
+                                        f"and not yet consumed by a wait_flag; wait before setting it again")
+                    sets[f] += 1
+                    if q:
+                        q.append((op, None, t))
+                        continue
+                    # _raise_flag, inlined: most instructions of a pipelined loop are flags
+                    start = t if t > free[p] else free[p]
+                    free[p] = start
+                    d = done[p]
+                    if start > d:
+                        done[p] = d = start
+                    tokens[f].append((d, races.snapshot(p) if races is not None else None))
+                    starts[p][resolved[p] % depth] = start
+                    resolved[p] += 1
+                    if trace is not None:
+                        trace.append((core, p, start, 0, op.index, pid))
+                    if queues[op.dst]:
+                        advance(op.dst)
+                else:
+                    f = op.flag
+                    waits[f] += 1
+                    raised = tokens[f]
+                    if q or not raised:
+                        q.append((op, None, t))
+                        continue
+                    # _wait, inlined
+                    base = t if t > free[p] else free[p]
+                    at, clock = raised.popleft()
+                    start = at if at > base else base
+                    stall[p] += start - base
+                    free[p] = start
+                    if start > done[p]:
+                        done[p] = start
+                    if races is not None:
+                        races.join(p, clock)
+                    starts[p][resolved[p] % depth] = start
+                    resolved[p] += 1
+                    if trace is not None:
+                        trace.append((core, p, base, start - base, op.index, pid))
+            count += size
             if scalar is not None:
                 busy_s += 1
                 instr_cycles[scalar.index] += 1
@@ -192,16 +227,25 @@ class _ProgramRun:
                         raise SimError(f"{describe(scalar.instr)} ({self._where()}): {type(exc).__name__}: "
                                        f"{exc}") from None
                     if target is not None:
-                        count += bundle.size
+                        if count > max_instructions:  # every loop branches: checked here and at the end
+                            raise self._too_many(count)
                         t += 1 + penalty
                         pc = target
                         continue
-            count += bundle.size
             t += 1
             pc += 1
         return self._finish(t, count, busy_s, stall_s)
 
+    def _too_many(self, count: int) -> SimError:
+        bound = self.launch.options.max_instructions
+        return SimError(f"kernel {self.prep.program.name} ({self._where()}): executed {count} instructions, past "
+                        f"SimOptions.max_instructions={bound} (a runaway loop?); pass "
+                        f"SimOptions(max_instructions=...) a larger bound, or None for no bound")
+
     def _finish(self, t: int, count: int, busy_s: int, stall_s: int) -> int:
+        bound = self.launch.options.max_instructions
+        if bound is not None and count > bound:
+            raise self._too_many(count)
         if any(self.queues):
             raise self._deadlock("the program ended with instructions still blocked")
         events = self.launch.spec.sync.event_ids
@@ -259,7 +303,7 @@ class _ProgramRun:
 
     def _wait(self, op: Op, issued_at: int) -> bool:
         """wait_flag: start once the matching set_flag's flag is up; False if it is not up yet."""
-        tokens = self.tokens.get(op.flag)
+        tokens = self.tokens[op.flag]
         if not tokens:
             return False
         p = op.pipe
@@ -290,21 +334,37 @@ class _ProgramRun:
         free = self.free
         start = issued_at if issued_at > free[p] else free[p]
         plans = self.plans[op.index]
-        plan = plans.get(args)
-        if plan is None:
-            plan = self._plan(op, args)
-            if len(plans) > _PLAN_CACHE:
-                plans.clear()
-            plans[args] = plan
-        accesses, occupancy, latency, xfer, port = plan
-        if self.races is not None:
-            race = self.races.access(p, accesses, op)
-            if race is not None:
-                raise RaceError(f"{self._where()}: {race}")
-        if xfer is not None:
-            moved = self.gm.transfer(start, xfer, port)
+        g = op.gm_pos
+        if g < 0:
+            plan = plans.get(args)
+            if plan is None:
+                plan = self._plan(op, args)
+                if len(plans) > _PLAN_CACHE:
+                    plans.clear()
+                plans[args] = plan
+            accesses, occupancy, latency, xfer, port = plan
+            if self.races is not None:
+                self._check_race(p, accesses, op)
+        else:  # the plan for these operands at GM address 0, shifted to the address
+            addr = args[g]
+            key = args[:g] + args[g + 1:]
+            shifted = plans.get(key)
+            if shifted is None:
+                shifted = self._shifted_plan(op, args)
+                if len(plans) > _PLAN_CACHE:
+                    plans.clear()
+                plans[key] = shifted
+            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite = shifted
+            if glo != ghi:
+                region = self._region(op, addr + glo, addr + ghi, gwrite)
+                moved = self.gm.transfer(start, xfer, port, addr - region.start, region.start)
+            else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
+                moved = self.gm.transfer(start, xfer, port)
             if moved > occupancy:
                 occupancy = moved
+            if self.races is not None:
+                self._check_race(p, tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
+                                          for s, lo, hi, w in accesses), op)
         if self.functional:
             try:
                 op.execute(args, self.memory)
@@ -323,33 +383,66 @@ class _ProgramRun:
         if self.trace is not None:
             self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
 
+    def _check_race(self, p: int, accesses: tuple, op: Op) -> None:
+        race = self.races.access(p, accesses, op)
+        if race is not None:
+            raise RaceError(f"{self._where()}: {race}")
+
     def _plan(self, op: Op, args: tuple) -> Plan:
         """The instruction's plan for these operands, with every access bounds-checked."""
         try:
             plan = op.plan(args)
         except SimError as exc:
             raise type(exc)(f"{describe(op.instr)} ({self._where()}): {exc}") from None
-        gm_args = self.launch.gm_args
         for space, lo, hi, write in plan.accesses:
             if hi <= lo:
                 continue
             if space == "gm":
-                region = gm_args.find(lo, hi)
-                if region is None:
-                    raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): {gm_args.describe_miss(lo, hi)}")
-                if write and not region.writable:
-                    raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): writes argument {region.name}, "
-                                      f"a read-only array")
-                x = plan.xfer
-                if x is not None and not x.scattered:
-                    # cost relative to the array's start, as if it were aligned to every burst and line,
-                    # so cycles never depend on where numpy put it
-                    x = GmXfer(x.addr - region.start, x.rows, x.cols, x.rs, x.cs, x.itemsize, x.write, 0, region.start)
-                    plan = Plan(plan.accesses, plan.occupancy, plan.latency, x, plan.port)
+                self._find_region(op, lo, hi, write)
             elif lo < 0 or hi > self.sizes[space]:
                 raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): accesses {space} bytes [{lo}, {hi}) "
                                   f"but {space} has {self.sizes[space]} bytes (valid addresses 0..{self.sizes[space] - 1})")
         return plan
+
+    def _shifted_plan(self, op: Op, args: tuple) -> tuple:
+        """For an instruction with one GM address operand: its checked plan with GM accesses and the
+        transfer relative to that address, plus the GM access's bounds [glo, ghi) relative to it
+        (equal if it touches no GM bytes) and whether it writes. Rules' plans are translation-invariant
+        in GM addresses."""
+        plan = self._plan(op, args)
+        addr = args[op.gm_pos]
+        glo = ghi = 0
+        gwrite = False
+        accesses = []
+        for space, lo, hi, write in plan.accesses:
+            if space == "gm":
+                lo, hi = lo - addr, hi - addr
+                if hi > lo:
+                    glo, ghi, gwrite = lo, hi, write
+            accesses.append((space, lo, hi, write))
+        x = plan.xfer
+        if x is not None:
+            x = dataclasses.replace(x, addr=x.addr - addr)
+        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite
+
+    def _region(self, op: Op, lo: int, hi: int, write: bool) -> GmRegion:
+        """The argument holding GM bytes [lo, hi), remembered per instruction (checked on a miss)."""
+        region = self.launch.regions[op.index]
+        if region is not None and region.start <= lo and hi <= region.end and self.launch.gm_args.disjoint:
+            return region
+        region = self._find_region(op, lo, hi, write)
+        self.launch.regions[op.index] = region
+        return region
+
+    def _find_region(self, op: Op, lo: int, hi: int, write: bool) -> GmRegion:
+        gm_args = self.launch.gm_args
+        region = gm_args.find(lo, hi)
+        if region is None:
+            raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): {gm_args.describe_miss(lo, hi)}")
+        if write and not region.writable:
+            raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): writes argument {region.name}, "
+                              f"a read-only array")
+        return region
 
     # -- errors --------------------------------------------------------------------------------------
     def _where(self) -> str:

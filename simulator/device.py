@@ -88,7 +88,8 @@ class Device:
         self.gm.new_launch()
         gm_args = GmArgs(regions)
         launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
-                        instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs], trace=[] if options.trace else None)
+                        instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs],
+                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None)
         moved0, hbm0 = self.gm.bytes_moved, self.gm.hbm_bytes
         ncores = self.spec.cores
         stats = [CoreStats(c) for c in range(ncores)]

@@ -26,8 +26,8 @@ _BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
 class GmXfer:
     """The GM side of one transfer: rows x cols elements at `addr`, strides in bytes.
 
-    The core rebases `addr` to an offset in the argument array starting at `region`, so bursts and
-    lines are counted as if every array were aligned, and L2 lines are keyed by (region, offset).
+    The core costs it at an offset in the argument array that holds it (see `GlobalMemory.transfer`),
+    so bursts and lines are counted as if every array were aligned.
 
     `scattered` > 0 marks a gather/scatter of that many elements at data-dependent addresses: each
     moves one burst and is costed as an L2 miss, so timing never depends on the data.
@@ -41,7 +41,6 @@ class GmXfer:
     itemsize: int
     write: bool
     scattered: int = 0
-    region: int = 0
 
 
 class L2Cache:
@@ -156,14 +155,17 @@ class GlobalMemory:
         """Start a launch at cycle 0 with an empty calendar; L2 contents stay."""
         self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
 
-    def transfer(self, start: int, x: GmXfer, port: float) -> int:
-        """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy)."""
-        nbytes, hbm_bytes = self.traffic(x)
+    def transfer(self, start: int, x: GmXfer, port: float, shift: int = 0, region: int = 0) -> int:
+        """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).
+
+        The transfer is at offset `x.addr + shift` of the argument array whose host address is
+        `region` (the key of its L2 lines)."""
+        nbytes, hbm_bytes = self.traffic(x, shift, region)
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
 
-    def traffic(self, x: GmXfer) -> tuple[int, int]:
+    def traffic(self, x: GmXfer, shift: int = 0, region: int = 0) -> tuple[int, int]:
         """Bytes on the bus (rows rounded out to bursts) and bytes fetched from HBM (missed lines);
         updates L2 residency."""
         burst = self.burst
@@ -175,20 +177,21 @@ class GlobalMemory:
         l2 = self.l2
         l2.epoch += 1
         nbytes = missed = 0
+        base = x.addr + shift
         if x.cs == x.itemsize:  # contiguous rows
             row = x.cols * x.itemsize
             rows, rs = x.rows, x.rs
             if rs == row:  # one contiguous block
                 row, rows = row * rows, 1
             for r in range(rows):
-                a = x.addr + r * rs
+                a = base + r * rs
                 nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                missed += l2.touch(x.region, a // line, (a + row - 1) // line)
+                missed += l2.touch(region, a // line, (a + row - 1) // line)
         else:  # column-strided: every element is its own burst
             for r in range(x.rows):
-                a = x.addr + r * x.rs
+                a = base + r * x.rs
                 for c in range(x.cols):
                     e = a + c * x.cs
                     nbytes += burst
-                    missed += l2.touch(x.region, e // line, (e + x.itemsize - 1) // line)
+                    missed += l2.touch(region, e // line, (e + x.itemsize - 1) // line)
         return nbytes, missed * line

@@ -53,6 +53,8 @@ class GmArgs:
     def __init__(self, regions: list[GmRegion]) -> None:
         self.regions = sorted(regions, key=lambda r: r.start)
         self._starts = [r.start for r in self.regions]
+        # no two arguments share bytes: a range inside one argument is found in that one alone
+        self.disjoint = all(a.end <= b.start for a, b in zip(self.regions, self.regions[1:]))
 
     def find(self, lo: int, hi: int) -> GmRegion | None:
         """The region holding all of [lo, hi), or None."""

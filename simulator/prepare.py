@@ -7,9 +7,9 @@ machine, so the hot loop only calls small closures.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
-from isa import Instr, MachineSpec, Pipe, Program, ProgramError
+from isa import Instr, MachineSpec, Mem, Pipe, Program, ProgramError
 from isa.instructions import PIPES
 from simulator.errors import FlagError, SimError, describe
 from simulator.ops import PIPE_INDEX, RULES, Env, PipeOp, ScalarOp, SyncOp
@@ -20,9 +20,13 @@ S_PIPE = PIPE_INDEX[Pipe.S]
 
 
 class Op:
-    """One non-scalar instruction ready to issue: pipe, kind and its rule's closures."""
+    """One non-scalar instruction ready to issue: pipe, kind and its rule's closures.
 
-    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst")
+    `gm_pos` is the position of the instruction's one GM address operand in its resolved arguments
+    (-1 if it has none or several): its plan is cached by the other operands and shifted to the address.
+    """
+
+    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos")
 
     def __init__(self, index: int, instr: Instr, pipe: int, lowered: PipeOp | SyncOp, events: int) -> None:
         self.index = index
@@ -33,6 +37,8 @@ class Op:
         self.execute: Callable[[tuple, Any], None] | None = None
         self.flag = -1
         self.dst = -1
+        gm = [i for i, v in enumerate(instr.args) if isinstance(v, Mem) and v.space == "gm"]
+        self.gm_pos = gm[0] if len(gm) == 1 else -1
         if isinstance(lowered, SyncOp):
             self.kind = SET if lowered.is_set else WAIT
             self.flag = (lowered.src * NPIPES + lowered.dst) * events + lowered.event
@@ -42,16 +48,16 @@ class Op:
             self.resolve, self.plan, self.execute = lowered.resolve, lowered.plan, lowered.execute
 
 
-@dataclass(frozen=True, slots=True)
-class ScalarStep:
+class ScalarStep(NamedTuple):
     index: int
     instr: Instr
     step: Callable[[list, Any], int | None] | None
     barrier: bool
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedBundle:
+class PreparedBundle(NamedTuple):
+    """A tuple, so the issue loop unpacks it in one step."""
+
     scalar: ScalarStep | None
     ops: tuple[Op, ...]
     size: int  # instructions in the bundle

@@ -147,6 +147,28 @@ def test_max_cycles_stops_a_runaway_loop() -> None:
         run("loop:\n    jmp loop\n", max_cycles=1000)
 
 
+def test_max_instructions_stops_a_runaway_loop() -> None:
+    with pytest.raises(SimError) as err:
+        run("loop:\n    jmp loop\n", max_instructions=1000)
+    assert str(err.value) == ("kernel k (core 0, program (0, 0, 0)): executed 1001 instructions, past "
+                              "SimOptions.max_instructions=1000 (a runaway loop?); pass "
+                              "SimOptions(max_instructions=...) a larger bound, or None for no bound")
+
+
+def test_max_instructions_has_a_default_and_counts_per_program() -> None:
+    assert SimOptions().max_instructions == 50_000_000
+    with pytest.raises(ValueError, match=r"max_instructions must be positive or None, got 0"):
+        SimOptions(max_instructions=0)
+    loop = ("    mov s1, 0\nloop:\n    add s1, s1, 1\n    lt s2, s1, 100\n    bnz s2, loop\n")  # 302 instructions
+    program = assemble(HEADER + loop)
+    for bound in (302, None):  # exactly at the bound, and unbounded, over 4 programs
+        res = Device().run(program, (4,), [np.zeros(8, np.float32)], SimOptions(max_instructions=bound))
+        assert res.instructions == 4 * 302
+    with pytest.raises(SimError, match=r"program \(0, 0, 0\)\): executed 302 instructions, past "
+                                       r"SimOptions.max_instructions=301"):
+        Device().run(program, (4,), [np.zeros(8, np.float32)], SimOptions(max_instructions=301))
+
+
 def test_scalar_division_by_zero() -> None:
     with pytest.raises(SimError, match=r"`div s1, 4, s2` .*ZeroDivisionError"):
         run("    div s1, 4, s2\n")
