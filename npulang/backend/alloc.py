@@ -23,19 +23,34 @@ class BufferAllocation:
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
         live = _live_ranges(nodes)
+        try:
+            usage = self._place(live, fresh_first=True)
+        except BufferOverflowError:
+            usage = self._place(live, fresh_first=False)
+        symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
+        return symbols, usage
+
+    def _place(self, live: dict[Buffer, tuple[int, int]], fresh_first: bool) -> dict[str, int]:
+        """First fit among the tiles live at the same time. With `fresh_first`, bytes no earlier tile used
+        are taken while they last: a tile that reuses a dead tile's bytes must wait for its last reader, so
+        fresh bytes let a later load start early (e.g. the next pass over a row while this one computes)."""
         placed: dict[str, list[tuple[Buffer, int, int]]] = {}
         usage: dict[str, int] = {}
         for buf in sorted(live, key=lambda b: (live[b][0], -b.nbytes)):
             lo, hi = live[buf]
-            others = [(p.addr, p.addr + p.nbytes) for p, plo, phi in placed.get(buf.space, [])
-                      if plo <= hi and lo <= phi]
-            buf.addr = self._first_fit(buf, others)
-            placed.setdefault(buf.space, []).append((buf, lo, hi))
+            everything = placed.get(buf.space, [])
+            others = [(p.addr, p.addr + p.nbytes) for p, plo, phi in everything if plo <= hi and lo <= phi]
+            addr = self._first_fit(buf, [(p.addr, p.addr + p.nbytes) for p, _, _ in everything]) if fresh_first else None
+            buf.addr = addr if addr is not None else self._first_fit(buf, others)
+            if buf.addr is None:
+                raise self._overflow(buf, self.spec.buffer_bytes(buf.space), others)
+            everything.append((buf, lo, hi))
+            placed[buf.space] = everything
             usage[buf.space] = max(usage.get(buf.space, 0), buf.addr + buf.nbytes)
-        symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
-        return symbols, usage
+        return usage
 
-    def _first_fit(self, buf: Buffer, taken: list[tuple[int | None, int]]) -> int:
+    def _first_fit(self, buf: Buffer, taken: list[tuple[int | None, int]]) -> int | None:
+        """The lowest aligned address where `buf` overlaps none of `taken`, or None if it does not fit."""
         align = self.spec.buffer_alignment(buf.space)
         capacity = self.spec.buffer_bytes(buf.space)
         addr = 0
@@ -43,9 +58,7 @@ class BufferAllocation:
             if addr + buf.nbytes <= lo:
                 break
             addr = max(addr, -(-hi // align) * align)
-        if addr + buf.nbytes > capacity:
-            raise self._overflow(buf, capacity, taken)
-        return addr
+        return None if addr + buf.nbytes > capacity else addr
 
     def _overflow(self, buf: Buffer, capacity: int, taken: list[tuple[int | None, int]]) -> BufferOverflowError:
         used = sum(hi - (lo or 0) for lo, hi in taken)

@@ -50,6 +50,7 @@ class Lowering:
         self.scope: Loop | None = None
         self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
         self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}  # L0C buffer id -> its mmad's L0A, L0B, dtype
+        self.write_into: dict[int, TileView] = {}  # value id -> the loop-carried UB tile it is computed into
         self.notes: list[str] = []
         self.loc: SourceLoc | None = None
         self.op: ir.Op | None = None
@@ -247,12 +248,16 @@ class Lowering:
             return x.value
         return self.view(v)
 
-    def result_buffer(self, op: ir.Op, dt: str, srcs: list[TileView | Operand]) -> TileView:
-        """A dense UB tile for op's result, reusing a dying dense operand's buffer when it fits."""
+    def result_buffer(self, op: ir.Op, dt: str, srcs: list[TileView | Operand | None]) -> TileView:
+        """A dense UB tile for op's result: the loop-carried buffer it is yielded into (see `_for`), else a
+        dying dense operand's buffer when it fits, else a new one."""
         shape = ir.shape_of(op.result.type)
+        into = self.write_into.get(op.result.id)
+        if into is not None and into.shape == shape and into.dtype == dt:
+            return into
         for v, s in zip(op.operands, srcs):
             if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
-                    and self.uses.get(v.id) == 1 and s.buffer.scope is self.scope and not getattr(s.buffer, "carried", False)
+                    and self.uses.get(v.id) == 1 and s.buffer.scope is self.scope
                     and s.buffer.nbytes >= max(1, _numel(shape)) * isa_dtype(dt).itemsize
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)

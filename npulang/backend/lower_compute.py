@@ -138,6 +138,9 @@ def index_producers(fn: ir.Function) -> None:
             _PRODUCERS[r.id] = op
 
 
+_ELEMENTWISE = (K.BINARY, K.UNARY, K.CAST, K.WHERE)
+
+
 @rule(K.FOR)
 def _for(lo: Lowering, op: ir.Op) -> None:
     lb, ub, step = (lo.scalar(v) for v in op.operands[:3])
@@ -169,6 +172,10 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             view = _carry_buffer(lo, arg, init, y)
             carried.append(view)
             lo.vals[arg.id] = view
+            producer = _producer(y)
+            if (view.space == "ub" and producer is not None and producer in body.ops and producer.kind in _ELEMENTWISE
+                    and arg in producer.operands and lo.uses.get(arg.id) == 1):
+                lo.write_into[y.id] = view  # `acc = acc + x`: accumulate in place, no copy back per iteration
         else:
             r = VReg(arg.name or "carry")
             lo.emit("mov", d=r, a=lo.scalar(init))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from npulang import ir
 from npulang.backend import access
 from npulang.backend.lower import _SCALAR_BIN, _VECTOR_BIN, Lowering, rule
-from npulang.backend.mir import BufRef, GmRef, If, Loop, Node, Region, VReg
+from npulang.backend.mir import BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
     Affine, Desc, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
@@ -257,11 +257,40 @@ def _cast(lo: Lowering, op: ir.Op) -> None:
 
 @rule(K.WHERE)
 def _where(lo: Lowering, op: ir.Op) -> None:
+    cond, other = lo.get(op.operands[0]), lo.get(op.operands[2])
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(cond, Mask) and isinstance(other, (Uniform, Scalar)) and len(cond.shape) <= 2:
+        _where_bounds(lo, op, cond, other.value, dt)
+        return
     c = lo.view(op.operands[0])
     a, b = lo.operand(op.operands[1]), lo.operand(op.operands[2])
-    dt = ir.elem_type(op.result.type).dtype
     dst = lo.result_buffer(op, dt, [c, a, b])
     lo.vector("vsel", dst, [("c", c), ("a", a), ("b", b)], dtype=dt)
+    lo.vals[op.result.id] = dst
+
+
+def _where_bounds(lo: Lowering, op: ir.Op, mask: Mask, other: Operand, dt: str) -> None:
+    """`where(index < limit, a, scalar)`: `a` in place (or copied), then the out-of-bounds tail of each
+    bounded dim filled with the scalar. No mask tile is built, and usually the tails are empty."""
+    a = lo.operand(op.operands[1])
+    dst = lo.result_buffer(op, dt, [None, a, None])
+    if isinstance(a, TileView):
+        if a.buffer is not dst.buffer or a.strides != dst.strides or a.offset != dst.offset:
+            lo.vector("vcopy", dst, [("a", a)], dtype=dt)
+    else:
+        lo.vector("vdup", dst, [], value=a, dtype=dt)
+    rows, cols, rs, cs = dst.rows_cols()
+    for d, valid in enumerate(access.extents(mask, dst.shape, lo.sop)):
+        along = d if len(dst.shape) == 2 else 1  # 0: a tail of rows, 1: a tail of columns
+        size = (rows, cols)[along]
+        if valid is None or valid == size:
+            continue
+        off = lo.sop("mul", valid, ((rs, cs)[along]) * dst.itemsize)
+        ref = BufRef(dst.buffer, dst.offset + off) if isinstance(off, int) else BufRef(dst.buffer, dst.offset, off)
+        tail = lo.sop("sub", size, valid)
+        lo.out.append(MInstr("vdup", {"dst": ref, "value": other, "dtype": dt, "rows": tail if along == 0 else rows,
+                                      "cols": cols if along == 0 else tail, "dst_rs": rs, "dst_cs": cs}, lo.loc,
+                             (), (dst.region(),)))
     lo.vals[op.result.id] = dst
 
 

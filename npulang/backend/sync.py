@@ -44,6 +44,8 @@ class FlagInsertion:
     def __init__(self, spec: MachineSpec) -> None:
         self.spec = spec
         self.pre: dict[int, list[MInstr]] = {}
+        self.primes: dict[int, list[MInstr]] = {}  # loop -> set_flags priming its loop-carried flags
+        self.drains: dict[int, list[MInstr]] = {}  # loop -> wait_flags consuming their last sets
         self.post: dict[int, list[MInstr]] = {}
         self.waits: dict[tuple[int, Pipe], list[tuple[Flag, Node]]] = {}  # (node, waiting pipe)
         self.seq: Clock = {p: 0 for p in _PIPES}
@@ -52,8 +54,19 @@ class FlagInsertion:
     def apply(self, nodes: list[Node]) -> None:
         vc = {p: {q: 0 for q in _PIPES} for p in _PIPES}
         self._block(nodes, vc, [], None)
-        self._rebuild(nodes)
-        assign_events(nodes, self.spec.sync.event_ids)
+        saved = [(block, list(block)) for block in _blocks(nodes)]
+        # Primes go first in the enclosing block and drains last, so a loop's first loads do not wait for
+        # the source pipe to finish earlier work, and the pipe after the loop does not wait for the loop's
+        # last consumer (forward conflicts have flags of their own). That lengthens their event intervals:
+        # when the machine runs out of event ids, place them right around the loop instead.
+        try:
+            self._rebuild(nodes, hoist=True)
+            assign_events(nodes, self.spec.sync.event_ids)
+        except EventOverflowError:
+            for block, contents in saved:
+                block[:] = contents
+            self._rebuild(nodes, hoist=False)
+            assign_events(nodes, self.spec.sync.event_ids)
 
     # -- analysis ------------------------------------------------------------------------------
     def _block(self, nodes: list[Node], vc: dict[Pipe, Clock], hist: list[_Entry], loop: _LoopCtx | None) -> None:
@@ -120,8 +133,8 @@ class FlagInsertion:
                 wait_ins = MInstr("wait_flag", {}, flag=flag)
                 if loop is not None and e.seq <= loop.start[e.pipe]:
                     # Loop-carried: prime before the loop, drain after it.
-                    self.pre.setdefault(id(loop.node), []).append(MInstr("set_flag", {}, flag=flag))
-                    self.post.setdefault(id(loop.node), []).insert(0, MInstr("wait_flag", {}, flag=flag))
+                    self.primes.setdefault(id(loop.node), []).append(MInstr("set_flag", {}, flag=flag))
+                    self.drains.setdefault(id(loop.node), []).insert(0, MInstr("wait_flag", {}, flag=flag))
                 self.post.setdefault(id(e.anchor), []).append(set_ins)
                 self.pre.setdefault(id(anchor_before), []).append(wait_ins)
                 self.waits.setdefault((id(target), pipe), []).append((flag, e.anchor))
@@ -140,21 +153,34 @@ class FlagInsertion:
             hist.append(_Entry(r, True, pipe, self.seq[pipe], anchor, known))
 
     # -- rewriting -----------------------------------------------------------------------------
-    def _rebuild(self, nodes: list[Node]) -> None:
+    def _rebuild(self, nodes: list[Node], hoist: bool) -> None:
+        head: list[Node] = []
         out: list[Node] = []
+        tail: list[Node] = []
         for n in nodes:
             for b in blocks_of(n):
-                self._rebuild(b)
+                self._rebuild(b, hoist)
+            (head if hoist else out).extend(self.primes.get(id(n), []))
             out.extend(self.pre.get(id(n), []))
             out.append(n)
+            (tail if hoist else out).extend(self.drains.get(id(n), []))
             out.extend(self.post.get(id(n), []))
-        nodes[:] = out
+        nodes[:] = head + out + tail[::-1]
 
 
 @dataclass
 class _LoopCtx:
     node: Loop
     start: Clock  # sequence numbers when the second analysed iteration began
+
+
+def _blocks(nodes: list[Node]) -> list[list[Node]]:
+    """`nodes` and every block nested in it."""
+    out = [nodes]
+    for n in nodes:
+        for b in blocks_of(n):
+            out += _blocks(b)
+    return out
 
 
 def _conflicts(e: _Entry, reads: list[Region] | tuple[Region, ...], writes: list[Region] | tuple[Region, ...]) -> bool:

@@ -81,8 +81,9 @@ def test_tutorial_matmuls_with_k_zero_give_zeros() -> None:
 @settings(max_examples=6, deadline=None)
 @given(k1=st.sampled_from([16, 32, 48]), k2=st.sampled_from([0, 0, 16, 32]), num_stages=st.integers(1, 2))
 def test_runtime_loop_bound_of_zero_after_a_real_accumulation(k1: int, k2: int, num_stages: int) -> None:
-    """The second accumulator reuses the first one's L0C bytes, so a missing definition would show its values."""
-    BM = BN = BK = 16
+    """The second accumulator reuses the first one's L0C bytes (each fills L0C), so a missing definition
+    would show the first one's values."""
+    BM, BN, BK = 128, 256, 16
     rng = np.random.default_rng(k1 + k2)
     a = rng.random((48 // BK, BM, BK)).astype(np.float16)  # block k of A is a[k]; of B is b[k]
     b = rng.random((48 // BK, BK, BN)).astype(np.float16)
