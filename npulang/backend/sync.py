@@ -54,19 +54,37 @@ class FlagInsertion:
     def apply(self, nodes: list[Node]) -> None:
         vc = {p: {q: 0 for q in _PIPES} for p in _PIPES}
         self._block(nodes, vc, [], None)
+        # A loop's primes go first in the enclosing block and its drains last, so its first loads do not
+        # wait for the source pipe to finish earlier work, and the pipe after it does not wait for its last
+        # consumer (forward conflicts have flags of their own). That lengthens their event intervals: when
+        # event ids run out, loops (in program order) keep the hoisting only while the colouring succeeds.
         saved = [(block, list(block)) for block in _blocks(nodes)]
-        # Primes go first in the enclosing block and drains last, so a loop's first loads do not wait for
-        # the source pipe to finish earlier work, and the pipe after the loop does not wait for the loop's
-        # last consumer (forward conflicts have flags of their own). That lengthens their event intervals:
-        # when the machine runs out of event ids, place them right around the loop instead.
+        loops = list(self.primes)
+        if self._place(nodes, saved, set(loops)):
+            return
+        hoisted: set[int] = set()
+        for loop in loops:
+            if self._place(nodes, saved, hoisted | {loop}):
+                hoisted.add(loop)
+        if not self._place(nodes, saved, hoisted):
+            self._restore(saved)
+            self._rebuild(nodes, set())
+            assign_events(nodes, self.spec.sync.event_ids)  # raises EventOverflowError
+
+    def _place(self, nodes: list[Node], saved: list[tuple[list[Node], list[Node]]], hoisted: set[int]) -> bool:
+        """Insert the flags with these loops' primes and drains hoisted; False if event ids run out."""
+        self._restore(saved)
+        self._rebuild(nodes, hoisted)
         try:
-            self._rebuild(nodes, hoist=True)
             assign_events(nodes, self.spec.sync.event_ids)
         except EventOverflowError:
-            for block, contents in saved:
-                block[:] = contents
-            self._rebuild(nodes, hoist=False)
-            assign_events(nodes, self.spec.sync.event_ids)
+            return False
+        return True
+
+    @staticmethod
+    def _restore(saved: list[tuple[list[Node], list[Node]]]) -> None:
+        for block, contents in saved:
+            block[:] = contents
 
     # -- analysis ------------------------------------------------------------------------------
     def _block(self, nodes: list[Node], vc: dict[Pipe, Clock], hist: list[_Entry], loop: _LoopCtx | None) -> None:
@@ -153,17 +171,17 @@ class FlagInsertion:
             hist.append(_Entry(r, True, pipe, self.seq[pipe], anchor, known))
 
     # -- rewriting -----------------------------------------------------------------------------
-    def _rebuild(self, nodes: list[Node], hoist: bool) -> None:
+    def _rebuild(self, nodes: list[Node], hoisted: set[int]) -> None:
         head: list[Node] = []
         out: list[Node] = []
         tail: list[Node] = []
         for n in nodes:
             for b in blocks_of(n):
-                self._rebuild(b, hoist)
-            (head if hoist else out).extend(self.primes.get(id(n), []))
+                self._rebuild(b, hoisted)
+            (head if id(n) in hoisted else out).extend(self.primes.get(id(n), []))
             out.extend(self.pre.get(id(n), []))
             out.append(n)
-            (tail if hoist else out).extend(self.drains.get(id(n), []))
+            (tail if id(n) in hoisted else out).extend(self.drains.get(id(n), []))
             out.extend(self.post.get(id(n), []))
         nodes[:] = head + out + tail[::-1]
 

@@ -1,0 +1,145 @@
+"""Vector-side lowering and scheduling: `where` on bounds masks, in-place loop-carried accumulation, and
+flags placed so a later pass's loads start early. Simulator runs with race detection on, against numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npulang as npu
+from npulang.backend import compile_function
+from simulator import Device, SimOptions
+from tests.npulang import kernels
+from tests.npulang.backend_kernels import SPEC, run_compiled
+
+
+@npu.jit
+def where_bounds_kernel(x_ptr, out_ptr, out2_ptr, lim_r, lim_c, R: npu.constexpr, C: npu.constexpr,
+                        KEEP_A: npu.constexpr, SCALAR_A: npu.constexpr):
+    """out = where((r < lim_r) & (c < lim_c), a, -3.0), with `a` dying, still live, or a scalar."""
+    r = npu.arange(0, R)
+    c = npu.arange(0, C)
+    x = npu.load(x_ptr + r[:, None] * C + c[None, :])
+    a = x * 2.0
+    mask = (r[:, None] < lim_r) & (c[None, :] < lim_c)
+    if SCALAR_A:
+        y = npu.where(mask, 5.0, -3.0)
+    else:
+        y = npu.where(mask, a, -3.0)
+    npu.store(out_ptr + r[:, None] * C + c[None, :], y)
+    if KEEP_A:
+        npu.store(out2_ptr + r[:, None] * C + c[None, :], a + 1.0)
+
+
+@npu.jit
+def where_1d_kernel(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    x = npu.load(x_ptr + offs)
+    npu.store(out_ptr + offs, npu.where(offs < n, x - 1.0, 0.0))
+
+
+@npu.jit
+def running_sums_kernel(x_ptr, out_ptr, out2_ptr, n, BLOCK: npu.constexpr):
+    """acc accumulates in place; acc2 = acc2 * 0.5 + x is yielded from an op that does not read acc2."""
+    cols = npu.arange(0, BLOCK)
+    acc = npu.zeros([BLOCK], dtype=npu.float32)
+    acc2 = npu.zeros([BLOCK], dtype=npu.float32)
+    for off in range(0, n, BLOCK):
+        x = npu.load(x_ptr + off + cols, mask=off + cols < n, other=0.0)
+        acc += x
+        acc2 = acc2 * 0.5 + x
+    npu.store(out_ptr + cols, acc)
+    npu.store(out2_ptr + cols, acc2)
+
+
+def _ops(ck) -> list[str]:
+    return [i.op for i in ck.program.instructions()]
+
+
+@settings(max_examples=20, deadline=None)
+@given(lim_r=st.integers(-2, 10), lim_c=st.integers(-2, 20), keep_a=st.booleans(), scalar_a=st.booleans())
+def test_where_on_a_bounds_mask_fills_the_tails(lim_r: int, lim_c: int, keep_a: bool, scalar_a: bool) -> None:
+    R, C = 8, 16
+    x = np.random.default_rng((lim_r + 2) * 100 + lim_c + 2).random((R, C)).astype(np.float32)
+    out, out2 = np.zeros_like(x), np.zeros_like(x)
+    ck, _ = run_compiled(where_bounds_kernel, (1,), [x, out, out2, lim_r, lim_c], R=R, C=C, KEEP_A=keep_a,
+                         SCALAR_A=scalar_a)
+    r, c = np.arange(R)[:, None], np.arange(C)[None, :]
+    np.testing.assert_array_equal(out, np.where((r < lim_r) & (c < lim_c), 5.0 if scalar_a else x * 2, -3.0))
+    if keep_a:
+        np.testing.assert_array_equal(out2, x * 2 + 1)
+    assert "vsel" not in _ops(ck) and "viota" not in _ops(ck)  # no mask tile is built
+
+
+@pytest.mark.parametrize("n", [0, 5, 64, 99])
+def test_where_on_a_1d_bounds_mask(n: int) -> None:
+    x = np.arange(64, dtype=np.float32)
+    out = np.full(64, 7, np.float32)
+    run_compiled(where_1d_kernel, (1,), [x, out, n], BLOCK=64)
+    np.testing.assert_array_equal(out, np.where(np.arange(64) < n, x - 1, 0))
+
+
+@pytest.mark.parametrize("num_stages", [1, 2, 3])
+def test_loop_carried_tile_accumulates_in_place(num_stages: int) -> None:
+    n = 200
+    x = np.random.default_rng(n).random(n).astype(np.float32)
+    out, out2 = np.zeros(64, np.float32), np.zeros(64, np.float32)
+    ck, _ = run_compiled(running_sums_kernel, (1,), [x, out, out2, n], num_stages=num_stages, BLOCK=64)
+    blocks = np.concatenate([x, np.zeros(-n % 64, np.float32)]).reshape(-1, 64)
+    ref2 = np.zeros(64, np.float32)
+    for blk in blocks:
+        ref2 = ref2 * np.float32(0.5) + blk
+    np.testing.assert_allclose(out, blocks.sum(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(out2, ref2, rtol=1e-6)
+    copies = [i for i in ck.program.instructions() if i.op == "vcopy"]
+    assert len(copies) == num_stages  # acc2 is copied back once per pipelined copy; acc never is
+
+
+def test_layer_norm_passes_overlap_their_loads() -> None:
+    """One row: every pass's loads are issued up front, so the row costs about one load latency, the
+    vector work and the store, not three load round trips."""
+    n = 4096
+    rng = np.random.default_rng(0)
+    x, w, b = rng.random((1, n), np.float32), rng.random(n, np.float32), rng.random(n, np.float32)
+    y, mean, rstd = np.zeros_like(x), np.zeros(1, np.float32), np.zeros(1, np.float32)
+    args = [x, y, w, b, mean, rstd, n, n, 1e-5]
+    ck, run = run_compiled(kernels.layer_norm_fwd_fused, (1,), args, num_stages=1, BLOCK_SIZE=n)
+    ry, rm, rr = kernels.ref_layer_norm(x, w, b)
+    np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-5)
+    load = SPEC.mte2.latency + n * 4 // SPEC.mte2.bytes_per_cycle
+    store = SPEC.mte3.latency + n * 4 // SPEC.mte3.bytes_per_cycle
+    assert run.cycles < 1.15 * (load + run.pipe_busy["v"] + store)
+
+
+@npu.jit
+def many_loops_kernel(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    """Nine passes over x: more loop-carried flags than event ids if every prime were hoisted."""
+    cols = npu.arange(0, BLOCK)
+    total = npu.zeros([BLOCK], dtype=npu.float32)
+    for p in npu.static_range(9):
+        acc = npu.zeros([BLOCK], dtype=npu.float32)
+        for off in range(0, n, BLOCK):
+            acc += npu.load(x_ptr + off + cols, mask=off + cols < n, other=0.0) * (p + 1.0)
+        total += acc
+    npu.store(out_ptr + cols, total)
+
+
+def test_flag_placement_falls_back_when_event_ids_run_out() -> None:
+    n = 100
+    x = np.random.default_rng(1).random(n).astype(np.float32)
+    out = np.zeros(32, np.float32)
+    ck, _ = run_compiled(many_loops_kernel, (1,), [x, out, n], num_stages=2, BLOCK=32)
+    blocks = np.concatenate([x, np.zeros(-n % 32, np.float32)]).reshape(-1, 32)
+    np.testing.assert_allclose(out, blocks.sum(axis=0) * 45, rtol=1e-5)
+    events = {i.args[2] for i in ck.program.instructions() if i.op == "set_flag"}
+    assert max(events) < SPEC.sync.event_ids
+
+
+def test_kernel_without_loops_is_unchanged_by_flag_placement() -> None:
+    fn, _ = where_1d_kernel.specialize(np.zeros(8, np.float32), np.zeros(8, np.float32), 3, BLOCK=8)
+    program = compile_function(fn, SPEC).program
+    x, out = np.arange(8, dtype=np.float32), np.zeros(8, np.float32)
+    Device(SPEC).run(program, (1,), [x, out, 3], SimOptions(functional=True, detect_races=True))
+    np.testing.assert_array_equal(out, [-1, 0, 1, 0, 0, 0, 0, 0])
