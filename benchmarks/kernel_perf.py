@@ -1,0 +1,147 @@
+"""Kernel performance on the default machine: simulated cycles against the roofline, as a Markdown table.
+
+Each kernel is launched through the public API, timing only (no numpy work), with L2 flushed first so
+every launch starts cold. Rooflines:
+
+- matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
+- softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
+  plus w, b, mean and rstd) divided by the HBM bytes per cycle.
+
+    python benchmarks/kernel_perf.py            # the best config found for each kernel
+    python benchmarks/kernel_perf.py --sweep    # every candidate config (a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import npulang as npu  # noqa: E402
+from npulang import launch  # noqa: E402
+from tests.npulang import kernels  # noqa: E402  (moving to examples/ later)
+
+
+@dataclass
+class Row:
+    kernel: str
+    problem: str
+    config: str
+    cycles: int
+    roofline: float
+    bound: str
+    gm_mib: float
+    hbm_mib: float
+
+    @property
+    def fraction(self) -> float:
+        return self.roofline / self.cycles
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    launch.device().flush_l2()
+    return fn()
+
+
+def matmul_desc(size: int, bm: int, bn: int, bk: int, stages: int) -> Row:
+    spec = launch.get_machine()
+    a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
+    grid = (npu.cdiv(size, bm), npu.cdiv(size, bn))
+    run = _run(lambda: kernels.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk,
+                                                        num_stages=stages, timing_only=True))
+    roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("matmul_desc_kernel", f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run,
+                roof, "cube")
+
+
+def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: int) -> Row:
+    spec = launch.get_machine()
+    a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
+    grid = (npu.cdiv(size, bm) * npu.cdiv(size, bn),)
+    run = _run(lambda: kernels.matmul_kernel[grid](
+        a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk,
+        GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages, timing_only=True))
+    roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("matmul_kernel (tutorial)", f"fp16 {size}³",
+                f"BM={bm} BN={bn} BK={bk} GROUP_SIZE_M={group} num_stages={stages}", run, roof, "cube")
+
+
+def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
+    x = np.zeros((rows, cols), np.float32)
+    y = np.zeros_like(x)
+    block = 1 << (cols - 1).bit_length()
+    run = _run(lambda: kernels.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
+                                                           num_stages=stages, timing_only=True))
+    return _row("softmax_kernel", f"fp32 {rows}x{cols}", f"grid={programs} BLOCK_SIZE={block} num_stages={stages}",
+                run, _hbm_cycles(2 * x.nbytes), "HBM")
+
+
+def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
+    x = np.zeros((rows, cols), np.float32)
+    y = np.zeros_like(x)
+    w, b = np.zeros(cols, np.float32), np.zeros(cols, np.float32)
+    mean, rstd = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
+    run = _run(lambda: kernels.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5,
+                                                             BLOCK_SIZE=block, num_stages=stages,
+                                                             timing_only=True))
+    moved = x.nbytes + y.nbytes + w.nbytes + b.nbytes + mean.nbytes + rstd.nbytes
+    return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", f"grid={rows} BLOCK_SIZE={block} num_stages={stages}",
+                run, _hbm_cycles(moved), "HBM")
+
+
+def _hbm_cycles(nbytes: int) -> float:
+    return nbytes / launch.get_machine().hbm_bytes_per_cycle
+
+
+def _row(kernel: str, problem: str, config: str, run: Any, roof: float, bound: str) -> Row:
+    mib = 1 << 20
+    return Row(kernel, problem, config, run.cycles, roof, bound, run.result.gm_bytes / mib,
+               run.result.hbm_bytes / mib)
+
+
+# The best configs found (first of each list) and the other candidates `--sweep` measures.
+CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
+    ("matmul_desc", matmul_desc, [(2048, 128, 128, 32, 3), (2048, 128, 128, 64, 3), (2048, 128, 128, 64, 2),
+                                  (2048, 128, 256, 32, 2), (2048, 256, 128, 64, 2)]),
+    ("matmul_tutorial", matmul_tutorial, [(2048, 128, 128, 32, 16, 3), (2048, 128, 128, 32, 8, 3),
+                                          (2048, 128, 128, 64, 8, 2), (2048, 128, 256, 32, 8, 2)]),
+    ("softmax", softmax, [(4096, 4096, 48, 3), (4096, 4096, 48, 2), (4096, 4096, 24, 2), (4096, 4096, 96, 2)]),
+    ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
+                                (4096, 4096, 1024, 2)]),
+]
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| kernel | problem | config | cycles | roofline | bound | % of roofline | GM MiB | HBM MiB |",
+           "|---|---|---|---:|---:|---|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r.kernel} | {r.problem} | {r.config} | {r.cycles:,} | {r.roofline:,.0f} | {r.bound} | "
+                   f"{r.fraction:.1%} | {r.gm_mib:,.0f} | {r.hbm_mib:,.0f} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweep", action="store_true", help="measure every candidate config")
+    args = parser.parse_args()
+    spec = launch.get_machine()
+    print(f"machine `{spec.name}`: {spec.cores} cores, {spec.cube_macs_per_cycle()} fp16 MAC/cycle/core, "
+          f"HBM {spec.hbm_bytes_per_cycle:.0f} B/cycle; cold L2, timing only\n")
+    rows: list[Row] = []
+    start = time.time()
+    for _, fn, configs in CANDIDATES:
+        for config in configs if args.sweep else configs[:1]:
+            rows.append(fn(*config))
+    print(table(rows))
+    print(f"\n({time.time() - start:.0f} s of simulation)")
+
+
+if __name__ == "__main__":
+    main()
