@@ -60,7 +60,8 @@ def compile_function(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2,
     try:
         FlagInsertion(spec).apply(nodes)
     except EventOverflowError as exc:
-        raise UnsupportedKernelError(fn.name, file, line, 0, str(exc), hint="use a lower num_stages") from None
+        raise UnsupportedKernelError(fn.name, file, line, 0, str(exc),
+                                     hint="use a lower num_stages") from None
     if record:
         stages.append(("allocate-buffers+insert-flags", format_mir(nodes)))
     # 5. Flatten loops/ifs to branches and allocate scalar registers.

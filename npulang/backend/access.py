@@ -39,7 +39,8 @@ def reshape_affine(a: Affine, shape: tuple[int, ...]) -> Affine | None:
 def combine_affine(op: str, a: Affine, b: Affine, sop: ScalarOp) -> Affine | None:
     """a op b for op in add/sub/mul; mul only when one side is uniform (no index terms)."""
     if op in ("add", "sub"):
-        return Affine(sop(op, a.base, b.base), tuple(sop(op, x, y) for x, y in zip(a.coeffs, b.coeffs)), a.shape)
+        coeffs = tuple(sop(op, x, y) for x, y in zip(a.coeffs, b.coeffs))
+        return Affine(sop(op, a.base, b.base), coeffs, a.shape)
     if op == "mul":
         if all(c == 0 for c in b.coeffs):
             a, b = b, a
@@ -125,12 +126,14 @@ def and_masks(a: Mask, b: Mask, sop: ScalarOp) -> Mask | None:
 
 
 def broadcast_mask(m: Mask, shape: tuple[int, ...]) -> Mask:
-    bc = tuple(b or (n == 1 and s != 1 and lim is not None) for b, n, s, lim in zip(m.broadcast, m.shape, shape, m.limits))
+    bc = tuple(b or (n == 1 and s != 1 and lim is not None)
+               for b, n, s, lim in zip(m.broadcast, m.shape, shape, m.limits))
     return Mask(m.limits, bc, shape)
 
 
 def expand_mask(m: Mask, axis: int) -> Mask:
-    return Mask(m.limits[:axis] + (None,) + m.limits[axis:], m.broadcast[:axis] + (False,) + m.broadcast[axis:],
+    return Mask(m.limits[:axis] + (None,) + m.limits[axis:],
+                m.broadcast[:axis] + (False,) + m.broadcast[axis:],
                 m.shape[:axis] + (1,) + m.shape[axis:])
 
 

@@ -40,7 +40,8 @@ class BufferAllocation:
             lo, hi = live[buf]
             everything = placed.get(buf.space, [])
             others = [(p.addr, p.addr + p.nbytes) for p, plo, phi in everything if plo <= hi and lo <= phi]
-            addr = self._first_fit(buf, [(p.addr, p.addr + p.nbytes) for p, _, _ in everything]) if fresh_first else None
+            fresh = [(p.addr, p.addr + p.nbytes) for p, _, _ in everything]
+            addr = self._first_fit(buf, fresh) if fresh_first else None
             buf.addr = addr if addr is not None else self._first_fit(buf, others)
             if buf.addr is None:
                 raise self._overflow(buf, self.spec.buffer_bytes(buf.space), others)
@@ -60,7 +61,8 @@ class BufferAllocation:
             addr = max(addr, -(-hi // align) * align)
         return None if addr + buf.nbytes > capacity else addr
 
-    def _overflow(self, buf: Buffer, capacity: int, taken: list[tuple[int | None, int]]) -> BufferOverflowError:
+    def _overflow(self, buf: Buffer, capacity: int,
+                  taken: list[tuple[int | None, int]]) -> BufferOverflowError:
         used = sum(hi - (lo or 0) for lo, hi in taken)
         line = buf.loc.line if buf.loc else 0
         return BufferOverflowError(

@@ -49,7 +49,8 @@ def _fits(current: list[Instr], ins: Instr) -> bool:
 
 
 def _writes(ins: Instr) -> set[int]:
-    if ins.pipe is Pipe.S and ins.args and isinstance(ins.args[0], Reg) and ins.op not in ("bnz", "bz", "print"):
+    scalar_def = ins.op not in ("bnz", "bz", "print")
+    if ins.pipe is Pipe.S and ins.args and isinstance(ins.args[0], Reg) and scalar_def:
         return {ins.args[0].index}
     return set()
 

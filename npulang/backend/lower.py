@@ -49,7 +49,8 @@ class Lowering:
         self.out: list[Node] = []
         self.scope: Loop | None = None
         self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
-        self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}  # L0C buffer id -> its mmad's L0A, L0B, dtype
+        # L0C buffer id -> its accumulating mmad's L0A and L0B tiles and input dtype
+        self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}
         self.write_into: dict[int, TileView] = {}  # value id -> the loop-carried UB tile it is computed into
         self.notes: list[str] = []
         self.loc: SourceLoc | None = None
@@ -83,7 +84,8 @@ class Lowering:
         loc = self.op.loc if self.op else ir.Loc("<kernel>", 0)
         return UnsupportedKernelError(self.fn.name, loc.file, loc.line, loc.col, message, hint=hint)
 
-    def emit(self, opcode: str, reads: tuple[Region, ...] = (), writes: tuple[Region, ...] = (), **args: Any) -> MInstr:
+    def emit(self, opcode: str, reads: tuple[Region, ...] = (), writes: tuple[Region, ...] = (),
+             **args: Any) -> MInstr:
         ins = MInstr(opcode, args, self.loc, reads, writes)
         self.out.append(ins)
         return ins
@@ -136,7 +138,8 @@ class Lowering:
             return x.value
         if isinstance(x, Ptr):
             return x.reg
-        raise self.error("this value must be a scalar held in a register here (not a tile or a reduction result)")
+        raise self.error("this value must be a scalar held in a register here "
+                         "(not a tile or a reduction result)")
 
     def block(self, block: ir.Block) -> None:
         for op in block.ops:
@@ -223,7 +226,8 @@ class Lowering:
                   dtype=x.out_dtype, rows=rows, cols=cols, src_rs=rs, dst_rs=cols)
         return dst
 
-    def vector(self, opcode: str, dst: TileView, srcs: list[tuple[str, TileView | Operand]], **fields: Any) -> None:
+    def vector(self, opcode: str, dst: TileView, srcs: list[tuple[str, TileView | Operand]],
+               **fields: Any) -> None:
         """Emit one vector instruction over dst's shape with per-operand strides."""
         rows, cols, rs, cs = dst.rows_cols()
         args: dict[str, Any] = dict(fields)

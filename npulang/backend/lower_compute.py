@@ -39,7 +39,8 @@ def _to_l0(lo: Lowering, v: ir.Value, space: str) -> TileView:
         x = _to_l1(lo, lo.copy_dense(lo.view(v)))
         transpose, src_rs = 0, cols
     dst = lo.new_buffer((rows, cols), x.dtype, space, f"{v.name or 'op'}_{space}")
-    lo.emit("move", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), dtype=x.dtype, rows=rows, cols=cols,
+    lo.emit("move", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), dtype=x.dtype, rows=rows,
+            cols=cols,
             src_rs=src_rs, dst_rs=cols, transpose=transpose)
     return dst
 
@@ -64,7 +65,8 @@ def _dot(lo: Lowering, op: ir.Op) -> None:
     if len(op.operands) > 2:
         acc_v = op.operands[2]
         acc = lo.get(acc_v)
-        if isinstance(acc, TileView) and acc.space == "l0c" and lo.uses.get(acc_v.id) == 1 and acc.dtype == acc_dt:
+        in_place = lo.uses.get(acc_v.id) == 1
+        if isinstance(acc, TileView) and acc.space == "l0c" and in_place and acc.dtype == acc_dt:
             dst, init = acc, lo.first_iter.get(id(acc.buffer), 0)
             lo.acc_inputs[id(acc.buffer)] = (la, lb, in_dt)
         elif not _is_zero(acc):
@@ -74,7 +76,8 @@ def _dot(lo: Lowering, op: ir.Op) -> None:
     reads = (la.region(), lb.region()) + ((dst.region(),) if init != 1 else ())
     lo.emit("mmad", reads, (dst.region(),), dst=dst.ref(), a=la.ref(), b=lb.ref(), dtype=in_dt, m=m, n=n, k=k,
             init=init)
-    result = TileView(dst.buffer, 0, (m, n), dense_strides((m, n)), acc_dt, out_dt if out_dt != acc_dt else None)
+    cast_to = out_dt if out_dt != acc_dt else None
+    result = TileView(dst.buffer, 0, (m, n), dense_strides((m, n)), acc_dt, cast_to)
     if extra is not None:
         prod = lo.fixpipe_to_ub(result)
         other = lo.view(extra)
@@ -92,7 +95,8 @@ def _reduce(lo: Lowering, op: ir.Op) -> None:
     axis = 1 if len(x.shape) == 1 else op.attrs["axis"]
     dt = ir.elem_type(op.result.type).dtype
     dst = lo.new_buffer(ir.shape_of(op.result.type), dt, "ub", op.result.name)
-    lo.emit("vred", (x.region(),), (dst.region(),), op=op.attrs["op"], dst=dst.ref(), a=x.ref(), dtype=x.dtype,
+    lo.emit("vred", (x.region(),), (dst.region(),), op=op.attrs["op"], dst=dst.ref(), a=x.ref(),
+            dtype=x.dtype,
             rows=rows, cols=cols, axis=axis, a_rs=rs, a_cs=cs)
     lo.vals[op.result.id] = dst
 
@@ -156,12 +160,12 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lo.get(init)
         by_dot = (_producer(y) or op).kind is K.DOT
-        if isinstance(x, PtrTile) and isinstance(x.offsets, TileView):  # gather pointers: carry the base pointer
+        if isinstance(x, PtrTile) and isinstance(x.offsets, TileView):  # gather pointers: carry the pointer
             r = VReg(arg.name or "base")
             lo.emit("mov", d=r, a=x.ptr.reg)
             carried.append(r)
             lo.vals[arg.id] = PtrTile(Ptr(r, x.ptr.arg, x.ptr.pointee), x.offsets)
-        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot:  # index/pointer tiles: carry the base offset
+        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot:  # index/pointer tiles: the base offset
             off = x.offsets if isinstance(x, PtrTile) else x
             r = VReg(arg.name or "base")
             lo.emit("mov", d=r, a=_affine_of(off).base)
@@ -173,14 +177,16 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             carried.append(view)
             lo.vals[arg.id] = view
             producer = _producer(y)
-            if (view.space == "ub" and producer is not None and producer in body.ops and producer.kind in _ELEMENTWISE
-                    and arg in producer.operands and lo.uses.get(arg.id) == 1):
-                lo.write_into[y.id] = view  # `acc = acc + x`: accumulate in place, no copy back per iteration
+            if (view.space == "ub" and producer is not None and producer in body.ops
+                    and producer.kind in _ELEMENTWISE and arg in producer.operands
+                    and lo.uses.get(arg.id) == 1):
+                lo.write_into[y.id] = view  # `acc = acc + x`: accumulate in place, no copy per iteration
         else:
             r = VReg(arg.name or "carry")
             lo.emit("mov", d=r, a=lo.scalar(init))
             carried.append(r)
-            lo.vals[arg.id] = Scalar(r, ir.elem_type(arg.type).dtype if not isinstance(arg.type, ir.PtrType) else "i32")
+            dt = "i32" if isinstance(arg.type, ir.PtrType) else ir.elem_type(arg.type).dtype
+            lo.vals[arg.id] = Scalar(r, dt)
     outer_out, outer_scope = lo.out, lo.scope
     lo.out, lo.scope = loop.body, loop
     lo.cse.append({})
@@ -222,8 +228,8 @@ def _zero_when_no_trips(lo: Lowering, loop: Loop, acc: TileView) -> None:
     """
     la, lb, in_dt = lo.acc_inputs[id(acc.buffer)]
     m, n = acc.shape
-    mmad = MInstr("mmad", {"dst": acc.ref(), "a": la.ref(), "b": lb.ref(), "dtype": in_dt, "m": m, "n": n, "k": 0,
-                           "init": 1}, loop.loc, (), (acc.region(),))
+    mmad = MInstr("mmad", {"dst": acc.ref(), "a": la.ref(), "b": lb.ref(), "dtype": in_dt, "m": m, "n": n,
+                           "k": 0, "init": 1}, loop.loc, (), (acc.region(),))
     no_trips = lo.sop("ge", loop.lb, loop.ub)
     if isinstance(no_trips, int):
         if no_trips:
@@ -273,7 +279,8 @@ def _if(lo: Lowering, op: ir.Op) -> None:
         regs.append(VReg(r.name or "phi"))
     node = If(cond, [], [], lo.loc)
     outer = lo.out
-    for block, region in ((node.then, op.regions[0]), (node.orelse, op.regions[1] if len(op.regions) > 1 else None)):
+    orelse = op.regions[1] if len(op.regions) > 1 else None
+    for block, region in ((node.then, op.regions[0]), (node.orelse, orelse)):
         lo.out = block
         lo.cse.append({})
         if region is not None:

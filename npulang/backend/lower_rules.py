@@ -58,7 +58,7 @@ def _splat(lo: Lowering, op: ir.Op) -> None:
 
 
 def _reshaped(lo: Lowering, x: object, fa, fm, fv, shape: tuple[int, ...], fd) -> object:
-    """Apply a shape change: `fa` to affine tiles, `fm` to masks, `fv` to buffer views, `fd` to a dim index."""
+    """A shape change: `fa` for affine tiles, `fm` for masks, `fv` for buffer views, `fd` for a dim index."""
     if isinstance(x, Affine):
         return fa(x)
     if isinstance(x, Wrapped):
@@ -95,7 +95,8 @@ def _expand_dims(lo: Lowering, op: ir.Op) -> None:
     axis, shape = op.attrs["axis"], op.result.type.shape
 
     def view(v: TileView) -> TileView:
-        return TileView(v.buffer, v.offset, shape, v.strides[:axis] + (0,) + v.strides[axis:], v.dtype, v.cast_to)
+        strides = v.strides[:axis] + (0,) + v.strides[axis:]
+        return TileView(v.buffer, v.offset, shape, strides, v.dtype, v.cast_to)
     lo.vals[op.result.id] = _reshaped(lo, lo.get(op.operands[0]), lambda a: access.expand_affine(a, axis),
                                       lambda m: access.expand_mask(m, axis), view, shape,
                                       lambda d: d + 1 if axis <= d else d)
@@ -135,8 +136,8 @@ def _trans(lo: Lowering, op: ir.Op) -> None:
     x = lo.get(op.operands[0])
     if isinstance(x, Mask):
         x = lo.mask_tile(x)
-    lo.vals[op.result.id] = _reshaped(lo, x, lambda a: access.trans_affine(a, perm), lambda m: None, view, shape,
-                                      perm.index)
+    lo.vals[op.result.id] = _reshaped(lo, x, lambda a: access.trans_affine(a, perm), lambda m: None, view,
+                                      shape, perm.index)
 
 
 # -- elementwise -------------------------------------------------------------------------------------
@@ -166,7 +167,8 @@ def _binary(lo: Lowering, op: ir.Op) -> None:
         if wrapped is not None:
             lo.vals[op.result.id] = wrapped
             return
-    if isinstance(a, (Affine, Wrapped)) and isinstance(b, (Affine, Wrapped)) and name in ("add", "sub", "mul"):
+    index_tiles = isinstance(a, (Affine, Wrapped)) and isinstance(b, (Affine, Wrapped))
+    if index_tiles and name in ("add", "sub", "mul"):
         combined = access.combine_wrapped(name, a, b, lo.sop)
         if combined is not None:
             lo.vals[op.result.id] = combined
@@ -235,7 +237,8 @@ def _cast(lo: Lowering, op: ir.Op) -> None:
         lo.vals[op.result.id] = x
     elif isinstance(x, Scalar):
         to_float = dt in ir.FLOAT_DTYPES
-        if to_float == (src_dt in ir.FLOAT_DTYPES) or isinstance(x.value, (int, float)) and not isinstance(x.value, VReg):
+        constant = isinstance(x.value, (int, float)) and not isinstance(x.value, VReg)
+        if to_float == (src_dt in ir.FLOAT_DTYPES) or constant:
             value = x.value
             if isinstance(value, (int, float)):
                 value = float(value) if to_float else int(value)
@@ -286,11 +289,10 @@ def _where_bounds(lo: Lowering, op: ir.Op, mask: Mask, other: Operand, dt: str) 
         if valid is None or valid == size:
             continue
         off = lo.sop("mul", valid, ((rs, cs)[along]) * dst.itemsize)
-        ref = BufRef(dst.buffer, dst.offset + off) if isinstance(off, int) else BufRef(dst.buffer, dst.offset, off)
         tail = lo.sop("sub", size, valid)
-        lo.out.append(MInstr("vdup", {"dst": ref, "value": other, "dtype": dt, "rows": tail if along == 0 else rows,
-                                      "cols": cols if along == 0 else tail, "dst_rs": rs, "dst_cs": cs}, lo.loc,
-                             (), (dst.region(),)))
+        shape = {"rows": tail, "cols": cols} if along == 0 else {"rows": rows, "cols": tail}
+        lo.out.append(MInstr("vdup", {"dst": _ref_at(dst, off), "value": other, "dtype": dt, **shape,
+                                      "dst_rs": rs, "dst_cs": cs}, lo.loc, (), (dst.region(),)))
     lo.vals[op.result.id] = dst
 
 
@@ -299,7 +301,8 @@ def _where_bounds(lo: Lowering, op: ir.Op, mask: Mask, other: Operand, dt: str) 
 def _addptr(lo: Lowering, op: ir.Op) -> None:
     p, off = lo.get(op.operands[0]), lo.get(op.operands[1])
     if isinstance(p, Ptr) and isinstance(off, Scalar):
-        lo.vals[op.result.id] = Ptr(lo.sop("add", p.reg, lo.sop("mul", off.value, _size(p.pointee))), p.arg, p.pointee)  # type: ignore[arg-type]
+        moved = lo.sop("add", p.reg, lo.sop("mul", off.value, _size(p.pointee)))
+        lo.vals[op.result.id] = Ptr(moved, p.arg, p.pointee)  # type: ignore[arg-type]
         return
     if isinstance(p, PtrTile) and isinstance(off, (Affine, Wrapped)):
         moved = access.offset_ptr(p, off, lo.sop)
@@ -308,11 +311,14 @@ def _addptr(lo: Lowering, op: ir.Op) -> None:
             return
     if isinstance(p, PtrTile) and isinstance(off, Affine) and all(c == 0 for c in off.coeffs):
         moved = lo.sop("add", p.ptr.reg, lo.sop("mul", off.base, _size(p.ptr.pointee)))  # gather base moves
-        lo.vals[op.result.id] = PtrTile(Ptr(moved, p.ptr.arg, p.ptr.pointee), p.offsets)  # type: ignore[arg-type]
+        lo.vals[op.result.id] = PtrTile(Ptr(moved, p.ptr.arg, p.ptr.pointee),  # type: ignore[arg-type]
+                                        p.offsets)
         return
     if isinstance(p, PtrTile):  # non-affine offsets: an index tile for gather/scatter
         idx = lo.view(op.operands[1])
-        if not (isinstance(p.offsets, Affine) and all(c == 0 for c in p.offsets.coeffs) and p.offsets.base == 0):
+        at_base = isinstance(p.offsets, Affine) and p.offsets.base == 0 and \
+            all(c == 0 for c in p.offsets.coeffs)
+        if not at_base:
             base = lo.to_ub(p.offsets, p.offsets.shape, "i32")
             summed = lo.new_buffer(idx.shape, "i32", "ub", "idx")
             lo.vector("vbin", summed, [("a", base), ("b", idx)], op="add", dtype="i32")
@@ -365,22 +371,22 @@ def _load(lo: Lowering, op: ir.Op) -> None:
         pad = other.base
     if isinstance(p, Ptr):  # scalar load: a 1-element tile in UB
         dst = lo.new_buffer((), dt, "ub", op.result.name)
-        lo.emit("load", (Region(("gm", p.arg)),), (dst.region(),), dst=dst.ref(), src=GmRef(p.reg, p.arg), dtype=dt,
-                rows=1, cols=1, src_rs=1, pad=pad)
+        lo.emit("load", (Region(("gm", p.arg)),), (dst.region(),), dst=dst.ref(), src=GmRef(p.reg, p.arg),
+                dtype=dt, rows=1, cols=1, src_rs=1, pad=pad)
         lo.vals[op.result.id] = dst
         return
-    affine = isinstance(p, PtrTile) and isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask))
-    space = "l1" if op.result.id in lo.feeds_dot and affine else "ub"  # a gathered dot operand goes UB->L1
+    strided = isinstance(p, PtrTile) and isinstance(p.offsets, (Affine, Wrapped)) and \
+        (mask is None or isinstance(mask, Mask))
+    space = "l1" if op.result.id in lo.feeds_dot and strided else "ub"  # a gathered dot operand goes UB->L1
     dst = lo.new_buffer(shape, dt, space, op.result.name)
-    if isinstance(p, PtrTile) and isinstance(p.offsets, Wrapped) and (mask is None or isinstance(mask, Mask)):
-        dst = lo.new_buffer(shape, dt, "l1" if op.result.id in lo.feeds_dot else "ub", op.result.name)
+    if strided and isinstance(p.offsets, Wrapped):
         _load_wrapped(lo, p, p.offsets, mask, dst, pad)
-    elif affine:
+    elif strided:
         rows, cols, rs, cs = _dma_shape(lo, p.offsets, shape)
         vr, vc = _valid(lo, mask, shape)
         lo.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
-                src=_gm_address(lo, p.ptr, p.offsets.base), dtype=dt, rows=rows, cols=cols, src_rs=rs, src_cs=cs,
-                dst_rs=cols, valid_rows=vr, valid_cols=vc, pad=pad)
+                src=_gm_address(lo, p.ptr, p.offsets.base), dtype=dt, rows=rows, cols=cols, src_rs=rs,
+                src_cs=cs, dst_rs=cols, valid_rows=vr, valid_cols=vc, pad=pad)
     elif isinstance(p, PtrTile):
         _gather(lo, op, p, mask, dst, pad)
     else:
@@ -388,7 +394,8 @@ def _load(lo: Lowering, op: ir.Op) -> None:
     lo.vals[op.result.id] = dst
 
 
-def _load_wrapped(lo: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: TileView, pad: Operand) -> None:
+def _load_wrapped(lo: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: TileView,
+                  pad: Operand) -> None:
     """A load through `(s + arange) % m` offsets as strided DMA pieces (see `WrapPlan`).
 
     Fast case: indices [0, first) from s % m onwards, then [first, B) from 0. Otherwise (s < 0, m < 1,
@@ -404,8 +411,7 @@ def _load_wrapped(lo: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: 
 
     def piece(j0: Operand, n: Operand, w0: Operand) -> None:
         src = _gm_address(lo, p.ptr, lo.sop("add", w.affine.base, lo.sop("mul", stride, w0)))
-        off = lo.sop("mul", j0, step_bytes)
-        ref = BufRef(dst.buffer, dst.offset + off) if isinstance(off, int) else BufRef(dst.buffer, dst.offset, off)
+        ref = _ref_at(dst, lo.sop("mul", j0, step_bytes))
         ext = valid[along]
         part = None if ext is None else lo.sop("min", lo.sop("max", lo.sop("sub", ext, j0), 0), n)
         size = {"rows": n, "cols": cols, "valid_rows": part, "valid_cols": valid[1]} if along == 0 else \
@@ -429,6 +435,13 @@ def _load_wrapped(lo: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: 
     with lo.nested(slow.body):
         piece(i, 1, lo.sop("rem", lo.sop("add", plan.start, i), plan.modulus))
     lo.out.append(If(plan.fast, fast, [slow], lo.loc) if not isinstance(plan.fast, int) else slow)
+
+
+def _ref_at(dst: TileView, off: Operand) -> BufRef:
+    """`dst` moved by `off` bytes, a constant or a register."""
+    if isinstance(off, int):
+        return BufRef(dst.buffer, dst.offset + off)
+    return BufRef(dst.buffer, dst.offset, off)  # type: ignore[arg-type]
 
 
 def _gather(lo: Lowering, op: ir.Op, p: PtrTile, mask: object, dst: TileView, pad: Operand) -> None:
@@ -472,14 +485,16 @@ def _store(lo: Lowering, op: ir.Op) -> None:
         gm = _gm_address(lo, p.ptr, p.offsets.base)
         if isinstance(x, TileView) and x.space == "l0c":
             _, _, srs, _ = x.rows_cols()
-            lo.emit("fixpipe", (x.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=x.ref(), src_dtype=x.dtype,
-                    dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
+            lo.emit("fixpipe", (x.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=x.ref(),
+                    src_dtype=x.dtype, dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs,
+                    valid_rows=vr, valid_cols=vc)
             return
         src = lo.view(value)
         if src.rows_cols()[3] != 1:
             src = lo.copy_dense(src)
         lo.emit("store", (src.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=src.ref(), dtype=dt,
-                rows=rows, cols=cols, src_rs=src.rows_cols()[2], dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
+                rows=rows, cols=cols, src_rs=src.rows_cols()[2], dst_rs=rs, dst_cs=cs, valid_rows=vr,
+                valid_cols=vc)
         return
     src = lo.view(value)
     if not src.dense:
@@ -491,9 +506,9 @@ def _store(lo: Lowering, op: ir.Op) -> None:
     if m is not None and not m.dense:
         m = lo.copy_dense(m)
     lo.notes.append(f"line {op.loc.line}: store is not affine: lowered to scatter")
-    lo.emit("scatter", (src.region(), idx.region()) + ((m.region(),) if m else ()), (Region(("gm", p.ptr.arg)),),
-            dst=GmRef(p.ptr.reg, p.ptr.arg), src=src.ref(), idx=idx.ref(), dtype=dt, n=max(1, _numel(shape)),
-            mask=m.ref() if m else None)
+    reads = (src.region(), idx.region()) + ((m.region(),) if m else ())
+    lo.emit("scatter", reads, (Region(("gm", p.ptr.arg)),), dst=GmRef(p.ptr.reg, p.ptr.arg), src=src.ref(),
+            idx=idx.ref(), dtype=dt, n=max(1, _numel(shape)), mask=m.ref() if m else None)
 
 
 @rule(K.MAKE_DESC)

@@ -211,7 +211,8 @@ def buffers_of(nodes: list[Node]) -> list[Buffer]:
 def format_mir(nodes: list[Node]) -> str:
     """Readable text of the machine IR (for `stages` and golden tests); registers numbered from 0."""
     numbers: dict[str, str] = {}
-    return re.sub(r"#(\d+)", lambda m: "#" + numbers.setdefault(m.group(1), str(len(numbers))), _format(nodes, 0))
+    text = _format(nodes, 0)
+    return re.sub(r"#(\d+)", lambda m: "#" + numbers.setdefault(m.group(1), str(len(numbers))), text)
 
 
 def _format(nodes: list[Node], indent: int) -> str:

@@ -43,7 +43,7 @@ class SoftwarePipelining:
         return self.num_stages if loop.num_stages is None else loop.num_stages
 
     def _worth_it(self, loop: Loop) -> bool:
-        """Innermost loops with loads; a nested loop with num_stages=1 (e.g. a DMA-piece loop) does not count."""
+        """Innermost loops with loads; nested loops with num_stages=1 (e.g. DMA-piece loops) do not count."""
         innermost = all(inner.num_stages == 1 for inner in _loops(loop.body))
         return innermost and any(i.op in ("load", "gather") for i in walk(loop.body))
 
@@ -109,8 +109,9 @@ def _buffers(nodes: list[Node]) -> list[Buffer]:
 
 def _clone(n: Node, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Node:
     if isinstance(n, Loop):
-        return Loop(regs.get(n.iv, n.iv), _sub(n.lb, bufs, regs), _sub(n.ub, bufs, regs), _sub(n.step, bufs, regs),
-                    [_clone(x, bufs, regs) for x in n.body], n.loc, n.min_trips, n.num_stages)
+        return Loop(regs.get(n.iv, n.iv), _sub(n.lb, bufs, regs), _sub(n.ub, bufs, regs),
+                    _sub(n.step, bufs, regs), [_clone(x, bufs, regs) for x in n.body], n.loc, n.min_trips,
+                    n.num_stages)
     if isinstance(n, If):
         return If(_sub(n.cond, bufs, regs), [_clone(x, bufs, regs) for x in n.then],
                   [_clone(x, bufs, regs) for x in n.orelse], n.loc)

@@ -71,7 +71,8 @@ class FlagInsertion:
             self._rebuild(nodes, set())
             assign_events(nodes, self.spec.sync.event_ids)  # raises EventOverflowError
 
-    def _place(self, nodes: list[Node], saved: list[tuple[list[Node], list[Node]]], hoisted: set[int]) -> bool:
+    def _place(self, nodes: list[Node], saved: list[tuple[list[Node], list[Node]]],
+               hoisted: set[int]) -> bool:
         """Insert the flags with these loops' primes and drains hoisted; False if event ids run out."""
         self._restore(saved)
         self._rebuild(nodes, hoisted)
@@ -87,7 +88,8 @@ class FlagInsertion:
             block[:] = contents
 
     # -- analysis ------------------------------------------------------------------------------
-    def _block(self, nodes: list[Node], vc: dict[Pipe, Clock], hist: list[_Entry], loop: _LoopCtx | None) -> None:
+    def _block(self, nodes: list[Node], vc: dict[Pipe, Clock], hist: list[_Entry],
+               loop: _LoopCtx | None) -> None:
         for node in nodes:
             if isinstance(node, MInstr):
                 self._instr(node, vc, hist, loop)
@@ -201,7 +203,8 @@ def _blocks(nodes: list[Node]) -> list[list[Node]]:
     return out
 
 
-def _conflicts(e: _Entry, reads: list[Region] | tuple[Region, ...], writes: list[Region] | tuple[Region, ...]) -> bool:
+def _conflicts(e: _Entry, reads: list[Region] | tuple[Region, ...],
+               writes: list[Region] | tuple[Region, ...]) -> bool:
     if any(e.region.overlaps(w) for w in writes):
         return True
     return e.write and any(e.region.overlaps(r) for r in reads)
