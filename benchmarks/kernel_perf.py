@@ -66,8 +66,9 @@ def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: in
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm) * npu.cdiv(size, bn),)
     run = _run(lambda: kernels.matmul_kernel[grid](
-        a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk,
-        GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages, timing_only=True))
+        a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn,
+        BLOCK_SIZE_K=bk, GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages,
+        timing_only=True))
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("matmul_kernel (tutorial)", f"fp16 {size}³",
                 f"BM={bm} BN={bn} BK={bk} GROUP_SIZE_M={group} num_stages={stages}", run, roof, "cube")
@@ -79,8 +80,8 @@ def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
     block = 1 << (cols - 1).bit_length()
     run = _run(lambda: kernels.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
                                                            num_stages=stages, timing_only=True))
-    return _row("softmax_kernel", f"fp32 {rows}x{cols}", f"grid={programs} BLOCK_SIZE={block} num_stages={stages}",
-                run, _hbm_cycles(2 * x.nbytes), "HBM")
+    config = f"grid={programs} BLOCK_SIZE={block} num_stages={stages}"
+    return _row("softmax_kernel", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(2 * x.nbytes), "HBM")
 
 
 def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
@@ -92,8 +93,8 @@ def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
                                                              BLOCK_SIZE=block, num_stages=stages,
                                                              timing_only=True))
     moved = x.nbytes + y.nbytes + w.nbytes + b.nbytes + mean.nbytes + rstd.nbytes
-    return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", f"grid={rows} BLOCK_SIZE={block} num_stages={stages}",
-                run, _hbm_cycles(moved), "HBM")
+    config = f"grid={rows} BLOCK_SIZE={block} num_stages={stages}"
+    return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
 
 
 def _hbm_cycles(nbytes: int) -> float:
@@ -112,7 +113,8 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                                   (2048, 128, 256, 32, 2), (2048, 256, 128, 64, 2)]),
     ("matmul_tutorial", matmul_tutorial, [(2048, 128, 128, 32, 16, 3), (2048, 128, 128, 32, 8, 3),
                                           (2048, 128, 128, 64, 8, 2), (2048, 128, 256, 32, 8, 2)]),
-    ("softmax", softmax, [(4096, 4096, 192, 2), (4096, 4096, 96, 3), (4096, 4096, 48, 3), (4096, 4096, 24, 2)]),
+    ("softmax", softmax, [(4096, 4096, 192, 2), (4096, 4096, 96, 3), (4096, 4096, 48, 3),
+                          (4096, 4096, 24, 2)]),
     ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
                                 (4096, 4096, 1024, 2)]),
 ]
@@ -122,8 +124,8 @@ def table(rows: list[Row]) -> str:
     out = ["| kernel | problem | config | cycles | roofline | bound | % of roofline | GM MiB | HBM MiB |",
            "|---|---|---|---:|---:|---|---:|---:|---:|"]
     for r in rows:
-        out.append(f"| {r.kernel} | {r.problem} | {r.config} | {r.cycles:,} | {r.roofline:,.0f} | {r.bound} | "
-                   f"{r.fraction:.1%} | {r.gm_mib:,.0f} | {r.hbm_mib:,.0f} |")
+        out.append(f"| {r.kernel} | {r.problem} | {r.config} | {r.cycles:,} | {r.roofline:,.0f} | "
+                   f"{r.bound} | {r.fraction:.1%} | {r.gm_mib:,.0f} | {r.hbm_mib:,.0f} |")
     return "\n".join(out)
 
 

@@ -57,7 +57,8 @@ def row_sums_kernel(x_ptr, out_ptr, n, BLOCK: npu.constexpr, FIRST_STAGES: npu.c
 @pytest.mark.parametrize("dt", ["f16", "i8"])
 def test_hand_built_matmul_with_k_zero_gives_zeros(dt: str, num_stages: int) -> None:
     M, N = 40, 50
-    out_dt, c = ("i32", np.full((M, N), 9, np.int32)) if dt == "i8" else ("f32", np.full((M, N), 9, np.float32))
+    out_dt, np_out = ("i32", np.int32) if dt == "i8" else ("f32", np.float32)
+    c = np.full((M, N), 9, np_out)
     ck = compile_function(matmul(32, 32, 32, dt=dt, out=out_dt), SPEC, num_stages=num_stages)
     np_dt = np.int8 if dt == "i8" else np.float16
     a, b = np.zeros((M, 1), np_dt), np.zeros((1, N), np_dt)  # K = 0: nothing is read
@@ -92,8 +93,9 @@ def test_runtime_loop_bound_of_zero_after_a_real_accumulation(k1: int, k2: int, 
                          BM=BM, BN=BN, BK=BK)
     l0c = {s.offset for s in ck.buffers if s.space == "l0c"}
     assert len(l0c) == 1  # both accumulators live at the same address
-    ref = lambda kk: sum((a[j].astype(np.float32) @ b[j].astype(np.float32) for j in range(kk // BK)),  # noqa: E731
-                         np.zeros((BM, BN), np.float32))
+    def ref(kk: int) -> np.ndarray:
+        blocks = [a[j].astype(np.float32) @ b[j].astype(np.float32) for j in range(kk // BK)]
+        return sum(blocks, np.zeros((BM, BN), np.float32))
     np.testing.assert_allclose(c1, ref(k1), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(c2, ref(k2), rtol=1e-5, atol=1e-4)
 
@@ -109,7 +111,8 @@ def test_each_runtime_bounded_accumulator_loop_gets_one_guarded_zero_fill() -> N
 # -- per-loop num_stages -----------------------------------------------------------------------------
 def _load_copies(ck, line: int) -> int:
     """Distinct destination buffers of the loads on one kernel line (one per pipelining stage)."""
-    return len({i.args[0] for i in ck.program.instructions() if i.op == "load" and i.loc and i.loc.line == line})
+    return len({i.args[0] for i in ck.program.instructions()
+                if i.op == "load" and i.loc and i.loc.line == line})
 
 
 @pytest.mark.parametrize("default,first", [(1, 3), (2, 1), (3, 2), (2, None)])

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import npulang as npu
 from isa import MachineSpec
 from npulang.backend import compile_function
 from simulator import Device, SimOptions

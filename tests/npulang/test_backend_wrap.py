@@ -80,7 +80,8 @@ def test_wrapped_2d_tile_pieces_carry_the_mask(wrap_rows: bool, s: int, m: int, 
     stride = 24 if wrap_rows else 48
     x = np.arange((2 * m if wrap_rows else R) * stride, dtype=np.float32).reshape(-1, stride)
     out = np.zeros((R, C), np.float32)
-    ck, _ = run_compiled(wrap_tile_kernel, (1,), [x, out, s, m, m, ncols, stride], R=R, C=C, WRAP_ROWS=wrap_rows)
+    ck, _ = run_compiled(wrap_tile_kernel, (1,), [x, out, s, m, m, ncols, stride], R=R, C=C,
+                         WRAP_ROWS=wrap_rows)
     r, c = np.arange(R)[:, None], np.arange(C)[None, :]
     flat = x.reshape(-1)
     if wrap_rows:
@@ -110,8 +111,9 @@ def _tutorial(a: np.ndarray, b: np.ndarray, block: tuple[int, int, int], *, tran
     bm, bn, bk = block
     grid = (-(-M // bm) * -(-N // bn),)
     ck, run = run_compiled(kernels.matmul_kernel, grid, [a, barg, c, M, N, K, K, 1, sbk, sbn, N, 1],
-                           num_stages=num_stages, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk, GROUP_SIZE_M=2,
-                           ACTIVATION="", ACC_DTYPE=npu.int32 if a.dtype == np.int8 else npu.float32)
+                           num_stages=num_stages, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk,
+                           GROUP_SIZE_M=2, ACTIVATION="",
+                           ACC_DTYPE=npu.int32 if a.dtype == np.int8 else npu.float32)
     return c, ck
 
 
