@@ -3,7 +3,8 @@
 A buffer is live from its first to its last access in program text. A buffer touched inside a
 loop is live for the whole loop: its space is needed again on the next iteration, and giving two
 tiles of one loop body the same bytes would serialise the pipes that software pipelining wants
-to overlap. First fit per space, checked against the spec's capacity.
+to overlap. First fit per space, preferring bytes no earlier tile used while they last, checked
+against the spec's capacity.
 """
 
 from __future__ import annotations

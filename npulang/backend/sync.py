@@ -8,9 +8,11 @@ what each pipe knows has completed, through program order and earlier flags), or
 Loops and ifs are compound nodes. From outside, a node is the union of its accesses: conflicts
 into it get a wait just before it, conflicts out of it a set just after it. Inside a loop the body
 is analysed twice, as two consecutive iterations; conflicts the second copy has with the first
-are loop-carried: the flag is primed before the loop, waited before J, set after I each iteration
-and drained after the loop. Event ids are assigned at the end by interval colouring over the
-program text, so every set is consumed by one wait before the same flag is set again.
+are loop-carried: the flag is primed (set once) at the start of the block holding the loop, waited
+before J, set after I each iteration and drained (waited once) at the end of that block; where
+event ids run short, primes and drains sit right around the loop instead. Event ids are assigned
+at the end by interval colouring over the program text, so every set is consumed by one wait
+before the same flag is set again.
 """
 
 from __future__ import annotations
