@@ -288,12 +288,13 @@ def _fold(op: str, a: int, b: int) -> int | None:
         return min(a, b)
     if op == "max":
         return max(a, b)
-    if op == "div" and b != 0:
-        return int(a / b)
-    if op == "rem" and b != 0:
-        return a - int(a / b) * b
+    if op in ("div", "rem") and b != 0:
+        q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)  # C: truncate toward zero
+        return q if op == "div" else a - q * b
     if op in ("lt", "le", "gt", "ge", "eq", "ne"):
         return int({"lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b, "eq": a == b, "ne": a != b}[op])
+    if op in ("and", "or", "xor"):
+        return {"and": a & b, "or": a | b, "xor": a ^ b}[op]
     return None
 
 

@@ -50,6 +50,13 @@ def wrap_store_kernel(out_ptr, s, m, BLOCK: npu.constexpr):
     npu.store(out_ptr + offs, (offs < 3).to(npu.int32) + offs * 10)
 
 
+@npu.jit
+def static_wrap_kernel(x_ptr, out_ptr, S: npu.constexpr, M: npu.constexpr, B: npu.constexpr):
+    """out[i] = x[(S + i) % M] with every number known at compile time."""
+    v = npu.load(x_ptr + (S + npu.arange(0, B)) % M)
+    npu.store(out_ptr + npu.arange(0, B), v)
+
+
 def _c_rem(a: np.ndarray, m: int) -> np.ndarray:
     return np.fmod(a, m)  # the sign of the dividend, as the kernel language's `%` on integers
 
@@ -69,6 +76,17 @@ def test_wrapped_1d_load_is_exact_for_every_start_and_modulus(s: int, m: int, n:
     expected = np.where(i < n, x[shift + _c_rem(s + i, m)], -1.0)
     np.testing.assert_array_equal(out, expected)
     assert "gather" not in _program_ops(ck) and not ck.notes
+
+
+@pytest.mark.parametrize("S,M,B,pieces", [(3, 40, 8, 1), (7, 8, 8, 2), (0, 8, 8, 1), (3, 5, 8, 1), (5, 1, 4, 1)])
+def test_static_wrap_emits_only_the_pieces_it_needs(S: int, M: int, B: int, pieces: int) -> None:
+    """Known start and modulus: no runtime test; one piece, two, or (more than one wrap) a per-index loop."""
+    x = np.arange(M, dtype=np.float32) + 1
+    out = np.zeros(B, np.float32)
+    ck, _ = run_compiled(static_wrap_kernel, (1,), [x, out], S=S, M=M, B=B)
+    np.testing.assert_array_equal(out, x[(S + np.arange(B)) % M])
+    ops = _program_ops(ck)
+    assert ops.count("load") == pieces and "bz" not in ops[:ops.index("load")]
 
 
 @pytest.mark.parametrize("wrap_rows", [True, False])
