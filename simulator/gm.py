@@ -20,6 +20,7 @@ QUANTUM = 128  # cycles per calendar bucket: fine enough for tile-sized transfer
 _GROW = 4096  # buckets added at a time
 _EPS = 1e-9
 _BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
+_FULL = (1 << _BLOCK_LINES) - 1  # the mask of a fully resident block (always this very object)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,21 +61,31 @@ class L2Cache:
         self.epoch = 0
 
     def touch(self, region: int, first: int, last: int) -> int:
-        """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed."""
+        """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
+
+        `region` is the array's key shifted left by 40 bits, so blocks of distinct arrays never share
+        a key. A fully resident block is stored as the `_FULL` object itself, so the common whole-block
+        hit is an identity test rather than big-integer arithmetic."""
         masks, epochs, epoch = self.masks, self.epochs, self.epoch
         missed = 0
         block, lo = divmod(first, _BLOCK_LINES)
         last_block, hi = divmod(last, _BLOCK_LINES)
-        block += region << 40  # blocks of distinct arrays never share a key
-        last_block += region << 40
+        block += region
+        last_block += region
         while True:
-            top = hi if block == last_block else _BLOCK_LINES - 1
-            bits = ((2 << (top - lo)) - 1) << lo
-            old = masks.get(block, 0)
-            new = bits & ~old
-            if new:
-                missed += new.bit_count()
-                masks[block] = old | bits
+            old = masks.get(block)
+            if old is not _FULL:
+                top = hi if block == last_block else _BLOCK_LINES - 1
+                if old is None:  # a new block: every touched line misses
+                    masks[block] = _FULL if lo == 0 and top == _BLOCK_LINES - 1 else ((2 << (top - lo)) - 1) << lo
+                    missed += top - lo + 1
+                else:
+                    bits = ((2 << (top - lo)) - 1) << lo
+                    new = bits & ~old
+                    if new:
+                        missed += new.bit_count()
+                        both = old | bits
+                        masks[block] = _FULL if both == _FULL else both
             epochs[block] = epoch
             if block == last_block:
                 break
@@ -159,39 +170,40 @@ class GlobalMemory:
         """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).
 
         The transfer is at offset `x.addr + shift` of the argument array whose host address is
-        `region` (the key of its L2 lines)."""
-        nbytes, hbm_bytes = self.traffic(x, shift, region)
+        `region` (the key of its L2 lines). Bytes on the bus are rows rounded out to bursts; bytes
+        from HBM are the lines that miss in L2, whose residency this updates."""
+        burst = self.burst
+        if x.scattered:
+            nbytes = hbm_bytes = x.scattered * burst
+        elif x.rows <= 0 or x.cols <= 0:
+            nbytes = hbm_bytes = 0
+        else:
+            l2 = self.l2
+            line = l2.line_bytes
+            key = region << 40
+            l2.epoch += 1
+            nbytes = missed = 0
+            base = x.addr + shift
+            if x.cs == x.itemsize:  # contiguous rows
+                row = x.cols * x.itemsize
+                rows, rs = x.rows, x.rs
+                if rs == row or rows == 1:  # one contiguous block
+                    row *= rows
+                    nbytes = (-(-(base + row) // burst) - base // burst) * burst
+                    missed = l2.touch(key, base // line, (base + row - 1) // line)
+                else:
+                    for r in range(rows):
+                        a = base + r * rs
+                        nbytes += (-(-(a + row) // burst) - a // burst) * burst
+                        missed += l2.touch(key, a // line, (a + row - 1) // line)
+            else:  # column-strided: every element is its own burst
+                for r in range(x.rows):
+                    a = base + r * x.rs
+                    for c in range(x.cols):
+                        e = a + c * x.cs
+                        nbytes += burst
+                        missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
+            hbm_bytes = missed * line
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
-
-    def traffic(self, x: GmXfer, shift: int = 0, region: int = 0) -> tuple[int, int]:
-        """Bytes on the bus (rows rounded out to bursts) and bytes fetched from HBM (missed lines);
-        updates L2 residency."""
-        burst = self.burst
-        if x.scattered:
-            return x.scattered * burst, x.scattered * burst
-        if x.rows <= 0 or x.cols <= 0:
-            return 0, 0
-        line = self.l2.line_bytes
-        l2 = self.l2
-        l2.epoch += 1
-        nbytes = missed = 0
-        base = x.addr + shift
-        if x.cs == x.itemsize:  # contiguous rows
-            row = x.cols * x.itemsize
-            rows, rs = x.rows, x.rs
-            if rs == row:  # one contiguous block
-                row, rows = row * rows, 1
-            for r in range(rows):
-                a = base + r * rs
-                nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                missed += l2.touch(region, a // line, (a + row - 1) // line)
-        else:  # column-strided: every element is its own burst
-            for r in range(x.rows):
-                a = base + r * x.rs
-                for c in range(x.cols):
-                    e = a + c * x.cs
-                    nbytes += burst
-                    missed += l2.touch(region, e // line, (e + x.itemsize - 1) // line)
-        return nbytes, missed * line
