@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
 from npulang import launch  # noqa: E402
-from tests.npulang import kernels  # noqa: E402  (moving to examples/ later)
+from examples import tutorials  # noqa: E402
 
 
 @dataclass
@@ -54,7 +54,7 @@ def matmul_desc(size: int, bm: int, bn: int, bk: int, stages: int) -> Row:
     spec = launch.get_machine()
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm), npu.cdiv(size, bn))
-    run = _run(lambda: kernels.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk,
+    run = _run(lambda: tutorials.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk,
                                                         num_stages=stages, timing_only=True))
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("matmul_desc_kernel", f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run,
@@ -65,7 +65,7 @@ def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: in
     spec = launch.get_machine()
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm) * npu.cdiv(size, bn),)
-    run = _run(lambda: kernels.matmul_kernel[grid](
+    run = _run(lambda: tutorials.matmul_kernel[grid](
         a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn,
         BLOCK_SIZE_K=bk, GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages,
         timing_only=True))
@@ -78,7 +78,7 @@ def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
     x = np.zeros((rows, cols), np.float32)
     y = np.zeros_like(x)
     block = 1 << (cols - 1).bit_length()
-    run = _run(lambda: kernels.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
+    run = _run(lambda: tutorials.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
                                                            num_stages=stages, timing_only=True))
     config = f"grid={programs} BLOCK_SIZE={block} num_stages={stages}"
     return _row("softmax_kernel", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(2 * x.nbytes), "HBM")
@@ -89,7 +89,7 @@ def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
     y = np.zeros_like(x)
     w, b = np.zeros(cols, np.float32), np.zeros(cols, np.float32)
     mean, rstd = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
-    run = _run(lambda: kernels.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5,
+    run = _run(lambda: tutorials.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5,
                                                              BLOCK_SIZE=block, num_stages=stages,
                                                              timing_only=True))
     moved = x.nbytes + y.nbytes + w.nbytes + b.nbytes + mean.nbytes + rstd.nbytes

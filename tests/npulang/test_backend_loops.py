@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import npulang as npu
 from npulang.backend import compile_function
 from simulator import Device
-from tests.npulang import kernels
+from examples import tutorials
 from tests.npulang.backend_kernels import CHECKED, SPEC, matmul, run_compiled
 
 
@@ -71,11 +71,11 @@ def test_hand_built_matmul_with_k_zero_gives_zeros(dt: str, num_stages: int) -> 
 def test_tutorial_matmuls_with_k_zero_give_zeros() -> None:
     a, b = np.zeros((40, 1), np.float16), np.zeros((1, 50), np.float16)
     c = np.full((40, 50), 9, np.float32)
-    run_compiled(kernels.matmul_kernel, (4,), [a, b, c, 40, 50, 0, 1, 1, 50, 1, 50, 1], BLOCK_SIZE_M=32,
+    run_compiled(tutorials.matmul_kernel, (4,), [a, b, c, 40, 50, 0, 1, 1, 50, 1, 50, 1], BLOCK_SIZE_M=32,
                  BLOCK_SIZE_N=32, BLOCK_SIZE_K=32, GROUP_SIZE_M=2, ACTIVATION="", ACC_DTYPE=npu.float32)
     np.testing.assert_array_equal(c, 0)
     c16 = np.full((40, 50), 9, np.float16)
-    run_compiled(kernels.matmul_desc_kernel, (3, 2), [a, b, c16, 40, 50, 0], BM=16, BN=32, BK=32)
+    run_compiled(tutorials.matmul_desc_kernel, (3, 2), [a, b, c16, 40, 50, 0], BM=16, BN=32, BK=32)
     np.testing.assert_array_equal(c16, 0)
 
 

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from isa import MachineSpec
 from npulang.backend import compile_function
 from simulator import Device, SimOptions
-from tests.npulang import kernels
+from examples import tutorials
 from tests.npulang.backend_kernels import matmul, vadd
 
 SPEC = MachineSpec.load()
@@ -73,16 +73,16 @@ def _run(jf, grid, args, **meta):
 def test_tutorial_softmax_pipelined_over_rows() -> None:
     x = np.random.default_rng(2).random((13, 100)).astype(np.float32)
     out = np.zeros_like(x)
-    _run(kernels.softmax_kernel, (4,), [out, x, 100, 100, 13, 100], BLOCK_SIZE=128, num_stages=2)
-    np.testing.assert_allclose(out, kernels.ref_softmax(x), rtol=1e-5, atol=1e-7)
+    _run(tutorials.softmax_kernel, (4,), [out, x, 100, 100, 13, 100], BLOCK_SIZE=128, num_stages=2)
+    np.testing.assert_allclose(out, tutorials.ref_softmax(x), rtol=1e-5, atol=1e-7)
 
 
 def test_tutorial_layer_norm() -> None:
     rng = np.random.default_rng(3)
     x, w, b = rng.random((5, 100), np.float32), rng.random(100, np.float32), rng.random(100, np.float32)
     y, mean, rstd = np.zeros_like(x), np.zeros(5, np.float32), np.zeros(5, np.float32)
-    _run(kernels.layer_norm_fwd_fused, (5,), [x, y, w, b, mean, rstd, 100, 100, 1e-5], BLOCK_SIZE=32)
-    ry, rm, rr = kernels.ref_layer_norm(x, w, b)
+    _run(tutorials.layer_norm_fwd_fused, (5,), [x, y, w, b, mean, rstd, 100, 100, 1e-5], BLOCK_SIZE=32)
+    ry, rm, rr = tutorials.ref_layer_norm(x, w, b)
     np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(mean, rm, rtol=1e-5)
     np.testing.assert_allclose(rstd, rr, rtol=1e-4)
@@ -92,5 +92,5 @@ def test_tutorial_descriptor_matmul() -> None:
     rng = np.random.default_rng(5)
     a, b = rng.random((40, 70)).astype(np.float16), rng.random((70, 50)).astype(np.float16)
     c = np.zeros((40, 50), np.float16)
-    _run(kernels.matmul_desc_kernel, (3, 2), [a, b, c, 40, 50, 70], BM=16, BN=32, BK=32)
+    _run(tutorials.matmul_desc_kernel, (3, 2), [a, b, c, 40, 50, 70], BM=16, BN=32, BK=32)
     np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=2e-3, atol=2e-2)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import npulang as npu
 from npulang.backend import compile_function
 from simulator import Device, SimOptions
-from tests.npulang import kernels
+from examples import tutorials
 from tests.npulang.backend_kernels import SPEC, run_compiled
 
 
@@ -105,8 +105,8 @@ def test_layer_norm_passes_overlap_their_loads() -> None:
     x, w, b = rng.random((1, n), np.float32), rng.random(n, np.float32), rng.random(n, np.float32)
     y, mean, rstd = np.zeros_like(x), np.zeros(1, np.float32), np.zeros(1, np.float32)
     args = [x, y, w, b, mean, rstd, n, n, 1e-5]
-    ck, run = run_compiled(kernels.layer_norm_fwd_fused, (1,), args, num_stages=1, BLOCK_SIZE=n)
-    ry, rm, rr = kernels.ref_layer_norm(x, w, b)
+    ck, run = run_compiled(tutorials.layer_norm_fwd_fused, (1,), args, num_stages=1, BLOCK_SIZE=n)
+    ry, rm, rr = tutorials.ref_layer_norm(x, w, b)
     np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-5)
     load = SPEC.mte2.latency + n * 4 // SPEC.mte2.bytes_per_cycle
     store = SPEC.mte3.latency + n * 4 // SPEC.mte3.bytes_per_cycle

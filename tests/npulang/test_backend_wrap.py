@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
-from tests.npulang import kernels
+from examples import tutorials
 from tests.npulang.backend_kernels import run_compiled
 
 
@@ -128,7 +128,7 @@ def _tutorial(a: np.ndarray, b: np.ndarray, block: tuple[int, int, int], *, tran
     c = np.zeros((M, N), np.int32 if a.dtype == np.int8 else np.float32)
     bm, bn, bk = block
     grid = (-(-M // bm) * -(-N // bn),)
-    ck, run = run_compiled(kernels.matmul_kernel, grid, [a, barg, c, M, N, K, K, 1, sbk, sbn, N, 1],
+    ck, run = run_compiled(tutorials.matmul_kernel, grid, [a, barg, c, M, N, K, K, 1, sbk, sbn, N, 1],
                            num_stages=num_stages, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn, BLOCK_SIZE_K=bk,
                            GROUP_SIZE_M=2, ACTIVATION="",
                            ACC_DTYPE=npu.int32 if a.dtype == np.int8 else npu.float32)
@@ -149,9 +149,9 @@ def test_tutorial_matmul_compiles_without_gather_and_matches_numpy(dtype, transp
     c, ck = _tutorial(a, b, (32, 32, 32), transpose_b=transpose_b)
     assert "gather" not in _program_ops(ck) and ck.notes == []
     if dtype == np.int8:
-        np.testing.assert_array_equal(c, kernels.ref_matmul(a, b, np.int32))
+        np.testing.assert_array_equal(c, tutorials.ref_matmul(a, b, np.int32))
     else:
-        np.testing.assert_allclose(c, kernels.ref_matmul(a, b), rtol=1e-3, atol=1e-2)
+        np.testing.assert_allclose(c, tutorials.ref_matmul(a, b), rtol=1e-3, atol=1e-2)
 
 
 @settings(max_examples=15, deadline=None)
@@ -160,4 +160,4 @@ def test_tutorial_matmul_any_shape(M: int, N: int, K: int, num_stages: int) -> N
     rng = np.random.default_rng(M * N * K)
     a, b = rng.random((M, K)).astype(np.float16), rng.random((K, N)).astype(np.float16)
     c, _ = _tutorial(a, b, (32, 32, 16), num_stages=num_stages)
-    np.testing.assert_allclose(c, kernels.ref_matmul(a, b), rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(c, tutorials.ref_matmul(a, b), rtol=1e-3, atol=1e-2)

@@ -8,7 +8,7 @@ import pytest
 import npulang as npu
 from npulang import ir
 from npulang.verifier import verify
-from tests.npulang import kernels as K
+from examples import tutorials as T
 
 RNG = np.random.default_rng(1234)
 
@@ -24,7 +24,7 @@ def _ops(fn: ir.Function) -> list[str]:
 def test_vector_add(n: int, block: int) -> None:
     x = RNG.standard_normal(n).astype(np.float32)
     y = RNG.standard_normal(n).astype(np.float32)
-    out, result = K.run_add(x, y, block, interpret=True)
+    out, result = T.run_add(x, y, block, interpret=True)
     np.testing.assert_array_equal(out, x + y)
     assert result.cycles is None and result.grid == (-(-n // block), 1, 1)
 
@@ -33,8 +33,8 @@ def test_vector_add(n: int, block: int) -> None:
                                                                                          np.float32)])
 def test_fused_softmax(shape, dtype) -> None:
     x = RNG.standard_normal(shape).astype(dtype)
-    out, _ = K.run_softmax(x, interpret=True)
-    np.testing.assert_allclose(out.astype(np.float32), K.ref_softmax(x),
+    out, _ = T.run_softmax(x, interpret=True)
+    np.testing.assert_allclose(out.astype(np.float32), T.ref_softmax(x),
                                rtol=2e-3 if dtype == np.float16 else 1e-6,
                                atol=1e-3 if dtype == np.float16 else 1e-7)
 
@@ -43,8 +43,8 @@ def test_layer_norm_forward() -> None:
     x = RNG.standard_normal((6, 77)).astype(np.float32)
     w = RNG.standard_normal(77).astype(np.float32)
     b = RNG.standard_normal(77).astype(np.float32)
-    (y, mean, rstd), _ = K.run_layer_norm(x, w, b, interpret=True)
-    ry, rmean, rrstd = K.ref_layer_norm(x, w, b)
+    (y, mean, rstd), _ = T.run_layer_norm(x, w, b, interpret=True)
+    ry, rmean, rrstd = T.ref_layer_norm(x, w, b)
     np.testing.assert_allclose(mean, rmean, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(rstd, rrstd, rtol=1e-5)
     np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-5)
@@ -55,8 +55,8 @@ def test_grouped_matmul(dtype, activation) -> None:
     a = (RNG.standard_normal((50, 40)) * 4).astype(dtype)
     b = (RNG.standard_normal((40, 70)) * 4).astype(dtype)
     out_dtype = np.int32 if dtype == np.int8 else np.float16
-    c, _ = K.run_matmul(a, b, out_dtype, activation=activation, group=3, interpret=True)
-    ref = K.ref_matmul(a, b, out_dtype, activation)
+    c, _ = T.run_matmul(a, b, out_dtype, activation=activation, group=3, interpret=True)
+    ref = T.ref_matmul(a, b, out_dtype, activation)
     if dtype == np.int8:
         np.testing.assert_array_equal(c, ref)
     else:
@@ -66,8 +66,8 @@ def test_grouped_matmul(dtype, activation) -> None:
 def test_matmul_with_tensor_descriptors() -> None:
     a = RNG.standard_normal((33, 20)).astype(np.float16)
     b = RNG.standard_normal((20, 18)).astype(np.float16)
-    c, _ = K.run_matmul_desc(a, b, interpret=True)
-    np.testing.assert_array_equal(c, K.ref_matmul(a, b, np.float16))
+    c, _ = T.run_matmul_desc(a, b, interpret=True)
+    np.testing.assert_array_equal(c, T.ref_matmul(a, b, np.float16))
 
 
 # -- specialisation and launching ------------------------------------------------------------------
@@ -75,23 +75,23 @@ def test_matmul_with_tensor_descriptors() -> None:
 
 def test_specialize_is_memoised_by_types_and_constexprs() -> None:
     x = np.zeros(8, np.float32)
-    fn1, key1 = K.add_kernel.specialize(x, x, x, 8, BLOCK_SIZE=8)
-    fn2, key2 = K.add_kernel.specialize(x, x, x, 9, BLOCK_SIZE=8)
+    fn1, key1 = T.add_kernel.specialize(x, x, x, 8, BLOCK_SIZE=8)
+    fn2, key2 = T.add_kernel.specialize(x, x, x, 9, BLOCK_SIZE=8)
     assert fn1 is fn2 and key1 == key2
-    _, key3 = K.add_kernel.specialize(x, x, x, 8, BLOCK_SIZE=16)
-    _, key4 = K.add_kernel.specialize(x.astype(np.float16), x, x, 8, BLOCK_SIZE=8)
+    _, key3 = T.add_kernel.specialize(x, x, x, 8, BLOCK_SIZE=16)
+    _, key4 = T.add_kernel.specialize(x.astype(np.float16), x, x, 8, BLOCK_SIZE=8)
     assert len({key1, key3, key4}) == 3
     assert [str(t) for t in fn1.arg_types] == ["ptr<f32>", "ptr<f32>", "ptr<f32>", "i32"]
     assert fn1.constexprs == {"BLOCK_SIZE": 8}
 
 
 def test_the_key_covers_callees_and_global_constants(monkeypatch) -> None:
-    before = K.matmul_kernel.source_hash()
-    assert before == K.matmul_kernel.source_hash()
-    monkeypatch.setattr(K, "leaky_relu", K.add_kernel)  # a different callee behind the same name
-    assert K.matmul_kernel.source_hash() != before
+    before = T.matmul_kernel.source_hash()
+    assert before == T.matmul_kernel.source_hash()
+    monkeypatch.setattr(T, "leaky_relu", T.add_kernel)  # a different callee behind the same name
+    assert T.matmul_kernel.source_hash() != before
     monkeypatch.undo()
-    assert K.matmul_kernel.source_hash() == before
+    assert T.matmul_kernel.source_hash() == before
     x = np.zeros(8, np.int32)
     _, key = features_kernel.specialize(x, x, 8, BLOCK=8, MODE="tuple")
     monkeypatch.setitem(globals(), "SCALE", npu.constexpr(4))
@@ -113,16 +113,16 @@ def test_jit_with_options_interprets_by_default() -> None:
 def test_num_stages_and_num_warps_are_launch_options_not_constexprs() -> None:
     x = np.arange(10, dtype=np.float32)
     out = np.zeros_like(x)
-    fn, _ = K.add_kernel.specialize(x, x, out, 10, BLOCK_SIZE=16, num_stages=3, num_warps=4)
+    fn, _ = T.add_kernel.specialize(x, x, out, 10, BLOCK_SIZE=16, num_stages=3, num_warps=4)
     assert fn.constexprs == {"BLOCK_SIZE": 16}
-    K.add_kernel[(1,)](x, x, out, 10, BLOCK_SIZE=16, num_stages=3, num_warps=4, interpret=True)
+    T.add_kernel[(1,)](x, x, out, 10, BLOCK_SIZE=16, num_stages=3, num_warps=4, interpret=True)
     np.testing.assert_array_equal(out, 2 * x)
 
 
 def test_interpret_from_environment(monkeypatch) -> None:
     monkeypatch.setenv("NPU_INTERPRET", "1")
     x = np.arange(5, dtype=np.int32)
-    out, result = K.run_add(x, x, 8)
+    out, result = T.run_add(x, x, 8)
     np.testing.assert_array_equal(out, 2 * x)
     assert isinstance(result, npu.InterpretResult)
 
@@ -132,7 +132,7 @@ def test_builtins_outside_kernels_fail_clearly_but_cdiv_works_on_host() -> None:
     with pytest.raises(npu.NpuError, match=r"npu.load\(\) can only be called inside an @npu.jit kernel"):
         npu.load(None)
     with pytest.raises(npu.NpuError, match="cannot be called directly"):
-        K.add_kernel(1, 2, 3, 4, 5)
+        T.add_kernel(1, 2, 3, 4, 5)
     with pytest.raises(npu.NpuError, match="static_range can only be used"):
         npu.static_range(4)
 
@@ -140,15 +140,15 @@ def test_builtins_outside_kernels_fail_clearly_but_cdiv_works_on_host() -> None:
 def test_bad_launch_arguments() -> None:
     x = np.zeros(4, np.float64)
     with pytest.raises(npu.NpuError, match="float64 has no NPU equivalent"):
-        K.run_add(x, x, interpret=True)
+        T.run_add(x, x, interpret=True)
     y = np.zeros((4, 4), np.float32).T
     with pytest.raises(npu.NpuError, match="not a contiguous array"):
-        K.add_kernel[(1,)](y, y, y, 4, BLOCK_SIZE=4, interpret=True)
+        T.add_kernel[(1,)](y, y, y, 4, BLOCK_SIZE=4, interpret=True)
     z = np.zeros(4, np.float32)
     with pytest.raises(npu.NpuError, match="grid must be 1 to 3 non-negative ints"):
-        K.add_kernel[(1, 2, 3, 4)](z, z, z, 4, BLOCK_SIZE=4, interpret=True)
+        T.add_kernel[(1, 2, 3, 4)](z, z, z, 4, BLOCK_SIZE=4, interpret=True)
     with pytest.raises(npu.NpuError, match="missing a required argument"):
-        K.add_kernel[(1,)](z, z, z, BLOCK_SIZE=4, interpret=True)
+        T.add_kernel[(1,)](z, z, z, BLOCK_SIZE=4, interpret=True)
 
 
 # -- language features -------------------------------------------------------------------------------

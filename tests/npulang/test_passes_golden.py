@@ -82,7 +82,7 @@ def test_pass_golden(name: str, kernel: npu.JITFunction, p: Pass) -> None:
 
 
 def test_frontend_golden() -> None:
-    from tests.npulang.kernels import add_kernel
+    from examples.tutorials import add_kernel
 
     fn, _ = add_kernel.specialize(X, X, X, 16, BLOCK_SIZE=8)
     text = ir.print_function(fn)

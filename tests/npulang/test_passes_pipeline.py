@@ -11,7 +11,7 @@ from npulang import ir
 from npulang.errors import IRVerifyError
 from npulang.interpreter import interpret
 from npulang.passes import Pass, PassManager, generic_pipeline
-from tests.npulang import kernels as K
+from examples import tutorials as T
 
 RNG = np.random.default_rng(7)
 
@@ -19,21 +19,21 @@ RNG = np.random.default_rng(7)
 def _launches():
     """(kernel, grid, args, meta) for each tutorial kernel, with fresh arrays."""
     x = RNG.standard_normal(100).astype(np.float32)
-    yield K.add_kernel, (4, 1, 1), [x, x.copy(), np.zeros_like(x), 100], {"BLOCK_SIZE": 32}
+    yield T.add_kernel, (4, 1, 1), [x, x.copy(), np.zeros_like(x), 100], {"BLOCK_SIZE": 32}
     s = RNG.standard_normal((5, 20)).astype(np.float16)
-    yield K.softmax_kernel, (3, 1, 1), [np.zeros_like(s), s, 20, 20, 5, 20], {"BLOCK_SIZE": 32,
+    yield T.softmax_kernel, (3, 1, 1), [np.zeros_like(s), s, 20, 20, 5, 20], {"BLOCK_SIZE": 32,
                                                                               "num_stages": 2}
     w = RNG.standard_normal(20).astype(np.float32)
-    yield (K.layer_norm_fwd_fused, (5, 1, 1),
+    yield (T.layer_norm_fwd_fused, (5, 1, 1),
            [s.astype(np.float32), np.zeros((5, 20), np.float32), w, w.copy(), np.zeros(5, np.float32),
             np.zeros(5, np.float32), 20, 20, 1e-5], {"BLOCK_SIZE": 8})
     a = RNG.standard_normal((20, 24)).astype(np.float16)
     b = RNG.standard_normal((24, 12)).astype(np.float16)
-    yield (K.matmul_kernel, (4, 1, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24, 24, 1, 12, 1, 12,
+    yield (T.matmul_kernel, (4, 1, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24, 24, 1, 12, 1, 12,
                                         1],
            {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 8, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 2,
             "ACTIVATION": "leaky_relu", "ACC_DTYPE": npu.float32})
-    yield K.matmul_desc_kernel, (2, 2, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24], \
+    yield T.matmul_desc_kernel, (2, 2, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24], \
         {"BM": 16, "BN": 8, "BK": 8}
 
 
@@ -68,7 +68,7 @@ class _Breaks(Pass):
 
 
 def test_pass_manager_names_the_pass_that_broke_the_ir() -> None:
-    fn, _ = K.add_kernel.specialize(np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4,
+    fn, _ = T.add_kernel.specialize(np.zeros(4, np.float32), np.zeros(4, np.float32), np.zeros(4,
                                                                                                np.float32), 4,
                                     BLOCK_SIZE=4)
     with pytest.raises(IRVerifyError, match="IR invalid after breaks-ir: function add_kernel: body must end"):
