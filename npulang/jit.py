@@ -93,13 +93,14 @@ class JITFunction:
     # -- identity -----------------------------------------------------------------------------
 
     def source_hash(self) -> str:
-        """Hash of this kernel's source, its `@npu.jit` callees and the global constants it reads."""
+        """Hash of the kernel's source and location, its `@npu.jit` callees and the global constants it reads."""
         return self._hash(set())
 
     def _hash(self, seen: set[int]) -> str:
         seen.add(id(self))
         src = self.source  # reading the source first gives a clear error when there is none
         h = hashlib.sha256("\n".join(src.lines).encode())
+        h.update(f"@{src.file}:{src.line_offset}".encode())  # compiled code carries file:line locations
         for name, value in sorted(_referenced_globals(src).items()):
             if isinstance(value, JITFunction):
                 h.update(f"{name}=jit:".encode())

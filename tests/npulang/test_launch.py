@@ -154,3 +154,23 @@ def test_out_of_bounds_access_names_the_kernel_and_line():
         unmasked_copy[(1,)](x, out, BLOCK=128)
     text = str(info.value)
     assert "unmasked_copy" in text and "test_launch.py" in text and "hint: mask" in text
+
+
+def test_moving_a_kernel_to_another_line_recompiles_with_the_new_locations(tmp_path, monkeypatch):
+    """Compiled code carries file:line locations, so the cache key must cover where the source stands."""
+    import importlib.util
+
+    body = ("import npulang as npu\n\n@npu.jit\ndef fill(out_ptr, BLOCK: npu.constexpr):\n"
+            "    npu.store(out_ptr + npu.arange(0, BLOCK), 1.0)\n")
+    monkeypatch.setenv("NPU_CACHE_DIR", str(tmp_path / "cache"))
+    lines = []
+    for i, prefix in enumerate(("", "\n\n\n")):
+        path = tmp_path / f"mod{i}.py"
+        path.write_text(prefix + body)
+        spec = importlib.util.spec_from_file_location(f"mod{i}", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        out = np.zeros(16, np.float32)
+        run = mod.fill[(1,)](out, BLOCK=16)
+        lines.append({loc.rsplit(":", 1)[1] for loc in run.profile})
+    assert lines[0] != lines[1]
