@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/sim_speed.py
+	$(BIN)/python benchmarks/kernel_perf.py
+	$(BIN)/python benchmarks/wallclock.py
+
+lint: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/ruff check .
 
 clean:
 	rm -rf $(VENV) build *.egg-info

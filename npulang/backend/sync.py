@@ -138,7 +138,7 @@ class FlagInsertion:
                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry],
                loop: _LoopCtx | None, anchor_before: Node) -> None:
         known = vc[pipe]
-        for flag, source in self.waits.get((id(target), pipe), []):
+        for _flag, source in self.waits.get((id(target), pipe), []):
             src = _latest(hist, source)
             if src is not None:
                 _join(known, src)
