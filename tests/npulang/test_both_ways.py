@@ -126,3 +126,22 @@ def test_transpose_and_strided_copy():
     src = np.arange(1000, dtype=np.float32)
     dst = np.zeros(100, np.float32)
     same(*both(_launch(k.strided_copy_kernel, (2,), src, dst, 100, 7, 5, BLOCK=64)))
+
+
+def test_the_benchmarked_configs_are_correct():
+    """benchmarks/kernel_perf.py measures these configs timing-only; here they run functionally, smaller."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((256, 200)).astype(np.float16)
+    b = rng.standard_normal((200, 300)).astype(np.float16)
+    c, _ = tut.run_matmul_desc(a, b, block=(128, 128, 32), num_stages=3)
+    np.testing.assert_allclose(c, tut.ref_matmul(a, b, np.float16), rtol=2e-2, atol=0.1)
+    c, _ = tut.run_matmul(a, b, np.float16, block=(128, 128, 32), group=16, num_stages=3)
+    np.testing.assert_allclose(c, tut.ref_matmul(a, b, np.float16), rtol=2e-2, atol=0.1)
+    x = rng.standard_normal((30, 4096)).astype(np.float32)
+    out, _ = tut.run_softmax(x, programs=24)
+    np.testing.assert_allclose(out, tut.ref_softmax(x), rtol=1e-5, atol=1e-8)
+    w, bias = rng.standard_normal(4096).astype(np.float32), rng.standard_normal(4096).astype(np.float32)
+    (y, mean, rstd), _ = tut.run_layer_norm(x[:6], w, bias, block=2048, num_stages=2)
+    ry, rm, rr = tut.ref_layer_norm(x[:6], w, bias)
+    np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mean, rm, rtol=1e-5, atol=1e-6)
