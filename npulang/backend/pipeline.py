@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterator
 
-from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg, blocks_of, walk
+from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg, blocks_of, buffers_of, walk
 
 
 class SoftwarePipelining:
@@ -57,7 +57,7 @@ class SoftwarePipelining:
             else:
                 steps[c] = VReg("step")
                 pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
-        local = [b for b in _buffers(loop.body) if b.scope is loop]
+        local = [b for b in buffers_of(loop.body) if b.scope is loop]
         copies: list[Node] = list(loop.body)
         defs = _body_defs(loop.body)
         for c in range(1, stages):
@@ -96,15 +96,6 @@ def _body_defs(nodes: list[Node]) -> Counter[VReg]:
     counts: Counter[VReg] = Counter(d for ins in walk(nodes) for d in ins.defs())
     counts.update(inner.iv for inner in _loops(nodes))
     return counts
-
-
-def _buffers(nodes: list[Node]) -> list[Buffer]:
-    seen: dict[int, Buffer] = {}
-    for ins in walk(nodes):
-        for r in ins.reads + ins.writes:
-            if isinstance(r.key, Buffer):
-                seen.setdefault(id(r.key), r.key)
-    return list(seen.values())
 
 
 def _clone(n: Node, bufs: dict[int, Buffer], regs: dict[VReg, VReg]) -> Node:
