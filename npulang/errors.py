@@ -9,6 +9,8 @@ an internal traceback to find their mistake.
 
 from __future__ import annotations
 
+import linecache
+
 
 class NpuError(Exception):
     """Base of every npulang exception."""
@@ -38,6 +40,10 @@ class CompilationError(NpuError):
         source_line: str | None = None,
         hint: str | None = None,
     ) -> None:
+        if source_line is None:  # e.g. from the backend, which knows the line but not the text
+            source_line = linecache.getline(file, line).rstrip("\n") or None
+            if source_line is not None and col == 0:
+                col = len(source_line) - len(source_line.lstrip())  # caret at the statement
         self.kernel = kernel
         self.file = file
         self.line = line
