@@ -163,7 +163,7 @@ def _valid() -> tuple[Field, ...]:
 
 SCALAR_BINARY = ("add", "sub", "mul", "div", "rem", "fdiv", "min", "max", "and", "or", "xor", "shl", "shr",
                  "lt", "le", "gt", "ge", "eq", "ne")
-VECTOR_BINARY = ("add", "sub", "mul", "div", "rem", "fdiv", "min", "max", "and", "or", "xor", "pow",
+VECTOR_BINARY = ("add", "sub", "mul", "div", "rem", "fdiv", "min", "max", "and", "or", "xor", "shl", "shr", "pow",
                  "lt", "le", "gt", "ge", "eq", "ne")
 VECTOR_UNARY = ("neg", "abs", "exp", "exp2", "log", "log2", "sqrt", "rsqrt", "recip", "erf", "tanh",
                 "sigmoid", "relu", "not", "floor", "ceil", "sin", "cos")

@@ -28,7 +28,8 @@ RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
 _SCALAR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "floordiv": "div", "mod": "rem", "min": "min",
                "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl", "shr": "shr"}
 _VECTOR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "floordiv": "div", "mod": "rem",
-               "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor", "pow": "pow"}
+               "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl",
+               "shr": "shr", "pow": "pow"}
 
 
 def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Callable[[Lowering, ir.Op], None]]:

@@ -92,6 +92,8 @@ _UFUNCS: dict[str, Callable[..., Any]] = {
     "and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor,
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal, "eq": np.equal,
     "ne": np.not_equal, "fdiv": np.true_divide, "pow": np.power, "div": np.true_divide, "rem": np.fmod,
+    # shifts: counts clamped to the register width; >> on signed ints is arithmetic
+    "shl": lambda x, y: np.left_shift(x, np.clip(y, 0, 63)), "shr": lambda x, y: np.right_shift(x, np.clip(y, 0, 63)),
 }
 
 
@@ -101,7 +103,7 @@ def _vbin(instr: Instr, env: Env) -> PipeOp:
     dt = DTYPES[instr.get("dtype")].np
     cd = compute_dtype(dt)
     integer = is_int(dt) or dt == BOOL
-    if op in ("and", "or", "xor") and not integer:
+    if op in ("and", "or", "xor", "shl", "shr") and not integer:
         raise SimError(f"vbin {op} needs an integer or i1 dtype, not {instr.get('dtype')}")
     fn = _UFUNCS[op]
     if integer and op == "div":

@@ -108,6 +108,10 @@ def binary_kernel(x_ptr, y_ptr, out_ptr, n, BLOCK: npu.constexpr, OP: npu.conste
         z = x & y
     elif OP == "or":
         z = x | y
+    elif OP == "shl":
+        z = x << (y & 7)
+    elif OP == "shr":
+        z = x >> (y & 7)
     else:
         z = x ^ y
     npu.store(out_ptr + offs, z, mask=mask)

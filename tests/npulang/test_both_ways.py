@@ -97,7 +97,7 @@ def test_unary(op):
 
 
 _ARITH = ["add", "sub", "mul", "div", "floordiv", "mod", "maximum", "minimum", "where"]
-_BINARY = [(op, np.float32) for op in _ARITH] + [(op, np.int32) for op in _ARITH + ["and", "or", "xor"]]
+_BINARY = [(op, np.float32) for op in _ARITH] + [(op, np.int32) for op in _ARITH + ["and", "or", "xor", "shl", "shr"]]
 
 
 @pytest.mark.parametrize("op,dtype", _BINARY, ids=lambda v: getattr(v, "__name__", v))
