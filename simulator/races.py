@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-
 _MIN_LIMIT = 64
 
 
@@ -24,10 +23,15 @@ class AccessRecord:
     pipe: int
     clock: int  # the pipe's own clock entry at this access
     who: Any  # the instruction, for the message
+    seq: int  # order of recording, so the earliest conflicting record is the one reported
 
 
 class RaceDetector:
     """Vector clocks per pipe plus the recent accesses per memory space, for one program run.
+
+    Records are kept per space and per pipe. A pipe's records have non-decreasing clocks, so those a
+    later access is not ordered after (clock above its clock entry for that pipe) are a suffix of
+    the list: an access only looks at that suffix of every other pipe.
 
     `active` are the pipes that have memory instructions in the program: a record may be dropped
     once every other active pipe's clock has seen it, since nothing later can race with it.
@@ -35,10 +39,13 @@ class RaceDetector:
 
     def __init__(self, npipes: int, active: Sequence[int], pipe_names: Sequence[str],
                  describe: Callable[[Any], str]) -> None:
+        self.npipes = npipes
         self.clocks = [[0] * npipes for _ in range(npipes)]
         self.active = tuple(active)
-        self.records: dict[str, list[AccessRecord]] = {}
+        self.records: dict[str, list[list[AccessRecord]]] = {}  # space -> pipe -> records, oldest first
+        self.counts: dict[str, int] = {}
         self.limits: dict[str, int] = {}
+        self.seq = 0
         self.pipe_names = pipe_names
         self.describe = describe
 
@@ -67,27 +74,53 @@ class RaceDetector:
         for space, lo, hi, write in accesses:
             if hi <= lo:
                 continue
-            recs = self.records.get(space)
-            if recs is None:
-                recs = self.records[space] = []
+            by_pipe = self.records.get(space)
+            if by_pipe is None:
+                by_pipe = self.records[space] = [[] for _ in range(self.npipes)]
+                self.counts[space] = 0
                 self.limits[space] = _MIN_LIMIT
-            for r in recs:
-                if (r.pipe != pipe and r.lo < hi and lo < r.hi and (write or r.write)
-                        and r.clock > vc[r.pipe]):
-                    return self._message(space, max(lo, r.lo), min(hi, r.hi), r, pipe, write, who)
-            recs.append(AccessRecord(lo, hi, write, pipe, own, who))
-            if len(recs) > self.limits[space]:
+            first = None  # the earliest recorded access this one races with
+            for q in self.active:  # only they have records
+                recs = by_pipe[q]
+                if q == pipe or not recs:
+                    continue
+                seen = vc[q]
+                n = i = len(recs)
+                while i and recs[i - 1].clock > seen:
+                    i -= 1
+                for k in range(i, n):
+                    r = recs[k]
+                    if r.lo < hi and lo < r.hi and (write or r.write):
+                        if first is None or r.seq < first.seq:
+                            first = r
+                        break
+            if first is not None:
+                return self._message(space, max(lo, first.lo), min(hi, first.hi), first, pipe, write, who)
+            by_pipe[pipe].append(AccessRecord(lo, hi, write, pipe, own, who, self.seq))
+            self.seq += 1
+            self.counts[space] += 1
+            if self.counts[space] > self.limits[space]:
                 self._prune(space)
         return None
 
     def _prune(self, space: str) -> None:
         clocks, active = self.clocks, self.active
-        live = [r for r in self.records[space]
-                if any(q != r.pipe and clocks[q][r.pipe] < r.clock for q in active)]
+        # a record is live while some other active pipe has not seen it: its clock is above the least
+        # clock entry the other active pipes hold for its pipe
+        seen = [min((clocks[q][p] for q in active if q != p), default=float("inf")) for p in range(self.npipes)]
+        live = [r for recs in self.records[space] for r in recs if r.clock > seen[r.pipe]]
         # a newer record of the same pipe, range and kind stands for the older ones
-        latest = {(r.pipe, r.lo, r.hi, r.write): r for r in live}
+        latest: dict[tuple, AccessRecord] = {}
+        for r in live:
+            key = (r.pipe, r.lo, r.hi, r.write)
+            if key not in latest or latest[key].seq < r.seq:
+                latest[key] = r
         kept = [r for r in live if latest[(r.pipe, r.lo, r.hi, r.write)] is r]
-        self.records[space] = kept
+        by_pipe: list[list[AccessRecord]] = [[] for _ in range(self.npipes)]
+        for r in kept:
+            by_pipe[r.pipe].append(r)
+        self.records[space] = by_pipe
+        self.counts[space] = len(kept)
         self.limits[space] = max(_MIN_LIMIT, 2 * len(kept))
 
     def _message(self, space: str, lo: int, hi: int, r: AccessRecord, pipe: int, write: bool, who: Any) -> str:
