@@ -119,7 +119,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 res = device.run(program, grid, args, options)
                 dt = min(dt, time.perf_counter() - t0)
-            print(f"{name:10} {mode:20} {res.instructions:12d} {dt:8.3f} {res.instructions / dt:10.0f} {res.cycles:10d}")
+            rate = res.instructions / dt
+            print(f"{name:10} {mode:20} {res.instructions:12d} {dt:8.3f} {rate:10.0f} {res.cycles:10d}")
 
 
 if __name__ == "__main__":

@@ -400,8 +400,9 @@ class _ProgramRun:
             if space == "gm":
                 self._find_region(op, lo, hi, write)
             elif lo < 0 or hi > self.sizes[space]:
+                size = self.sizes[space]
                 raise OutOfBounds(f"{describe(op.instr)} ({self._where()}): accesses {space} bytes [{lo}, {hi}) "
-                                  f"but {space} has {self.sizes[space]} bytes (valid addresses 0..{self.sizes[space] - 1})")
+                                  f"but {space} has {size} bytes (valid addresses 0..{size - 1})")
         return plan
 
     def _shifted_plan(self, op: Op, args: tuple) -> tuple:

@@ -186,8 +186,10 @@ def test_vprint_and_print() -> None:
 
 def test_vector_cost_uses_the_widest_type() -> None:
     x = np.zeros(512, np.float16)
-    narrow = run_vector("vcast {out}, {in0}, from_dtype=f16, dtype=f16, rows=4, cols=128", [x], np.zeros(512, np.float16))
-    wide = run_vector("vcast {out}, {in0}, from_dtype=f16, dtype=f32, rows=4, cols=128", [x], np.zeros(512, np.float32))
+    narrow = run_vector("vcast {out}, {in0}, from_dtype=f16, dtype=f16, rows=4, cols=128", [x],
+                        np.zeros(512, np.float16))
+    wide = run_vector("vcast {out}, {in0}, from_dtype=f16, dtype=f32, rows=4, cols=128", [x],
+                      np.zeros(512, np.float32))
     assert narrow.pipe_busy["v"] == 512 * 2 // 256 and wide.pipe_busy["v"] == 512 * 4 // 256
 
 
