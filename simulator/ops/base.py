@@ -5,7 +5,9 @@ A rule is registered per opcode (`@rule("load")`) and compiles one `Instr` once 
 - `SyncOp`: set_flag / wait_flag, handled by the core's flag logic;
 - `PipeOp`: `resolve(registers) -> args` at issue (memory operands become byte addresses), then
   `plan(args) -> Plan` (accesses for bounds and races, cost; never numpy) and, in functional mode,
-  `execute(args, memory)` (the numpy effect).
+  `execute(args, memory)` (the numpy effect). For an instruction with one GM address operand, `plan`
+  must be translation-invariant in it (GM accesses and `xfer.addr` move with it, nothing else
+  changes): the core caches the plan by the other operands and shifts it to each address.
 """
 
 from __future__ import annotations
