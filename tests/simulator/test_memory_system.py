@@ -82,3 +82,33 @@ def test_l2_capacity_evicts_old_lines() -> None:
     first = device.run(program, (8,), [x, np.zeros_like(x)], SimOptions(functional=False))
     again = device.run(program, (8,), [x, np.zeros_like(x)], SimOptions(functional=False))
     assert again.hbm_bytes == first.hbm_bytes == 2 * x.nbytes  # nothing survived: all misses again
+
+
+STEPPED = """
+.kernel stepped
+.arg x ptr f16
+    arg s0, 0
+    add s0, s0, {first}
+    mov s1, 0
+loop:
+    load ub[0], gm[s0], dtype=f16, rows=1, cols={cols}, src_rs={cols}
+    add s0, s0, {step}
+    add s1, s1, 1
+    lt s2, s1, {loads}
+    bnz s2, loop
+"""
+
+
+def test_a_load_whose_address_changes_is_costed_at_each_address(spec: MachineSpec) -> None:
+    """Plans are cached by shape and shifted to each address: bursts and L2 lines must still follow
+    every address, not the first one."""
+    burst, line = spec.gm.burst_bytes, spec.l2.line_bytes
+    cols, loads = 100, 40
+    x = np.zeros(16384, np.float16)
+    for first, step in ((0, 34), (6, 2), (2, 200), (0, 0)):
+        res = Device(spec).run(assemble(STEPPED.format(first=first, step=step, cols=cols, loads=loads)), (1,), [x],
+                               SimOptions(functional=False))
+        starts = [first + i * step for i in range(loads)]
+        moved = sum((-(-(a + 2 * cols) // burst) - a // burst) * burst for a in starts)
+        lines = {n for a in starts for n in range(a // line, (a + 2 * cols - 1) // line + 1)}
+        assert (res.gm_bytes, res.hbm_bytes) == (moved, len(lines) * line)
