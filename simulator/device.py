@@ -85,7 +85,7 @@ class Device:
         prepared = self._prepare(program)
         grid3 = _grid(grid)
         regions, values = _arguments(program, args)
-        self.gm.new_launch()
+        self.gm.new_launch(regions)
         gm_args = GmArgs(regions)
         launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
                         instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs],
@@ -138,6 +138,13 @@ def _grid(grid: Sequence[int] | int) -> tuple[int, int, int]:
     return tuple(int(d) for d in dims) + (1,) * (3 - len(dims))  # type: ignore[return-value]
 
 
+def _owner(array: np.ndarray) -> np.ndarray:
+    """The array at the root of `array`'s view chain: the one whose memory it is."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
 def _arguments(program: Program, args: Sequence[Any]) -> tuple[list[GmRegion], list[Any]]:
     """Check args against the kernel's signature; pointers become GM regions at their host address."""
     specs = program.args
@@ -163,7 +170,8 @@ def _arguments(program: Program, args: Sequence[Any]) -> tuple[list[GmRegion], l
                                f"pass np.ascontiguousarray(...) and read results from that copy)")
             address = value.ctypes.data
             data = value.reshape(-1, order="A").view(np.uint8)
-            regions.append(GmRegion(spec.name, i, address, address + value.nbytes, data, value.flags.writeable))
+            regions.append(GmRegion(spec.name, i, address, address + value.nbytes, data, value.flags.writeable,
+                                    _owner(value)))
             values.append(address)
         else:
             if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):

@@ -12,9 +12,12 @@ which they are made beyond first-come first-served, so programs can be simulated
 from __future__ import annotations
 
 import math
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from isa import MachineSpec
+from simulator.memory import GmRegion
 
 QUANTUM = 128  # cycles per calendar bucket: fine enough for tile-sized transfers, coarse enough to be fast
 _GROW = 4096  # buckets added at a time
@@ -97,6 +100,12 @@ class L2Cache:
                 self._evict()
         return missed
 
+    def forget(self, region: int) -> None:
+        """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
+        for block in [b for b in self.masks if region <= b < region + (1 << 40)]:
+            self.resident -= self.masks.pop(block).bit_count()
+            del self.epochs[block]
+
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
         for block in sorted(self.epochs, key=self.epochs.__getitem__):
@@ -161,10 +170,27 @@ class GlobalMemory:
         self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
         self.bytes_moved = 0
         self.hbm_bytes = 0
+        self._owners: dict[int, weakref.ref] = {}  # array start address -> the array owning it
 
-    def new_launch(self) -> None:
-        """Start a launch at cycle 0 with an empty calendar; L2 contents stay."""
+    def new_launch(self, regions: Sequence[GmRegion] = ()) -> None:
+        """Start a launch at cycle 0 with an empty calendar; L2 contents stay, for arrays still alive.
+
+        L2 lines are keyed by an array's host address, and numpy reuses freed addresses: a new array
+        at the address of a dead one must not find that array's lines resident, or cycles would depend
+        on the allocator. So each address remembers (weakly) the array that owns it."""
         self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
+        for start, ref in list(self._owners.items()):
+            if ref() is None:  # freed since: its lines can never be hit again
+                self.l2.forget(start << 40)
+                del self._owners[start]
+        for r in regions:
+            if r.owner is None:
+                continue
+            ref = self._owners.get(r.start)
+            if ref is not None and ref() is not r.owner:
+                self.l2.forget(r.start << 40)
+            if ref is None or ref() is not r.owner:
+                self._owners[r.start] = weakref.ref(r.owner)
 
     def transfer(self, start: int, x: GmXfer, port: float, shift: int = 0, region: int = 0) -> int:
         """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).

@@ -45,6 +45,7 @@ class GmRegion:
     end: int
     data: np.ndarray  # uint8 view sharing memory with the argument array
     writable: bool = True
+    owner: np.ndarray | None = None  # the array that owns the memory (L2 lines belong to it)
 
 
 class GmArgs:

@@ -112,3 +112,24 @@ def test_a_load_whose_address_changes_is_costed_at_each_address(spec: MachineSpe
         moved = sum((-(-(a + 2 * cols) // burst) - a // burst) * burst for a in starts)
         lines = {n for a in starts for n in range(a // line, (a + 2 * cols - 1) // line + 1)}
         assert (res.gm_bytes, res.hbm_bytes) == (moved, len(lines) * line)
+
+
+def test_l2_lines_belong_to_the_array_not_to_a_reused_address(spec: MachineSpec) -> None:
+    """numpy reuses freed addresses; a new array there must start cold, or cycles depend on the allocator."""
+    rows, cols = 64, 512
+    program = assemble(COPY.format(rows=rows, cols=cols, tile_bytes=rows * cols * 2))
+    memory = bytearray(spec.cores * rows * cols * 2)
+    x = np.frombuffer(memory, np.float16)  # owns nothing numpy knows of: the array is its own owner
+    out = np.zeros_like(x)
+    device = Device(spec)
+    cold = device.run(program, (spec.cores,), [x, out])
+    assert device.run(program, (spec.cores,), [x, out]).hbm_bytes == 0  # the same arrays: warm
+    same_address = np.frombuffer(memory, np.float16)  # another array at x's address
+    assert same_address.ctypes.data == x.ctypes.data
+    again = device.run(program, (spec.cores,), [same_address, out])
+    assert again.hbm_bytes == x.nbytes  # its reads miss; out is still warm
+    del x, same_address
+    resident = device.gm.l2.resident
+    device.run(program, (spec.cores,), [np.zeros_like(out), out])
+    assert device.gm.l2.resident < resident + out.nbytes // spec.l2.line_bytes  # dead arrays' lines dropped
+    assert cold.hbm_bytes == 2 * out.nbytes
