@@ -25,7 +25,7 @@ from npulang.frontend import KernelSource, compile_kernel, parse_source
 from npulang.frontend.codegen import is_constexpr_value
 
 # Keyword arguments of a launch that configure it rather than the kernel (never kernel constexprs).
-LAUNCH_OPTIONS = ("num_stages", "num_warps", "num_ctas", "interpret")
+LAUNCH_OPTIONS = ("num_stages", "num_warps", "num_ctas", "interpret", "trace", "timing_only")
 _I32_RANGE = (-(2**31), 2**31 - 1)
 
 Grid = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]

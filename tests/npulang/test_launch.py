@@ -174,3 +174,11 @@ def test_moving_a_kernel_to_another_line_recompiles_with_the_new_locations(tmp_p
         run = mod.fill[(1,)](out, BLOCK=16)
         lines.append({loc.rsplit(":", 1)[1] for loc in run.profile})
     assert lines[0] != lines[1]
+
+
+def test_launch_options_are_accepted_in_both_modes():
+    x, y, out = _arrays(300)
+    for interpret in (True, False):
+        out[:] = 0
+        _launch(x, y, out, trace=True, num_stages=1, interpret=interpret)
+        np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
