@@ -148,16 +148,15 @@ def _signature(runtime: Mapping[str, Any]) -> tuple:
 
 
 # -- launching -----------------------------------------------------------------------------------
-def launch(kernel: JITFunction, grid: Any, args: tuple[Any, ...], meta: Mapping[str, Any], *,
-           functional: bool = True, trace: bool = False) -> RunRecord:
+def launch(kernel: JITFunction, grid: Any, args: tuple[Any, ...], meta: Mapping[str, Any]) -> RunRecord:
     """Compile (cached) and run `kernel` over `grid`; outputs are written into the numpy arrays.
 
     `meta` may carry `trace=True` to record a Chrome trace, and `timing_only=True` to skip the
     numpy work (cycles only, outputs untouched), as the autotuner does.
     """
     meta = dict(meta)
-    trace = bool(meta.pop("trace", trace))
-    functional = not meta.pop("timing_only", not functional)
+    trace = bool(meta.pop("trace", False))
+    functional = not meta.pop("timing_only", False)
     spec = get_machine()
     program, _ = compile_for(kernel, args, meta, spec)
     call = kernel.bind(args, meta)
