@@ -131,8 +131,6 @@ class JITFunction:
                         f"kernel {self.__name__}: constexpr parameter '{name}' needs a compile-time value "
                         f"(int, float, bool, str, None, npu dtype), got {type(value).__name__}")
                 constexprs[name] = value
-            elif name in kwargs and is_constexpr_value(value) and not isinstance(value, np.generic):
-                constexprs[name] = value  # keyword meta-parameter
             else:
                 runtime[name] = value
         return BoundCall(runtime, constexprs, options)
@@ -230,7 +228,7 @@ def _arg_type(kernel: str, name: str, value: Any) -> ir.Type:
     if isinstance(value, (float, np.floating)):
         return ir.F32
     raise errors.NpuError(f"kernel {kernel}: argument '{name}' of type {type(value).__name__} is not "
-                          "supported; pass numpy arrays (pointers), ints, floats, or constexprs by keyword")
+                          "supported; pass numpy arrays (pointers), ints, floats, or values of npu.constexpr parameters")
 
 
 def _referenced_globals(src: KernelSource) -> dict[str, Any]:

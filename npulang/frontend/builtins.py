@@ -54,7 +54,7 @@ def constexpr_int(x: Any, what: str) -> int:
     """`x` as a compile-time int, or a ConstexprRequiredError naming `what`."""
     if isinstance(x, Value):
         raise constexpr_error(f"{what} must be a constexpr, got a runtime {describe(x)}",
-                              "declare the parameter as NAME: npu.constexpr, or pass it as a keyword")
+                              "declare the parameter as NAME: npu.constexpr")
     if isinstance(x, bool) or not isinstance(x, int):
         raise type_error(f"{what} must be an int, got {x!r}")
     return x

@@ -76,7 +76,7 @@ def dot_mixed_dtypes(x_ptr, n, BLOCK: npu.constexpr):
 
 
 @invalid(errors.ConstexprRequiredError, "arange end must be a constexpr, got a runtime i32 scalar",
-         at="npu.arange", hint="declare the parameter as NAME: npu.constexpr, or pass it as a keyword")
+         at="npu.arange", hint="declare the parameter as NAME: npu.constexpr")
 @npu.jit
 def arange_runtime_bound(x_ptr, n, BLOCK: npu.constexpr):
     offs = npu.arange(0, n)  # <-

@@ -182,3 +182,13 @@ def test_launch_options_are_accepted_in_both_modes():
         out[:] = 0
         _launch(x, y, out, trace=True, num_stages=1, interpret=interpret)
         np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
+
+
+def test_a_runtime_argument_passed_by_keyword_stays_runtime():
+    """As in Triton, only npu.constexpr parameters specialise the kernel; n=... by keyword does not."""
+    x, y, out = _arrays(700)
+    scale_add[(3,)](x, y, out, n=700, alpha=2.0, BLOCK=256)
+    fn_a, key_a = scale_add.specialize(x, y, out, n=700, alpha=2.0, BLOCK=256)
+    fn_b, key_b = scale_add.specialize(x, y, out, n=500, alpha=3.0, BLOCK=256)
+    assert key_a == key_b and fn_a.constexprs == {"BLOCK": 256}
+    np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
