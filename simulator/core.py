@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from isa import MachineSpec
+from simulator import codegen
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError, context, describe
 from simulator.gm import GlobalMemory
 from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
-from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared
+from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared, ScalarStep
 from simulator.races import RaceDetector
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug
@@ -117,6 +118,8 @@ class _ProgramRun:
 
     # -- issue ---------------------------------------------------------------------------------------
     def run(self) -> int:
+        if self.races is None and self.trace is None and not self.functional:
+            return self._run_blocks()
         prep, launch = self.prep, self.launch
         bundles = prep.bundles
         nbundles = len(bundles)
@@ -143,15 +146,14 @@ class _ProgramRun:
                 k = issued[p]
                 if k >= depth:
                     if resolved[p] <= k - depth:
-                        raise self._deadlock(f"issue is stalled at {describe(op.instr)}: the {PIPE_NAMES[p]} "
-                                             f"queue is full ({depth} instructions) and its oldest can never start")
+                        raise self._queue_full(op)
                     s = starts[p][k % depth]
                     if s > t:
                         stall_s += s - t
                         t = s
             if scalar is not None and scalar.barrier:
                 if any(queues):
-                    raise self._deadlock(f"{describe(scalar.instr)} waits for every pipe to drain")
+                    raise self._barrier_blocked(scalar)
                 drained = max(self.done)
                 if drained > t:
                     stall_s += drained - t
@@ -159,8 +161,7 @@ class _ProgramRun:
                 if self.races is not None:
                     self.races.barrier()
             if t > max_cycles:
-                raise SimError(f"{self._where()}: passed max_cycles={max_cycles} at bundle {pc} (cycle {t}); "
-                               f"a runaway loop, or raise SimOptions.max_cycles")
+                raise self._past_max_cycles(pc, t)
             for op in ops:
                 p = op.pipe
                 kind = op.kind
@@ -175,9 +176,7 @@ class _ProgramRun:
                 elif kind == SET:
                     f = op.flag
                     if sets[f] > waits[f]:
-                        raise FlagError(f"{describe(op.instr)} ({self._where()}): flag "
-                                        f"{prep.flag_name(f, launch.spec.sync.event_ids)} is already set "
-                                        f"and not yet consumed by a wait_flag; wait before setting it again")
+                        raise self._set_twice(op)
                     sets[f] += 1
                     if q:
                         q.append((op, None, t))
@@ -224,8 +223,7 @@ class _ProgramRun:
                     try:
                         target = scalar.step(regs, scalar_ctx)
                     except _SCALAR_ERRORS as exc:
-                        raise SimError(f"{describe(scalar.instr)} ({self._where()}): {type(exc).__name__}: "
-                                       f"{exc}") from None
+                        raise self._scalar_error(scalar, exc) from None
                     if target is not None:
                         if count > max_instructions:  # every loop branches: checked here and at the end
                             raise self._too_many(count)
@@ -235,6 +233,48 @@ class _ProgramRun:
             t += 1
             pc += 1
         return self._finish(t, count, busy_s, stall_s)
+
+    def _run_blocks(self) -> int:
+        """`run` for timing only without races or trace, through the program compiled to one function per
+        basic block (simulator.codegen): the same steps in the same order, without per-instruction dispatch."""
+        launch = self.launch
+        program = codegen.compiled(self.prep, launch.spec)
+        opts = launch.options
+        hits = [0] * len(program.block_scalars)
+        blocks = program.bind(self, [0] * launch.spec.scalar.registers, _ScalarContext(self.pid, launch), hits,
+                              _UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
+                              _UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
+        nbundles = len(blocks)
+        t, stall_s, count, pc = self.start, 0, 0, 0
+        while pc < nbundles:
+            pc, t, stall_s, count = blocks[pc](t, stall_s, count)
+        busy_s = 0
+        instr_cycles = self.instr_cycles
+        for scalars, n in zip(program.block_scalars, hits):
+            if n:
+                busy_s += n * len(scalars)
+                for i in scalars:
+                    instr_cycles[i] += n
+        return self._finish(t, count, busy_s, stall_s)
+
+    def _queue_full(self, op: Op) -> DeadlockError:
+        return self._deadlock(f"issue is stalled at {describe(op.instr)}: the {PIPE_NAMES[op.pipe]} queue is "
+                              f"full ({self.depth} instructions) and its oldest can never start")
+
+    def _barrier_blocked(self, scalar: ScalarStep) -> DeadlockError:
+        return self._deadlock(f"{describe(scalar.instr)} waits for every pipe to drain")
+
+    def _past_max_cycles(self, pc: int, t: int) -> SimError:
+        return SimError(f"{self._where()}: passed max_cycles={self.launch.options.max_cycles} at bundle {pc} "
+                        f"(cycle {t}); a runaway loop, or raise SimOptions.max_cycles")
+
+    def _set_twice(self, op: Op) -> FlagError:
+        return FlagError(f"{describe(op.instr)} ({self._where()}): flag "
+                         f"{self.prep.flag_name(op.flag, self.launch.spec.sync.event_ids)} is already set "
+                         f"and not yet consumed by a wait_flag; wait before setting it again")
+
+    def _scalar_error(self, scalar: ScalarStep, exc: Exception) -> SimError:
+        return SimError(f"{describe(scalar.instr)} ({self._where()}): {type(exc).__name__}: {exc}")
 
     def _too_many(self, count: int) -> SimError:
         bound = self.launch.options.max_instructions
@@ -338,10 +378,7 @@ class _ProgramRun:
         if g < 0:
             plan = plans.get(args)
             if plan is None:
-                plan = self._plan(op, args)
-                if len(plans) > _PLAN_CACHE:
-                    plans.clear()
-                plans[args] = plan
+                plan = self._new_plan(op, args)
             accesses, occupancy, latency, xfer, port = plan
             if self.races is not None:
                 self._check_race(p, accesses, op)
@@ -350,10 +387,7 @@ class _ProgramRun:
             key = args[:g] + args[g + 1:]
             shifted = plans.get(key)
             if shifted is None:
-                shifted = self._shifted_plan(op, args)
-                if len(plans) > _PLAN_CACHE:
-                    plans.clear()
-                plans[key] = shifted
+                shifted = self._new_shifted(op, args, key)
             accesses, occupancy, latency, xfer, port, glo, ghi, gwrite = shifted
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
@@ -387,6 +421,24 @@ class _ProgramRun:
         race = self.races.access(p, accesses, op)
         if race is not None:
             raise RaceError(f"{self._where()}: {race}")
+
+    def _new_plan(self, op: Op, args: tuple) -> Plan:
+        """A plan cache miss: plan, check and remember."""
+        plans = self.plans[op.index]
+        plan = self._plan(op, args)
+        if len(plans) > _PLAN_CACHE:
+            plans.clear()
+        plans[args] = plan
+        return plan
+
+    def _new_shifted(self, op: Op, args: tuple, key: tuple) -> tuple:
+        """A shifted-plan cache miss, remembered by `key` (the operands but the GM address)."""
+        plans = self.plans[op.index]
+        shifted = self._shifted_plan(op, args)
+        if len(plans) > _PLAN_CACHE:
+            plans.clear()
+        plans[key] = shifted
+        return shifted
 
     def _plan(self, op: Op, args: tuple) -> Plan:
         """The instruction's plan for these operands, with every access bounds-checked."""

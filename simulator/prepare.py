@@ -6,7 +6,7 @@ machine, so the hot loop only calls small closures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
 from isa import Instr, MachineSpec, Mem, Pipe, Program, ProgramError
@@ -53,6 +53,7 @@ class ScalarStep(NamedTuple):
     instr: Instr
     step: Callable[[list, Any], int | None] | None
     barrier: bool
+    lowered: ScalarOp  # its source text, for the block compiler
 
 
 class PreparedBundle(NamedTuple):
@@ -72,6 +73,7 @@ class Prepared:
     instrs: tuple[Instr, ...]  # by instruction index, for profiles and traces
     active_pipes: tuple[int, ...]  # pipes with memory instructions
     nflags: int
+    compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # simulator.codegen's
 
     def flag_name(self, flag: int, events: int) -> str:
         pair, event = divmod(flag, events)
@@ -116,7 +118,7 @@ def prepare(program: Program, spec: MachineSpec) -> Prepared:
                 raise type(exc)(f"{program.name}: {describe(ins)}: {exc}") from None
             pipe = PIPE_INDEX[ins.pipe]
             if isinstance(lowered, ScalarOp):
-                scalar = ScalarStep(index, ins, lowered.step, lowered.barrier)
+                scalar = ScalarStep(index, ins, lowered.step, lowered.barrier, lowered)
                 continue
             if isinstance(lowered, PipeOp):
                 active.add(pipe)

@@ -42,10 +42,17 @@ class Plan(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ScalarOp:
-    """Runs at issue: `step(registers, launch context)` returns a branch target or None."""
+    """Runs at issue: `step(registers, launch context)` returns a branch target or None.
+
+    `source` is the step as Python text over `R`, `X` and `C` (`consts`), for the block compiler
+    (simulator.codegen): a statement, or for a branch (`target` set) the condition to branch on.
+    """
 
     step: Callable[[list, Any], int | None] | None
     barrier: bool = False
+    source: str = ""
+    consts: tuple[Any, ...] = ()
+    target: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +97,9 @@ def rule(*opcodes: str) -> Callable:
 
 
 # -- operand resolution --------------------------------------------------------------------------
-def make_resolver(instr: Instr) -> Callable[[list], tuple]:
-    """A function reading the instruction's register operands at issue. Generated as one lambda so
-    the issue loop pays a single call per instruction."""
+def resolver_source(instr: Instr) -> tuple[str, list[Any]]:
+    """The instruction's resolved operands as one Python tuple expression over registers `R` and
+    constants `C` (the returned list)."""
     consts: list[Any] = []
     parts = []
     for v in instr.args:
@@ -105,7 +112,16 @@ def make_resolver(instr: Instr) -> Callable[[list], tuple]:
         else:
             consts.append(v)
             parts.append(f"C[{len(consts) - 1}]")
-    return eval(f"lambda R: ({', '.join(parts)},)", {"C": consts})  # noqa: S307 - generated from our own table
+    return f"({', '.join(parts)},)", consts
+
+
+def make_resolver(instr: Instr) -> Callable[[list], tuple]:
+    """A function reading the instruction's register operands at issue. Generated as one lambda so
+    the issue loop pays a single call per instruction."""
+    expr, consts = resolver_source(instr)
+    resolve = eval(f"lambda R: {expr}", {"C": consts})  # noqa: S307 - generated from our own table
+    resolve.instr = instr  # the block compiler inlines resolver_source(instr) for this function
+    return resolve
 
 
 def fields(instr: Instr, *names: str) -> tuple[int, ...]:

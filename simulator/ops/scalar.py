@@ -7,7 +7,7 @@ X the launch context (`pid`, `grid`, `args`, `print`). A branch returns its targ
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any
 
 from isa import Instr, Label, Reg
 from isa.instructions import SCALAR_BINARY
@@ -40,10 +40,17 @@ _BINARY = {
 assert set(_BINARY) == set(SCALAR_BINARY)
 
 
-def _generate(body: str, consts: list[Any]) -> Callable[[list, Any], int | None]:
+def _generate(body: str, consts: list[Any]) -> ScalarOp:
+    """A step from one statement over R, X and C (our own operand text: register indices, integers)."""
     namespace: dict[str, Any] = {"C": consts, "c_div": c_div, "c_rem": c_rem}
     exec(f"def step(R, X):\n    {body}\n", namespace)  # noqa: S102 - generated from our own table
-    return namespace["step"]
+    return ScalarOp(namespace["step"], source=body, consts=tuple(consts))
+
+
+def _generate_branch(test: str, target: int, consts: list[Any]) -> ScalarOp:
+    """A step returning `target` when `test` holds."""
+    op = _generate(f"if {test}: return {target}", consts)
+    return ScalarOp(op.step, source=test, consts=op.consts, target=target)
 
 
 class _Source:
@@ -80,7 +87,7 @@ def _barrier(instr: Instr, env: Env) -> ScalarOp:
 @rule("mov")
 def _mov(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
-    return ScalarOp(_generate(f"R[{instr.args[0].index}] = {src(instr.args[1])}", src.consts))
+    return _generate(f"R[{instr.args[0].index}] = {src(instr.args[1])}", src.consts)
 
 
 @rule(*SCALAR_BINARY)
@@ -88,14 +95,14 @@ def _binary(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
     d, a, b = instr.args
     expr = _BINARY[instr.op].format(a=src(a), b=src(b))
-    return ScalarOp(_generate(f"R[{d.index}] = {expr}", src.consts))
+    return _generate(f"R[{d.index}] = {expr}", src.consts)
 
 
 @rule("sel")
 def _sel(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
     d, c, a, b = instr.args
-    return ScalarOp(_generate(f"R[{d.index}] = {src(a)} if {src(c)} else {src(b)}", src.consts))
+    return _generate(f"R[{d.index}] = {src(a)} if {src(c)} else {src(b)}", src.consts)
 
 
 @rule("cvt")
@@ -103,7 +110,7 @@ def _cvt(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
     d, a, to = instr.args
     fn = "int" if to == "i32" else "float"  # int() truncates toward zero
-    return ScalarOp(_generate(f"R[{d.index}] = {fn}({src(a)})", src.consts))
+    return _generate(f"R[{d.index}] = {fn}({src(a)})", src.consts)
 
 
 def _axis(instr: Instr) -> int:
@@ -115,33 +122,33 @@ def _axis(instr: Instr) -> int:
 
 @rule("pid")
 def _pid(instr: Instr, env: Env) -> ScalarOp:
-    return ScalarOp(_generate(f"R[{instr.args[0].index}] = X.pid[{_axis(instr)}]", []))
+    return _generate(f"R[{instr.args[0].index}] = X.pid[{_axis(instr)}]", [])
 
 
 @rule("npid")
 def _npid(instr: Instr, env: Env) -> ScalarOp:
-    return ScalarOp(_generate(f"R[{instr.args[0].index}] = X.grid[{_axis(instr)}]", []))
+    return _generate(f"R[{instr.args[0].index}] = X.grid[{_axis(instr)}]", [])
 
 
 @rule("arg")
 def _arg(instr: Instr, env: Env) -> ScalarOp:
-    return ScalarOp(_generate(f"R[{instr.args[0].index}] = X.args[{instr.args[1]}]", []))
+    return _generate(f"R[{instr.args[0].index}] = X.args[{instr.args[1]}]", [])
 
 
 @rule("jmp")
 def _jmp(instr: Instr, env: Env) -> ScalarOp:
-    return ScalarOp(_generate(f"return {_target(instr, env)}", []))
+    return _generate_branch("True", _target(instr, env), [])
 
 
 @rule("bnz", "bz")
 def _branch(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
     test = src(instr.get("c")) if instr.op == "bnz" else f"not {src(instr.get('c'))}"
-    return ScalarOp(_generate(f"if {test}: return {_target(instr, env)}", src.consts))
+    return _generate_branch(test, _target(instr, env), src.consts)
 
 
 @rule("print")
 def _print(instr: Instr, env: Env) -> ScalarOp:
     src = _Source()
     fmt = src(instr.get("fmt"))
-    return ScalarOp(_generate(f"X.print({fmt}, {src(instr.get('a'))})", src.consts))
+    return _generate(f"X.print({fmt}, {src(instr.get('a'))})", src.consts)

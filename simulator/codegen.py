@@ -1,0 +1,297 @@
+"""Compile a prepared program, once, into Python code with one function per basic block.
+
+The issue loop in simulator.core dispatches instruction by instruction: it reads each op's pipe, kind
+and flag, loops over bundles and calls a resolver and a costing method per instruction. For the
+autotuner's case (timing only, no race detection, no trace) that interpretation is most of the time.
+Here every basic block (a straight run of bundles from a label or a branch to the next branch) becomes
+one function with pipes, flags, queue depth, operand resolution and scalar steps written out as
+constants, so the driver calls one function per block.
+
+The code does exactly what `_ProgramRun.run` does, in the same order, on the same per-pipe lists of
+the run (queues, free/done times, starts, flag tokens), so the run's slow paths (a pipe blocked behind
+a wait_flag, a plan cache miss, every error) are the run's own methods. The only differences are
+bookkeeping that nothing observes before the program ends: the instruction count and the scalar
+pipe's busy cycles are added per block, and scalar instructions' cycles from block hit counts.
+
+Only our own text goes into the generated code: numbers, our identifiers, opcode names (validated by
+the ISA) and scalar/operand expressions the rules build from register indices and integers; every
+other constant is passed in a tuple.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+from isa import MachineSpec
+from simulator.ops.base import resolver_source
+from simulator.ops.scalar import c_div, c_rem
+from simulator.prepare import NPIPES, SET, WAIT, WORK, Op, Prepared, ScalarStep
+
+# a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
+SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
+
+
+def block_starts(prepared: Prepared) -> list[int]:
+    """First bundle of every basic block: the entry, every branch target, every bundle after a branch."""
+    n = len(prepared.bundles)
+    starts = {0}
+    for pc, (scalar, _, _) in enumerate(prepared.bundles):
+        if scalar is not None and scalar.lowered.target is not None:
+            starts.add(scalar.lowered.target)
+            starts.add(pc + 1)
+    return sorted(s for s in starts if s < n)
+
+
+class _Writer:
+    """Indented lines of generated source."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line if line else "")
+
+    def indent(self, by: int = 1) -> None:
+        self.depth += by
+
+
+def generate(prepared: Prepared, spec: MachineSpec) -> tuple[str, dict[str, Any]]:
+    """The source of `bind(run, R, X, hits, max_cycles, max_instructions)`, which returns one function
+    per bundle index (None where no block starts), and the globals it needs."""
+    depth, penalty = spec.scalar.queue_depth, spec.scalar.branch_penalty
+    bundles = prepared.bundles
+    starts = block_starts(prepared)
+    ends = starts[1:] + [len(bundles)]
+    namespace: dict[str, Any] = {"SCALAR_ERRORS": SCALAR_ERRORS, "c_div": c_div, "c_rem": c_rem}
+    ops: dict[int, Op] = {}
+    scalars: dict[int, ScalarStep] = {}
+    flags: set[int] = set()
+    for scalar, bundle_ops, _ in bundles:
+        for op in bundle_ops:
+            ops[op.index] = op
+            if op.kind != WORK:
+                flags.add(op.flag)
+        if scalar is not None:
+            scalars[scalar.index] = scalar
+    namespace["OPS"], namespace["SCALARS"] = ops, scalars
+
+    w = _Writer()
+    w("def bind(run, R, X, hits, max_cycles, max_instructions):")
+    w.indent()
+    w('"""Bind the block functions to one program run\'s state."""')
+    w("free, done, issued, resolved = run.free, run.done, run.issued, run.resolved")
+    w("busy, stall, sets, waits, queues = run.busy, run.stall, run.sets, run.waits, run.queues")
+    w(f"{', '.join(f'q{p}' for p in range(NPIPES))} = queues")
+    w(f"{', '.join(f'st{p}' for p in range(NPIPES))} = run.starts")
+    for f in sorted(flags):
+        w(f"tok{f} = run.tokens[{f}]")
+    w("icyc, plans, region_of, transfer = run.instr_cycles, run.plans, run._region, run.gm.transfer")
+    w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
+    for i, op in ops.items():
+        if op.kind == WORK:
+            w(f"plans{i} = plans[{i}]")
+    for b, (first, end) in enumerate(zip(starts, ends)):
+        w("")
+        _block(w, namespace, prepared, b, first, end, depth, penalty)
+    w(f"return [{', '.join(f'block{starts.index(pc)}' if pc in starts else 'None' for pc in range(len(bundles)))}]")
+    return "\n".join(w.lines) + "\n", namespace
+
+
+def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, first: int, end: int,
+           depth: int, penalty: int) -> None:
+    """Bundles first..end-1 as `block{b}(t, stall_s, count) -> (next pc, t, stall_s, count)`."""
+    bundles = prepared.bundles
+    size = sum(bundles[pc].size for pc in range(first, end))
+    w(f"def block{b}(t, stall_s, count):")
+    w.indent()
+    w(f'"""Bundles {first}..{end - 1}."""')
+    for pc in range(first, end):
+        scalar, ops, _ = bundles[pc]
+        names = [op.instr.op for op in ops] + ([scalar.instr.op] if scalar is not None else [])
+        w(f"# bundle {pc}: {' || '.join(names)}")
+        if pc > first:
+            w("t += 1")
+        for op in ops:  # a full queue stalls issue until its oldest instruction starts
+            p = op.pipe
+            w(f"k = issued[{p}]")
+            w(f"if k >= {depth}:")
+            w(f"    if resolved[{p}] <= k - {depth}:")
+            w(f"        raise run._queue_full(OPS[{op.index}])")
+            w(f"    s = st{p}[k % {depth}]")
+            w("    if s > t:")
+            w("        stall_s += s - t")
+            w("        t = s")
+        if scalar is not None and scalar.barrier:
+            w("if any(queues):")
+            w(f"    raise run._barrier_blocked(SCALARS[{scalar.index}])")
+            w("drained = max(done)")
+            w("if drained > t:")
+            w("    stall_s += drained - t")
+            w("    t = drained")
+        w("if t > max_cycles:")
+        w(f"    raise run._past_max_cycles({pc}, t)")
+        for op in ops:
+            w(f"# {op.instr.op} (instruction {op.index})")
+            if op.kind == WORK:
+                _work(w, namespace, op, depth)
+            elif op.kind == SET:
+                _set(w, op, depth)
+            else:
+                _wait(w, op, depth)
+        if pc == end - 1:
+            w(f"count += {size}")
+            w(f"hits[{b}] += 1")
+        if scalar is not None and scalar.lowered.source:
+            _scalar(w, namespace, scalar, penalty)
+    w(f"return {end}, t + 1, stall_s, count")
+    w.indent(-1)
+
+
+def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: int) -> None:
+    lowered = scalar.lowered
+    source = lowered.source.replace("C[", f"C{scalar.index}[")
+    if lowered.consts:
+        namespace[f"C{scalar.index}"] = lowered.consts
+    w("try:")
+    if lowered.target is None:
+        w(f"    {source}")
+    else:
+        w(f"    taken = {source}")
+    w(f"except SCALAR_ERRORS as exc:")
+    w(f"    raise run._scalar_error(SCALARS[{scalar.index}], exc) from None")
+    if lowered.target is not None:
+        w("if taken:")
+        w("    if count > max_instructions:  # every loop branches: checked here and at the end")
+        w("        raise run._too_many(count)")
+        w(f"    return {lowered.target}, t + {1 + penalty}, stall_s, count")
+
+
+def _issue_args(w: _Writer, namespace: dict[str, Any], op: Op) -> None:
+    """Write `a = (resolved operands)`, inlining the rule's generated resolver."""
+    if getattr(op.resolve, "instr", None) is op.instr:
+        expr, consts = resolver_source(op.instr)
+        if consts:
+            namespace[f"K{op.index}"] = tuple(consts)
+            expr = expr.replace("C[", f"K{op.index}[")
+        w(f"a = {expr}")
+    else:  # a rule with its own resolver
+        namespace[f"RESOLVE{op.index}"] = op.resolve
+        w(f"a = RESOLVE{op.index}(R)")
+
+
+def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
+    p, i, g = op.pipe, op.index, op.gm_pos
+    w(f"issued[{p}] += 1")
+    _issue_args(w, namespace, op)
+    w(f"if q{p}:  # behind a blocked wait_flag")
+    w(f"    q{p}.append((OPS[{i}], a, t))")
+    w("else:")
+    w.indent()
+    w(f"start = free[{p}]")
+    w("if t > start:")
+    w("    start = t")
+    if g < 0:
+        w(f"plan = plans{i}.get(a)")
+        w("if plan is None:")
+        w(f"    plan = new_plan(OPS[{i}], a)")
+        w("accesses, occupancy, latency, xfer, port = plan")
+    else:  # the plan for these operands at GM address 0, shifted to the address
+        w(f"addr = a[{g}]")
+        w(f"key = a[:{g}] + a[{g + 1}:]")
+        w(f"shifted = plans{i}.get(key)")
+        w("if shifted is None:")
+        w(f"    shifted = new_shifted(OPS[{i}], a, key)")
+        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite = shifted")
+        w("if glo != ghi:")
+        w(f"    region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
+        w("    moved = transfer(start, xfer, port, addr - region.start, region.start)")
+        w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")
+        w("    moved = transfer(start, xfer, port)")
+        w("if moved > occupancy:")
+        w("    occupancy = moved")
+    w(f"free[{p}] = start + occupancy")
+    w("complete = start + latency + occupancy")
+    w(f"if complete > done[{p}]:")
+    w(f"    done[{p}] = complete")
+    w(f"busy[{p}] += occupancy")
+    w(f"icyc[{i}] += occupancy")
+    _book(w, p, depth)
+    w.indent(-1)
+
+
+def _book(w: _Writer, p: int, depth: int) -> None:
+    w(f"st{p}[resolved[{p}] % {depth}] = start")
+    w(f"resolved[{p}] += 1")
+
+
+def _set(w: _Writer, op: Op, depth: int) -> None:
+    p, f = op.pipe, op.flag
+    w(f"issued[{p}] += 1")
+    w(f"if sets[{f}] > waits[{f}]:")
+    w(f"    raise run._set_twice(OPS[{op.index}])")
+    w(f"sets[{f}] += 1")
+    w(f"if q{p}:")
+    w(f"    q{p}.append((OPS[{op.index}], None, t))")
+    w("else:")
+    w(f"    start = free[{p}]")
+    w("    if t > start:")
+    w("        start = t")
+    w(f"    free[{p}] = start")
+    w(f"    d = done[{p}]")
+    w("    if start > d:")
+    w(f"        done[{p}] = d = start")
+    w(f"    tok{f}.append((d, None))")
+    w.indent()
+    _book(w, p, depth)
+    w(f"if q{op.dst}:")
+    w(f"    advance({op.dst})")
+    w.indent(-1)
+
+
+def _wait(w: _Writer, op: Op, depth: int) -> None:
+    p, f = op.pipe, op.flag
+    w(f"issued[{p}] += 1")
+    w(f"waits[{f}] += 1")
+    w(f"if q{p} or not tok{f}:")
+    w(f"    q{p}.append((OPS[{op.index}], None, t))")
+    w("else:")
+    w(f"    base = free[{p}]")
+    w("    if t > base:")
+    w("        base = t")
+    w(f"    start = tok{f}.popleft()[0]")
+    w("    if base > start:")
+    w("        start = base")
+    w(f"    stall[{p}] += start - base")
+    w(f"    free[{p}] = start")
+    w(f"    if start > done[{p}]:")
+    w(f"        done[{p}] = start")
+    w.indent()
+    _book(w, p, depth)
+    w.indent(-1)
+
+
+def source(prepared: Prepared, spec: MachineSpec) -> str:
+    """The generated Python source for a prepared program, for reading and debugging."""
+    return generate(prepared, spec)[0]
+
+
+class CompiledProgram(NamedTuple):
+    bind: Callable[..., list]  # see `generate`
+    block_scalars: tuple[tuple[int, ...], ...]  # per block, its scalar instructions' indices
+
+
+def compiled(prepared: Prepared, spec: MachineSpec) -> CompiledProgram:
+    """The program compiled to blocks, generated on first use and kept on `prepared` (which belongs to
+    one machine)."""
+    program = prepared.compiled.get("blocks")
+    if program is None:
+        text, namespace = generate(prepared, spec)
+        code = compile(text, f"<blocks of kernel {prepared.program.name}>", "exec")
+        exec(code, namespace)  # noqa: S102 - our own text: numbers, identifiers and ISA opcode names
+        starts = block_starts(prepared)
+        bundles = prepared.bundles
+        scalars = tuple(tuple(bundles[pc].scalar.index for pc in range(first, end) if bundles[pc].scalar is not None)
+                        for first, end in zip(starts, starts[1:] + [len(bundles)]))
+        program = prepared.compiled["blocks"] = CompiledProgram(namespace["bind"], scalars)
+    return program
