@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from isa import MachineSpec
 from simulator.ops.base import resolver_source
 from simulator.ops.scalar import c_div, c_rem
-from simulator.prepare import NPIPES, SET, WAIT, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
 SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
@@ -100,12 +100,18 @@ def generate(prepared: Prepared, spec: MachineSpec) -> tuple[str, dict[str, Any]
 
 def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, first: int, end: int,
            depth: int, penalty: int) -> None:
-    """Bundles first..end-1 as `block{b}(t, stall_s, count) -> (next pc, t, stall_s, count)`."""
+    """Bundles first..end-1 as `block{b}(t, stall_s, count) -> (next pc, t, stall_s, count)`.
+
+    The block keeps the free/done times and issued/resolved counts of the pipes it uses in locals,
+    stored back to the run's lists whenever the run's own code may read or change them: around
+    resolving a blocked pipe's queue, at a barrier and on leaving the block."""
     bundles = prepared.bundles
     size = sum(bundles[pc].size for pc in range(first, end))
+    pipes = sorted({op.pipe for pc in range(first, end) for op in bundles[pc].ops})
     w(f"def block{b}(t, stall_s, count):")
     w.indent()
     w(f'"""Bundles {first}..{end - 1}."""')
+    _load(w, pipes)
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]
         names = [op.instr.op for op in ops] + ([scalar.instr.op] if scalar is not None else [])
@@ -114,17 +120,17 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w("t += 1")
         for op in ops:  # a full queue stalls issue until its oldest instruction starts
             p = op.pipe
-            w(f"k = issued[{p}]")
-            w(f"if k >= {depth}:")
-            w(f"    if resolved[{p}] <= k - {depth}:")
+            w(f"if iss{p} >= {depth}:")
+            w(f"    if res{p} <= iss{p} - {depth}:")
             w(f"        raise run._queue_full(OPS[{op.index}])")
-            w(f"    s = st{p}[k % {depth}]")
+            w(f"    s = st{p}[iss{p} % {depth}]")
             w("    if s > t:")
             w("        stall_s += s - t")
             w("        t = s")
         if scalar is not None and scalar.barrier:
             w("if any(queues):")
             w(f"    raise run._barrier_blocked(SCALARS[{scalar.index}])")
+            _save(w, pipes)
             w("drained = max(done)")
             w("if drained > t:")
             w("    stall_s += drained - t")
@@ -133,22 +139,34 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
         w(f"    raise run._past_max_cycles({pc}, t)")
         for op in ops:
             w(f"# {op.instr.op} (instruction {op.index})")
+            w(f"iss{op.pipe} += 1")
             if op.kind == WORK:
                 _work(w, namespace, op, depth)
             elif op.kind == SET:
-                _set(w, op, depth)
+                _set(w, op, depth, pipes)
             else:
                 _wait(w, op, depth)
         if pc == end - 1:
             w(f"count += {size}")
             w(f"hits[{b}] += 1")
         if scalar is not None and scalar.lowered.source:
-            _scalar(w, namespace, scalar, penalty)
+            _scalar(w, namespace, scalar, penalty, pipes)
+    _save(w, pipes)
     w(f"return {end}, t + 1, stall_s, count")
     w.indent(-1)
 
 
-def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: int) -> None:
+def _load(w: _Writer, pipes: list[int]) -> None:
+    for p in pipes:
+        w(f"free{p}, done{p}, res{p}, iss{p} = free[{p}], done[{p}], resolved[{p}], issued[{p}]")
+
+
+def _save(w: _Writer, pipes: list[int]) -> None:
+    for p in pipes:
+        w(f"free[{p}], done[{p}], resolved[{p}], issued[{p}] = free{p}, done{p}, res{p}, iss{p}")
+
+
+def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: int, pipes: list[int]) -> None:
     lowered = scalar.lowered
     source = lowered.source.replace("C[", f"C{scalar.index}[")
     if lowered.consts:
@@ -158,13 +176,16 @@ def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: 
         w(f"    {source}")
     else:
         w(f"    taken = {source}")
-    w(f"except SCALAR_ERRORS as exc:")
+    w("except SCALAR_ERRORS as exc:")
     w(f"    raise run._scalar_error(SCALARS[{scalar.index}], exc) from None")
     if lowered.target is not None:
         w("if taken:")
-        w("    if count > max_instructions:  # every loop branches: checked here and at the end")
-        w("        raise run._too_many(count)")
-        w(f"    return {lowered.target}, t + {1 + penalty}, stall_s, count")
+        w.indent()
+        _save(w, pipes)
+        w("if count > max_instructions:  # every loop branches: checked here and at the end")
+        w("    raise run._too_many(count)")
+        w(f"return {lowered.target}, t + {1 + penalty}, stall_s, count")
+        w.indent(-1)
 
 
 def _issue_args(w: _Writer, namespace: dict[str, Any], op: Op) -> None:
@@ -182,15 +203,12 @@ def _issue_args(w: _Writer, namespace: dict[str, Any], op: Op) -> None:
 
 def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
     p, i, g = op.pipe, op.index, op.gm_pos
-    w(f"issued[{p}] += 1")
     _issue_args(w, namespace, op)
     w(f"if q{p}:  # behind a blocked wait_flag")
     w(f"    q{p}.append((OPS[{i}], a, t))")
     w("else:")
     w.indent()
-    w(f"start = free[{p}]")
-    w("if t > start:")
-    w("    start = t")
+    w(f"start = free{p} if free{p} > t else t")
     if g < 0:
         w(f"plan = plans{i}.get(a)")
         w("if plan is None:")
@@ -210,10 +228,10 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
         w("    moved = transfer(start, xfer, port)")
         w("if moved > occupancy:")
         w("    occupancy = moved")
-    w(f"free[{p}] = start + occupancy")
+    w(f"free{p} = start + occupancy")
     w("complete = start + latency + occupancy")
-    w(f"if complete > done[{p}]:")
-    w(f"    done[{p}] = complete")
+    w(f"if complete > done{p}:")
+    w(f"    done{p} = complete")
     w(f"busy[{p}] += occupancy")
     w(f"icyc[{i}] += occupancy")
     _book(w, p, depth)
@@ -221,52 +239,47 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
 
 
 def _book(w: _Writer, p: int, depth: int) -> None:
-    w(f"st{p}[resolved[{p}] % {depth}] = start")
-    w(f"resolved[{p}] += 1")
+    w(f"st{p}[res{p} % {depth}] = start")
+    w(f"res{p} += 1")
 
 
-def _set(w: _Writer, op: Op, depth: int) -> None:
+def _set(w: _Writer, op: Op, depth: int, pipes: list[int]) -> None:
     p, f = op.pipe, op.flag
-    w(f"issued[{p}] += 1")
     w(f"if sets[{f}] > waits[{f}]:")
     w(f"    raise run._set_twice(OPS[{op.index}])")
     w(f"sets[{f}] += 1")
     w(f"if q{p}:")
     w(f"    q{p}.append((OPS[{op.index}], None, t))")
     w("else:")
-    w(f"    start = free[{p}]")
-    w("    if t > start:")
-    w("        start = t")
-    w(f"    free[{p}] = start")
-    w(f"    d = done[{p}]")
-    w("    if start > d:")
-    w(f"        done[{p}] = d = start")
-    w(f"    tok{f}.append((d, None))")
     w.indent()
+    w(f"start = free{p} = free{p} if free{p} > t else t")
+    w(f"if start > done{p}:")
+    w(f"    done{p} = start")
+    w(f"tok{f}.append((done{p}, None))")
     _book(w, p, depth)
-    w(f"if q{op.dst}:")
-    w(f"    advance({op.dst})")
-    w.indent(-1)
+    w(f"if q{op.dst}:  # the flag may unblock that pipe: the run resolves its queue on its lists")
+    w.indent()
+    _save(w, pipes)
+    w(f"advance({op.dst})")
+    _load(w, pipes)
+    w.indent(-2)
 
 
 def _wait(w: _Writer, op: Op, depth: int) -> None:
     p, f = op.pipe, op.flag
-    w(f"issued[{p}] += 1")
     w(f"waits[{f}] += 1")
     w(f"if q{p} or not tok{f}:")
     w(f"    q{p}.append((OPS[{op.index}], None, t))")
     w("else:")
-    w(f"    base = free[{p}]")
-    w("    if t > base:")
-    w("        base = t")
-    w(f"    start = tok{f}.popleft()[0]")
-    w("    if base > start:")
-    w("        start = base")
-    w(f"    stall[{p}] += start - base")
-    w(f"    free[{p}] = start")
-    w(f"    if start > done[{p}]:")
-    w(f"        done[{p}] = start")
     w.indent()
+    w(f"base = free{p} if free{p} > t else t")
+    w(f"start = tok{f}.popleft()[0]")
+    w("if base > start:")
+    w("    start = base")
+    w(f"stall[{p}] += start - base")
+    w(f"free{p} = start")
+    w(f"if start > done{p}:")
+    w(f"    done{p} = start")
     _book(w, p, depth)
     w.indent(-1)
 
