@@ -56,9 +56,10 @@ class _Writer:
         self.depth += by
 
 
-def generate(prepared: Prepared, spec: MachineSpec) -> tuple[str, dict[str, Any]]:
+def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tuple[str, dict[str, Any]]:
     """The source of `bind(run, R, X, hits, max_cycles, max_instructions)`, which returns one function
-    per bundle index (None where no block starts), and the globals it needs."""
+    per bundle index (None where no block starts), and the globals it needs. Without `bounded` (no
+    max_cycles), the per-bundle cycle bound test is left out."""
     depth, penalty = spec.scalar.queue_depth, spec.scalar.branch_penalty
     bundles = prepared.bundles
     starts = block_starts(prepared)
@@ -93,13 +94,13 @@ def generate(prepared: Prepared, spec: MachineSpec) -> tuple[str, dict[str, Any]
             w(f"plans{i} = plans[{i}]")
     for b, (first, end) in enumerate(zip(starts, ends)):
         w("")
-        _block(w, namespace, prepared, b, first, end, depth, penalty)
+        _block(w, namespace, prepared, b, first, end, depth, penalty, bounded)
     w(f"return [{', '.join(f'block{starts.index(pc)}' if pc in starts else 'None' for pc in range(len(bundles)))}]")
     return "\n".join(w.lines) + "\n", namespace
 
 
 def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, first: int, end: int,
-           depth: int, penalty: int) -> None:
+           depth: int, penalty: int, bounded: bool) -> None:
     """Bundles first..end-1 as `block{b}(t, stall_s, count) -> (next pc, t, stall_s, count)`.
 
     The block keeps the free/done times and issued/resolved counts of the pipes it uses in locals,
@@ -135,8 +136,9 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w("if drained > t:")
             w("    stall_s += drained - t")
             w("    t = drained")
-        w("if t > max_cycles:")
-        w(f"    raise run._past_max_cycles({pc}, t)")
+        if bounded:
+            w("if t > max_cycles:")
+            w(f"    raise run._past_max_cycles({pc}, t)")
         for op in ops:
             w(f"# {op.instr.op} (instruction {op.index})")
             w(f"iss{op.pipe} += 1")
@@ -284,9 +286,9 @@ def _wait(w: _Writer, op: Op, depth: int) -> None:
     w.indent(-1)
 
 
-def source(prepared: Prepared, spec: MachineSpec) -> str:
+def source(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> str:
     """The generated Python source for a prepared program, for reading and debugging."""
-    return generate(prepared, spec)[0]
+    return generate(prepared, spec, bounded)[0]
 
 
 class CompiledProgram(NamedTuple):
@@ -294,17 +296,17 @@ class CompiledProgram(NamedTuple):
     block_scalars: tuple[tuple[int, ...], ...]  # per block, its scalar instructions' indices
 
 
-def compiled(prepared: Prepared, spec: MachineSpec) -> CompiledProgram:
-    """The program compiled to blocks, generated on first use and kept on `prepared` (which belongs to
-    one machine)."""
-    program = prepared.compiled.get("blocks")
+def compiled(prepared: Prepared, spec: MachineSpec, bounded: bool) -> CompiledProgram:
+    """The program compiled to blocks (with or without a max_cycles bound), generated on first use and
+    kept on `prepared` (which belongs to one machine)."""
+    program = prepared.compiled.get(f"blocks, bounded={bounded}")
     if program is None:
-        text, namespace = generate(prepared, spec)
+        text, namespace = generate(prepared, spec, bounded)
         code = compile(text, f"<blocks of kernel {prepared.program.name}>", "exec")
         exec(code, namespace)  # noqa: S102 - our own text: numbers, identifiers and ISA opcode names
         starts = block_starts(prepared)
         bundles = prepared.bundles
         scalars = tuple(tuple(bundles[pc].scalar.index for pc in range(first, end) if bundles[pc].scalar is not None)
                         for first, end in zip(starts, starts[1:] + [len(bundles)]))
-        program = prepared.compiled["blocks"] = CompiledProgram(namespace["bind"], scalars)
+        program = prepared.compiled[f"blocks, bounded={bounded}"] = CompiledProgram(namespace["bind"], scalars)
     return program

@@ -238,8 +238,8 @@ class _ProgramRun:
         """`run` for timing only without races or trace, through the program compiled to one function per
         basic block (simulator.codegen): the same steps in the same order, without per-instruction dispatch."""
         launch = self.launch
-        program = codegen.compiled(self.prep, launch.spec)
         opts = launch.options
+        program = codegen.compiled(self.prep, launch.spec, opts.max_cycles is not None)
         hits = [0] * len(program.block_scalars)
         blocks = program.bind(self, [0] * launch.spec.scalar.registers, _ScalarContext(self.pid, launch), hits,
                               _UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
