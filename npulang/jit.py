@@ -228,7 +228,8 @@ def _arg_type(kernel: str, name: str, value: Any) -> ir.Type:
     if isinstance(value, (float, np.floating)):
         return ir.F32
     raise errors.NpuError(f"kernel {kernel}: argument '{name}' of type {type(value).__name__} is not "
-                          "supported; pass numpy arrays (pointers), ints, floats, or values of npu.constexpr parameters")
+                          "supported; pass numpy arrays (pointers), ints, floats, or values of "
+                          "npu.constexpr parameters")
 
 
 def _referenced_globals(src: KernelSource) -> dict[str, Any]:
