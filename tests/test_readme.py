@@ -16,3 +16,16 @@ def test_first_kernel_example_runs(tmp_path, monkeypatch):
     script.write_text(code)
     monkeypatch.chdir(tmp_path)
     runpy.run_path(str(script), run_name="__main__")  # the example asserts its own result
+
+
+def test_assembly_example_runs_on_the_simulator():
+    import numpy as np
+
+    from isa.asm import assemble
+    from simulator import Device
+
+    text = re.search(r'our "PTX":\n\n```\n(.*?)```', README.read_text(), re.S).group(1)
+    x = np.random.default_rng(0).standard_normal(1024).astype(np.float32)
+    out = np.zeros_like(x)
+    assert Device().run(assemble(text), grid=(1,), args=[x, out]).cycles > 0
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
