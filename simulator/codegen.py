@@ -88,6 +88,8 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     for f in sorted(flags):
         w(f"tok{f} = run.tokens[{f}]")
     w("icyc, plans, region_of, transfer = run.instr_cycles, run.plans, run._region, run.gm.transfer")
+    w("# each GM instruction's last argument array, reused only if arguments cannot overlap (as in run._region)")
+    w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
     for i, op in ops.items():
         if op.kind == WORK:
@@ -224,7 +226,9 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
         w(f"    shifted = new_shifted(OPS[{i}], a, key)")
         w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite = shifted")
         w("if glo != ghi:")
-        w(f"    region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
+        w(f"    region = regions[{i}]")
+        w("    if region is None or addr + glo < region.start or addr + ghi > region.end:")
+        w(f"        region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
         w("    moved = transfer(start, xfer, port, addr - region.start, region.start)")
         w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")
         w("    moved = transfer(start, xfer, port)")
