@@ -22,7 +22,7 @@ from typing import Any
 from isa import MachineSpec
 from simulator import codegen
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError, context, describe
-from simulator.gm import GlobalMemory
+from simulator.gm import GlobalMemory, contiguous_bytes
 from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
@@ -388,10 +388,13 @@ class _ProgramRun:
             shifted = plans.get(key)
             if shifted is None:
                 shifted = self._new_shifted(op, args, key)
-            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite = shifted
+            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = shifted
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
-                moved = self.gm.transfer(start, xfer, port, addr - region.start, region.start)
+                if size:
+                    moved = self.gm.transfer_block(start, xaddr + addr - region.start, size, port, region.start << 40)
+                else:
+                    moved = self.gm.transfer(start, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
                 moved = self.gm.transfer(start, xfer, port)
             if moved > occupancy:
@@ -460,8 +463,9 @@ class _ProgramRun:
     def _shifted_plan(self, op: Op, args: tuple) -> tuple:
         """For an instruction with one GM address operand: its checked plan with GM accesses and the
         transfer relative to that address, plus the GM access's bounds [glo, ghi) relative to it
-        (equal if it touches no GM bytes) and whether it writes. Rules' plans are translation-invariant
-        in GM addresses."""
+        (equal if it touches no GM bytes) and whether it writes; then, for a transfer that is one
+        contiguous run of bytes, its size and offset from that address (`GlobalMemory.transfer_block`;
+        size 0 otherwise). Rules' plans are translation-invariant in GM addresses."""
         plan = self._plan(op, args)
         addr = args[op.gm_pos]
         glo = ghi = 0
@@ -474,9 +478,11 @@ class _ProgramRun:
                     glo, ghi, gwrite = lo, hi, write
             accesses.append((space, lo, hi, write))
         x = plan.xfer
+        size = xaddr = 0
         if x is not None:
             x = dataclasses.replace(x, addr=x.addr - addr)
-        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite
+            size, xaddr = contiguous_bytes(x), x.addr
+        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite, size, xaddr
 
     def _region(self, op: Op, lo: int, hi: int, write: bool) -> GmRegion:
         """The argument holding GM bytes [lo, hi), remembered per instruction (checked on a miss)."""

@@ -47,6 +47,15 @@ class GmXfer:
     scattered: int = 0
 
 
+def contiguous_bytes(x: GmXfer) -> int:
+    """The size of a transfer that is one contiguous run of bytes (see `GlobalMemory.transfer_block`),
+    else 0."""
+    if x.scattered or x.rows <= 0 or x.cols <= 0 or x.cs != x.itemsize:
+        return 0
+    row = x.cols * x.itemsize
+    return row * x.rows if x.rs == row or x.rows == 1 else 0
+
+
 class L2Cache:
     """Shared L2 residency by line, close to LRU, with writes allocating.
 
@@ -198,6 +207,9 @@ class GlobalMemory:
         The transfer is at offset `x.addr + shift` of the argument array whose host address is
         `region` (the key of its L2 lines). Bytes on the bus are rows rounded out to bursts; bytes
         from HBM are the lines that miss in L2, whose residency this updates."""
+        size = contiguous_bytes(x)
+        if size:
+            return self.transfer_block(start, x.addr + shift, size, port, region << 40)
         burst = self.burst
         if x.scattered:
             nbytes = hbm_bytes = x.scattered * burst
@@ -210,18 +222,12 @@ class GlobalMemory:
             l2.epoch += 1
             nbytes = missed = 0
             base = x.addr + shift
-            if x.cs == x.itemsize:  # contiguous rows
+            if x.cs == x.itemsize:  # rows of contiguous bytes
                 row = x.cols * x.itemsize
-                rows, rs = x.rows, x.rs
-                if rs == row or rows == 1:  # one contiguous block
-                    row *= rows
-                    nbytes = (-(-(base + row) // burst) - base // burst) * burst
-                    missed = l2.touch(key, base // line, (base + row - 1) // line)
-                else:
-                    for r in range(rows):
-                        a = base + r * rs
-                        nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                        missed += l2.touch(key, a // line, (a + row - 1) // line)
+                for r in range(x.rows):
+                    a = base + r * x.rs
+                    nbytes += (-(-(a + row) // burst) - a // burst) * burst
+                    missed += l2.touch(key, a // line, (a + row - 1) // line)
             else:  # column-strided: every element is its own burst
                 for r in range(x.rows):
                     a = base + r * x.rs
@@ -230,6 +236,19 @@ class GlobalMemory:
                         nbytes += burst
                         missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
             hbm_bytes = missed * line
+        self.bytes_moved += nbytes
+        self.hbm_bytes += hbm_bytes
+        return self.calendar.occupy(start, nbytes, hbm_bytes, port)
+
+    def transfer_block(self, start: int, base: int, size: int, port: float, key: int) -> int:
+        """`transfer` of one contiguous run of `size` > 0 bytes at offset `base` of the array whose L2
+        key is `key` (its host address shifted left by 40 bits): the common case, figures precomputed."""
+        burst = self.burst
+        l2 = self.l2
+        line = l2.line_bytes
+        l2.epoch += 1
+        nbytes = (-(-(base + size) // burst) - base // burst) * burst
+        hbm_bytes = l2.touch(key, base // line, (base + size - 1) // line) * line
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
