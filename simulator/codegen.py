@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Callable, NamedTuple
 
 from isa import MachineSpec
-from simulator.ops.base import resolver_source
+from simulator.ops.base import resolver_parts
 from simulator.ops.scalar import c_div, c_rem
 from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
 
@@ -95,6 +95,9 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
+            if _constant_key(op) is not None:
+                w(f"KEY{i} = {_constant_key(op)}")
+                w(f"plan{i} = None  # this run's plan for KEY{i}, once looked up")
     for b, (first, end) in enumerate(zip(starts, ends)):
         w("")
         _block(w, namespace, prepared, b, first, end, depth, penalty, bounded)
@@ -115,6 +118,10 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
     w(f"def block{b}(t, stall_s, count):")
     w.indent()
     w(f'"""Bundles {first}..{end - 1}."""')
+    cached = [f"plan{op.index}" for pc in range(first, end) for op in bundles[pc].ops
+              if op.kind == WORK and _constant_key(op) is not None]
+    if cached:
+        w(f"nonlocal {', '.join(cached)}")
     _load(w, pipes)
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]
@@ -193,39 +200,73 @@ def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: 
         w.indent(-1)
 
 
-def _issue_args(w: _Writer, namespace: dict[str, Any], op: Op) -> None:
-    """Write `a = (resolved operands)`, inlining the rule's generated resolver."""
-    if getattr(op.resolve, "instr", None) is op.instr:
-        expr, consts = resolver_source(op.instr)
-        if consts:
-            namespace[f"K{op.index}"] = tuple(consts)
-            expr = expr.replace("C[", f"K{op.index}[")
-        w(f"a = {expr}")
-    else:  # a rule with its own resolver
+def _operands(op: Op) -> list[str] | None:
+    """The expressions of the op's resolved operands over `R` and `K{index}` (its non-integer
+    constants), or None for a rule with its own resolver."""
+    if getattr(op.resolve, "instr", None) is not op.instr:
+        return None
+    parts, _ = resolver_parts(op.instr)
+    return [part.replace("C[", f"K{op.index}[") for part in parts]
+
+
+def _constant_key(op: Op) -> str | None:
+    """The expression of the op's plan-cache key (its operands, but the GM address if it has one) if
+    that key is constant, else None. A run then looks its plan up once."""
+    parts = _operands(op)
+    if parts is None:
+        return None
+    key = [part for k, part in enumerate(parts) if k != op.gm_pos]
+    if any("R[" in part for part in key):
+        return None
+    return f"({', '.join(key)},)"
+
+
+def _issue_args(namespace: dict[str, Any], op: Op) -> str:
+    """The expression of the op's resolved operands, inlining the rule's generated resolver."""
+    parts = _operands(op)
+    if parts is None:  # a rule with its own resolver
         namespace[f"RESOLVE{op.index}"] = op.resolve
-        w(f"a = RESOLVE{op.index}(R)")
+        return f"RESOLVE{op.index}(R)"
+    consts = resolver_parts(op.instr)[1]
+    if consts:
+        namespace[f"K{op.index}"] = tuple(consts)
+    return f"({', '.join(parts)},)"
 
 
 def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
     p, i, g = op.pipe, op.index, op.gm_pos
-    _issue_args(w, namespace, op)
+    args = _issue_args(namespace, op)
+    key = _constant_key(op)
+    if key is None:
+        w(f"a = {args}")
+    elif g >= 0:
+        w(f"addr = {_operands(op)[g]}")
     w(f"if q{p}:  # behind a blocked wait_flag")
-    w(f"    q{p}.append((OPS[{i}], a, t))")
+    w(f"    q{p}.append((OPS[{i}], {'a' if key is None else args}, t))")
     w("else:")
     w.indent()
     w(f"start = free{p} if free{p} > t else t")
-    if g < 0:
-        w(f"plan = plans{i}.get(a)")
+    if key is not None:  # looked up once per run
+        w(f"plan = plan{i}")
         w("if plan is None:")
-        w(f"    plan = new_plan(OPS[{i}], a)")
+        w(f"    plan = plan{i} = plans{i}.get(KEY{i})")
+        w("    if plan is None:")
+        new = f"new_plan(OPS[{i}], KEY{i})" if g < 0 else f"new_shifted(OPS[{i}], {args}, KEY{i})"
+        w(f"        plan = plan{i} = {new}")
+    if g < 0:
+        if key is None:
+            w(f"plan = plans{i}.get(a)")
+            w("if plan is None:")
+            w(f"    plan = new_plan(OPS[{i}], a)")
         w("accesses, occupancy, latency, xfer, port = plan")
     else:  # the plan for these operands at GM address 0, shifted to the address
-        w(f"addr = a[{g}]")
-        w(f"key = a[:{g}] + a[{g + 1}:]")
-        w(f"shifted = plans{i}.get(key)")
-        w("if shifted is None:")
-        w(f"    shifted = new_shifted(OPS[{i}], a, key)")
-        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = shifted")
+        if key is None:
+            w(f"addr = a[{g}]")
+            w(f"key = a[:{g}] + a[{g + 1}:]")
+            w(f"plan = plans{i}.get(key)")
+            w("if plan is None:")
+            w(f"    plan = new_shifted(OPS[{i}], a, key)")
+        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = plan")
         w("if glo != ghi:")
         w(f"    region = regions[{i}]")
         w("    if region is None or addr + glo < region.start or addr + ghi > region.end:")

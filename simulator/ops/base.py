@@ -97,9 +97,9 @@ def rule(*opcodes: str) -> Callable:
 
 
 # -- operand resolution --------------------------------------------------------------------------
-def resolver_source(instr: Instr) -> tuple[str, list[Any]]:
-    """The instruction's resolved operands as one Python tuple expression over registers `R` and
-    constants `C` (the returned list)."""
+def resolver_parts(instr: Instr) -> tuple[list[str], list[Any]]:
+    """The instruction's resolved operands as Python expressions, one per operand, over registers `R`
+    and constants `C` (the returned list); an expression without `R[` is a constant."""
     consts: list[Any] = []
     parts = []
     for v in instr.args:
@@ -112,15 +112,15 @@ def resolver_source(instr: Instr) -> tuple[str, list[Any]]:
         else:
             consts.append(v)
             parts.append(f"C[{len(consts) - 1}]")
-    return f"({', '.join(parts)},)", consts
+    return parts, consts
 
 
 def make_resolver(instr: Instr) -> Callable[[list], tuple]:
     """A function reading the instruction's register operands at issue. Generated as one lambda so
     the issue loop pays a single call per instruction."""
-    expr, consts = resolver_source(instr)
-    resolve = eval(f"lambda R: {expr}", {"C": consts})  # noqa: S307 - generated from our own table
-    resolve.instr = instr  # the block compiler inlines resolver_source(instr) for this function
+    parts, consts = resolver_parts(instr)
+    resolve = eval(f"lambda R: ({', '.join(parts)},)", {"C": consts})  # noqa: S307 - from our own table
+    resolve.instr = instr  # the block compiler inlines resolver_parts(instr) for this function
     return resolve
 
 
