@@ -22,7 +22,10 @@ BODY = st.one_of(
         "load ub[8192], gm[s0], dtype=f16, rows=2, cols=64, src_rs=128",
         "vun relu, ub[16384], ub[0], dtype=f16, rows=4, cols=64",
         "store gm[s1], ub[16384], dtype=f16, rows=4, cols=64, dst_rs=64",
+        "load ub[s5+512], gm[s0], dtype=f16, rows=2, cols=64, src_rs=64",
+        "vun relu, ub[s5+16384], ub[0], dtype=f16, rows=4, cols=64",
         "add s0, s0, 512",
+        "add s5, s5, 128",
         "barrier",
         "nop",
     ]),
@@ -96,3 +99,18 @@ def test_generated_source_is_readable_python() -> None:
     assert "def block1(t, stall_s, count):" in text
     assert "# bundle 3: load" in text and "raise run._past_max_cycles(3, t)" in text
     assert "past_max_cycles" not in source(device._prepare(program), device.spec, bounded=False)
+
+
+def test_constant_operands_are_planned_once_per_run() -> None:
+    """An instruction whose operands (but a GM address) are constants looks its plan up once per run;
+    one with a register operand (s5 starts at 0) looks it up by its operands every time."""
+    program = assemble(_kernel([], ["load ub[0], gm[s0], dtype=f16, rows=4, cols=64, src_rs=64",
+                                    "vun relu, ub[s5+16384], ub[0], dtype=f16, rows=4, cols=64",
+                                    "add s5, s5, 128"], [], 3))
+    device = Device()
+    text = source(device._prepare(program), device.spec)
+    load, vun = (i for i, instr in enumerate(device._prepare(program).instrs) if instr.op in ("load", "vun"))
+    assert f"plan = plan{load}\n" in text and f"nonlocal plan{load}" in text
+    assert f"plan = plans{vun}.get(a)" in text and f"plan{vun} =" not in text
+    compiled = _outcome(program, 2, SimOptions(functional=False, detect_races=False))
+    assert compiled == _outcome(program, 2, SimOptions(functional=False, detect_races=False, trace=True))
