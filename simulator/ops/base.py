@@ -139,6 +139,34 @@ def clamp(valid: int | None, full: int) -> int:
     return 0 if valid < 0 else full if valid > full else valid
 
 
+def copy_shape(a: tuple, rows_at: int, cols_at: int, valid_rows_at: int, valid_cols_at: int, src_rs_at: int,
+               dst_rs_at: int, dst_cs_at: int) -> tuple[int, int, int, int, int]:
+    """A 2-D copy that writes only its valid part (fixpipe, store): valid rows and columns, then the source
+    row stride and the destination row and column strides, with None row strides meaning contiguous."""
+    rows, cols = a[rows_at], a[cols_at]
+    check_shape(rows=rows, cols=cols)
+    srs = cols if a[src_rs_at] is None else a[src_rs_at]
+    drs = cols if a[dst_rs_at] is None else a[dst_rs_at]
+    return clamp(a[valid_rows_at], rows), clamp(a[valid_cols_at], cols), srs, drs, a[dst_cs_at]
+
+
+def lane_accesses(a: tuple, idx_at: int, mask_at: int, n: int, has_mask: bool) -> list[tuple]:
+    """The UB bytes a gather or scatter reads besides its data: int32 indices and, if masked, the mask."""
+    acc = [("ub", a[idx_at], a[idx_at] + 4 * n, False)]
+    if has_mask:
+        acc.append(("ub", a[mask_at], a[mask_at] + n, False))
+    return acc
+
+
+def active_lanes(mem: CoreMemory, a: tuple, idx_at: int, mask_at: int, n: int, has_mask: bool
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A gather's or scatter's element offsets (int64) and the lanes its mask leaves on."""
+    idx = mem.vector("ub", a[idx_at], n, np.dtype(np.int32)).astype(np.int64)
+    if not has_mask:
+        return idx, np.arange(n)
+    return idx, np.flatnonzero(mem.vector("ub", a[mask_at], n, np.dtype(np.bool_)))
+
+
 def check_shape(**dims: int) -> None:
     for name, value in dims.items():
         if not isinstance(value, int) or value < 0:

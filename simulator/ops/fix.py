@@ -7,7 +7,7 @@ import numpy as np
 from isa import DTYPES, Instr
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import Env, Plan, PipeOp, check_shape, clamp, convert, cycles, fields, make_resolver, rule
+from simulator.ops.base import Env, Plan, PipeOp, convert, copy_shape, cycles, fields, make_resolver, rule
 
 
 @rule("fixpipe")
@@ -22,11 +22,7 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
     rate, latency = env.spec.fix.bytes_per_cycle, env.spec.fix.latency
 
     def shape(a: tuple) -> tuple[int, int, int, int, int]:
-        rows, cols = a[ROWS], a[COLS]
-        check_shape(rows=rows, cols=cols)
-        srs = cols if a[SRS] is None else a[SRS]
-        drs = cols if a[DRS] is None else a[DRS]
-        return clamp(a[VR], rows), clamp(a[VC], cols), srs, drs, a[DCS]
+        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
 
     def plan(a: tuple) -> Plan:
         vr, vc, srs, drs, dcs = shape(a)

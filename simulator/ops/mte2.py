@@ -8,7 +8,9 @@ from isa import DTYPES, Instr
 from simulator.errors import OutOfBounds
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import Env, Plan, PipeOp, check_shape, clamp, convert, fields, make_resolver, rule
+from simulator.ops.base import (
+    Env, Plan, PipeOp, active_lanes, check_shape, clamp, convert, fields, lane_accesses, make_resolver, rule,
+)
 
 
 @rule("load")
@@ -56,17 +58,13 @@ def _gather(instr: Instr, env: Env) -> PipeOp:
     def plan(a: tuple) -> Plan:
         n = a[N]
         check_shape(n=n)
-        acc = [(space, a[DST], a[DST] + n * e, True), ("ub", a[IDX], a[IDX] + 4 * n, False)]
-        if has_mask:
-            acc.append(("ub", a[MASK], a[MASK] + n, False))
+        acc = [(space, a[DST], a[DST] + n * e, True), *lane_accesses(a, IDX, MASK, n, has_mask)]
         return Plan(tuple(acc), 1, latency, GmXfer(a[SRC], 1, n, 0, e, e, False, scattered=n), port)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         n = a[N]
-        idx = mem.vector("ub", a[IDX], n, np.dtype(np.int32)).astype(np.int64)
-        active = mem.vector("ub", a[MASK], n, np.dtype(np.bool_)).copy() if has_mask else np.ones(n, bool)
+        idx, lanes = active_lanes(mem, a, IDX, MASK, n, has_mask)
         out = np.full(n, convert(a[PAD], dt), dtype=dt)
-        lanes = np.flatnonzero(active)
         if lanes.size:
             data, offsets = gm_lanes(mem, a[SRC] + idx[lanes] * e, e, lanes, "reads")
             out[lanes] = data[offsets].view(dt).reshape(-1)

@@ -7,7 +7,9 @@ import numpy as np
 from isa import DTYPES, Instr
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import Env, Plan, PipeOp, check_shape, clamp, cycles, fields, make_resolver, rule
+from simulator.ops.base import (
+    Env, Plan, PipeOp, active_lanes, check_shape, copy_shape, cycles, fields, lane_accesses, make_resolver, rule,
+)
 from simulator.ops.mte2 import gm_lanes
 
 
@@ -21,10 +23,7 @@ def _store(instr: Instr, env: Env) -> PipeOp:
     rate, latency = env.spec.mte3.bytes_per_cycle, env.spec.mte3.latency
 
     def shape(a: tuple) -> tuple[int, int, int, int, int]:
-        rows, cols = a[ROWS], a[COLS]
-        check_shape(rows=rows, cols=cols)
-        srs = cols if a[SRS] is None else a[SRS]
-        return clamp(a[VR], rows), clamp(a[VC], cols), srs, a[DRS], a[DCS]
+        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
 
     def plan(a: tuple) -> Plan:
         vr, vc, srs, drs, dcs = shape(a)
@@ -53,16 +52,12 @@ def _scatter(instr: Instr, env: Env) -> PipeOp:
     def plan(a: tuple) -> Plan:
         n = a[N]
         check_shape(n=n)
-        acc = [("ub", a[SRC], a[SRC] + n * e, False), ("ub", a[IDX], a[IDX] + 4 * n, False)]
-        if has_mask:
-            acc.append(("ub", a[MASK], a[MASK] + n, False))
+        acc = [("ub", a[SRC], a[SRC] + n * e, False), *lane_accesses(a, IDX, MASK, n, has_mask)]
         return Plan(tuple(acc), 1, latency, GmXfer(a[DST], 1, n, 0, e, e, True, scattered=n), port)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         n = a[N]
-        idx = mem.vector("ub", a[IDX], n, np.dtype(np.int32)).astype(np.int64)
-        active = mem.vector("ub", a[MASK], n, np.dtype(np.bool_)) if has_mask else np.ones(n, bool)
-        lanes = np.flatnonzero(active)
+        idx, lanes = active_lanes(mem, a, IDX, MASK, n, has_mask)
         if lanes.size:
             data, offsets = gm_lanes(mem, a[DST] + idx[lanes] * e, e, lanes, "writes")
             src = mem.vector("ub", a[SRC], n, dt)[lanes]
