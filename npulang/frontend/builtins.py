@@ -115,20 +115,21 @@ def value_dtype(v: Value) -> Any:
 # -- program and index space -------------------------------------------------------------------
 
 
+def _grid_query(gen: CodeGenerator, axis: Any, kind: OpKind) -> Value:
+    axis = constexpr_int(axis, f"{kind.value} axis")
+    if axis not in (0, 1, 2):
+        raise shape_error(f"{kind.value} axis must be 0, 1 or 2, got {axis}")
+    return gen.b.value(kind, axis=axis)
+
+
 @_register("program_id")
 def _program_id(gen: CodeGenerator, axis: Any) -> Value:
-    axis = constexpr_int(axis, "program_id axis")
-    if axis not in (0, 1, 2):
-        raise shape_error(f"program_id axis must be 0, 1 or 2, got {axis}")
-    return gen.b.value(OpKind.PROGRAM_ID, axis=axis)
+    return _grid_query(gen, axis, OpKind.PROGRAM_ID)
 
 
 @_register("num_programs")
 def _num_programs(gen: CodeGenerator, axis: Any) -> Value:
-    axis = constexpr_int(axis, "num_programs axis")
-    if axis not in (0, 1, 2):
-        raise shape_error(f"num_programs axis must be 0, 1 or 2, got {axis}")
-    return gen.b.value(OpKind.NUM_PROGRAMS, axis=axis)
+    return _grid_query(gen, axis, OpKind.NUM_PROGRAMS)
 
 
 @_register("arange")
