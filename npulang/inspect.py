@@ -61,7 +61,6 @@ def inspect_kernel(kernel: JITFunction, *args: Any, **meta: Any) -> Inspection:
     from npulang.launch import compile_for, get_machine  # launch owns the compile path
 
     spec = get_machine()
-    meta = {k: v for k, v in meta.items() if k not in ("trace", "timing_only")}
     _, ck = compile_for(kernel, args, meta, spec, record=True)
     assert ck is not None
     return Inspection(kernel.__name__, spec, ck.stages, ck.program, ck.buffers, ck.usage, ck.notes)

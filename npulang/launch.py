@@ -22,7 +22,7 @@ from npulang.passes import PassManager, generic_pipeline
 from simulator import Device, OutOfBounds, RunResult, SimError, SimOptions
 
 if TYPE_CHECKING:
-    from npulang.jit import JITFunction
+    from npulang.jit import BoundCall, JITFunction
 
 DEFAULT_NUM_STAGES = 2
 _machine: isa.MachineSpec | None = None
@@ -110,7 +110,11 @@ def compile_for(kernel: JITFunction, args: tuple[Any, ...], meta: Mapping[str, A
 
     With `record=True` the kernel is always compiled and its `CompiledKernel` (stage texts) returned.
     """
-    call = kernel.bind(args, meta)
+    return _program_for(kernel, kernel.bind(args, meta), args, meta, spec, record)
+
+
+def _program_for(kernel: JITFunction, call: BoundCall, args: tuple[Any, ...], meta: Mapping[str, Any],
+                 spec: isa.MachineSpec, record: bool) -> tuple[isa.Program, CompiledKernel | None]:
     num_stages = int(call.options.get("num_stages", DEFAULT_NUM_STAGES))
     fast = (id(kernel), _signature(call.runtime), tuple(sorted(call.constexprs.items(), key=lambda kv: kv[0])),
             num_stages, spec.fingerprint)
@@ -154,14 +158,12 @@ def launch(kernel: JITFunction, grid: Any, args: tuple[Any, ...], meta: Mapping[
     `meta` may carry `trace=True` to record a Chrome trace, and `timing_only=True` to skip the
     numpy work (cycles only, outputs untouched), as the autotuner does.
     """
-    meta = dict(meta)
-    trace = bool(meta.pop("trace", False))
-    functional = not meta.pop("timing_only", False)
     spec = get_machine()
-    program, _ = compile_for(kernel, args, meta, spec)
-    call = kernel.bind(args, meta)
+    call = kernel.bind(args, meta)  # once per launch: this is the hot path of a cached kernel
+    program, _ = _program_for(kernel, call, args, meta, spec, record=False)
     grid3 = kernel.grid_for(grid, call)
-    options = SimOptions(functional=functional, detect_races=functional, trace=trace)
+    functional = not call.options.get("timing_only", False)
+    options = SimOptions(functional=functional, detect_races=functional, trace=bool(call.options.get("trace")))
     try:
         result = device(spec).run(program, grid3, list(call.runtime.values()), options)
     except OutOfBounds as exc:
