@@ -16,9 +16,8 @@ import numpy as np
 import isa
 from npulang import errors
 from npulang import profiling
-from npulang.backend import CompiledKernel, compile_function
+from npulang.compiler import CompiledKernel, compile_ir
 from npulang.cache import KERNELS, make_key
-from npulang.passes import PassManager, generic_pipeline
 from simulator import Device, OutOfBounds, RunResult, SimError, SimOptions
 
 if TYPE_CHECKING:
@@ -125,9 +124,7 @@ def _program_for(kernel: JITFunction, call: BoundCall, args: tuple[Any, ...], me
     compiled: list[CompiledKernel] = []
 
     def build() -> isa.Program:
-        pm = PassManager(generic_pipeline(), verify_each=True, record=record)
-        ck = compile_function(pm.run(fn), spec, num_stages=num_stages, record=record)
-        ck.stages[:0] = [(s.name, s.text) for s in pm.stages]
+        ck = compile_ir(fn, spec, num_stages=num_stages, record=record)
         compiled.append(ck)
         return ck.program
 

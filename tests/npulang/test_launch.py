@@ -98,7 +98,7 @@ def test_memory_cache_hit_skips_compilation(monkeypatch):
     x, y, out = _arrays(1000)
     _launch(x, y, out)
     calls = []
-    monkeypatch.setattr(npl, "compile_function", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(npl, "compile_ir", lambda *a, **k: calls.append(a))
     _launch(x, y, out)
     assert calls == []
 
