@@ -1,7 +1,7 @@
 """Kernel performance on the default machine: simulated cycles against the roofline, as a Markdown table.
 
-Each kernel is launched through the public API, timing only (no numpy work), with L2 flushed first so
-every launch starts cold. Rooflines:
+Each kernel is launched through the public API, timing only (no numpy work), with `l2="cold"` so
+every launch starts with an empty L2. Rooflines:
 
 - matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
 - softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
@@ -25,7 +25,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
-from npulang import launch  # noqa: E402
 from examples import tutorials  # noqa: E402
 
 
@@ -45,30 +44,25 @@ class Row:
         return self.roofline / self.cycles
 
 
-def _run(fn: Callable[[], Any]) -> Any:
-    launch.device().flush_l2()
-    return fn()
-
-
 def matmul_desc(size: int, bm: int, bn: int, bk: int, stages: int) -> Row:
-    spec = launch.get_machine()
+    spec = npu.get_machine()
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm), npu.cdiv(size, bn))
-    run = _run(lambda: tutorials.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk,
-                                                        num_stages=stages, timing_only=True))
+    run = tutorials.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk, num_stages=stages,
+                                             timing_only=True, l2="cold")
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("matmul_desc_kernel", f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run,
                 roof, "cube")
 
 
 def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: int) -> Row:
-    spec = launch.get_machine()
+    spec = npu.get_machine()
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm) * npu.cdiv(size, bn),)
-    run = _run(lambda: tutorials.matmul_kernel[grid](
+    run = tutorials.matmul_kernel[grid](
         a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn,
         BLOCK_SIZE_K=bk, GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages,
-        timing_only=True))
+        timing_only=True, l2="cold")
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("matmul_kernel (tutorial)", f"fp16 {size}³",
                 f"BM={bm} BN={bn} BK={bk} GROUP_SIZE_M={group} num_stages={stages}", run, roof, "cube")
@@ -78,8 +72,8 @@ def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
     x = np.zeros((rows, cols), np.float32)
     y = np.zeros_like(x)
     block = 1 << (cols - 1).bit_length()
-    run = _run(lambda: tutorials.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
-                                                           num_stages=stages, timing_only=True))
+    run = tutorials.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
+                                                num_stages=stages, timing_only=True, l2="cold")
     config = f"grid={programs} BLOCK_SIZE={block} num_stages={stages}"
     return _row("softmax_kernel", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(2 * x.nbytes), "HBM")
 
@@ -89,22 +83,21 @@ def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
     y = np.zeros_like(x)
     w, b = np.zeros(cols, np.float32), np.zeros(cols, np.float32)
     mean, rstd = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
-    run = _run(lambda: tutorials.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5,
-                                                             BLOCK_SIZE=block, num_stages=stages,
-                                                             timing_only=True))
+    run = tutorials.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5, BLOCK_SIZE=block,
+                                                  num_stages=stages, timing_only=True, l2="cold")
     moved = x.nbytes + y.nbytes + w.nbytes + b.nbytes + mean.nbytes + rstd.nbytes
     config = f"grid={rows} BLOCK_SIZE={block} num_stages={stages}"
     return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
 
 
 def _hbm_cycles(nbytes: int) -> float:
-    return nbytes / launch.get_machine().hbm_bytes_per_cycle
+    return nbytes / npu.get_machine().hbm_bytes_per_cycle
 
 
 def _row(kernel: str, problem: str, config: str, run: Any, roof: float, bound: str) -> Row:
     mib = 1 << 20
-    return Row(kernel, problem, config, run.cycles, roof, bound, run.result.gm_bytes / mib,
-               run.result.hbm_bytes / mib)
+    return Row(kernel, problem, config, run.cycles, roof, bound, run.gm_bytes / mib,
+               run.hbm_bytes / mib)
 
 
 # The best configs found (first of each list) and the other candidates `--sweep` measures.
@@ -133,7 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="measure every candidate config")
     args = parser.parse_args()
-    spec = launch.get_machine()
+    spec = npu.get_machine()
     print(f"machine `{spec.name}`: {spec.cores} cores, {spec.cube_macs_per_cycle()} fp16 MAC/cycle/core, "
           f"HBM {spec.hbm_bytes_per_cycle:.0f} B/cycle; cold L2, timing only\n")
     rows: list[Row] = []

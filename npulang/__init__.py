@@ -9,7 +9,6 @@ from npulang.errors import (
     CompilationError, ConstexprRequiredError, NpuError, NpuRuntimeError, OutOfBoundsError, ShapeMismatchError,
     TypeMismatchError, UnsupportedSyntaxError,
 )
-from npulang.jit import InterpretResult, JITFunction, jit
 from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
@@ -20,8 +19,8 @@ from npulang.language import (
 
 __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
-    "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError", "InterpretResult", "JITFunction",
-    "jit", "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
+    "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
+    "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_contiguous", "maximum",
     "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range", "reshape", "rsqrt", "sigmoid",
@@ -29,8 +28,13 @@ __all__ = [
     "where", "zeros",
 ]
 
-# Launch-side API: the machine kernels compile for and run on, and launch profiling.
-from npulang.launch import RunRecord, get_machine, set_machine  # noqa: E402
-from npulang.profiling import Profile, profile  # noqa: E402
+# Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
+# These are methods of the one process-wide `Runtime` (see npulang.runtime.launch).
+from npulang.runtime import RUNTIME, JITFunction, LaunchOptions, Profile, RunRecord  # noqa: E402
+from npulang.runtime.jit import jit  # noqa: E402
 
-__all__ += ["RunRecord", "get_machine", "set_machine", "Profile", "profile"]
+get_machine = RUNTIME.get_machine
+set_machine = RUNTIME.set_machine
+profile = RUNTIME.profile
+
+__all__ += ["JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine"]

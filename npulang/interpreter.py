@@ -129,17 +129,6 @@ def interpret(fn: Function, grid: tuple[int, int, int], args: Sequence[Any]) -> 
     return prints
 
 
-def interpret_launch(jit_fn: Any, grid: Any, args: tuple[Any, ...], meta: dict[str, Any]) -> Any:
-    """`kernel[grid](*args, interpret=True)`: specialise, then interpret (used by `npulang.jit`)."""
-    from npulang.jit import InterpretResult, resolve_grid
-
-    fn, _ = jit_fn.specialize(*args, **meta)
-    call = jit_fn.bind(args, meta)
-    grid3 = resolve_grid(jit_fn.__name__, grid, call.meta)
-    prints = interpret(fn, grid3, [call.runtime[a.name] for a in fn.args])
-    return InterpretResult(grid3, fn, prints)
-
-
 # -- values from nowhere -------------------------------------------------------------------------
 
 

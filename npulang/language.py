@@ -1,7 +1,7 @@
 """The kernel language's builtins, as users see them: `npu.load`, `npu.dot`, `npu.float16`, ...
 
 Each builtin is a documented Python function that only means something inside an `@npu.jit`
-kernel: the frontend recognises it and compiles the call (see `npulang.frontend.builtins`).
+kernel: the frontend recognises it and compiles the call (see `npulang.frontend.builtin_rules`).
 Called from ordinary Python, it raises a clear error, except `cdiv`, which also works on host
 ints (grids are often computed with it). Names and semantics follow Triton's `tl.*`.
 """

@@ -9,7 +9,7 @@ import pytest
 
 import npulang as npu
 from npulang import errors
-from npulang.semantics import Semantics
+from npulang.frontend.semantics import Semantics
 from tests.npulang import invalid_kernels
 from tests.npulang.invalid_kernels import CASES, Case
 

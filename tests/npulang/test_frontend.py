@@ -106,7 +106,8 @@ def test_jit_with_options_interprets_by_default() -> None:
         npu.store(x_ptr + offs, npu.load(x_ptr + offs) * 2)
 
     x = np.arange(4, dtype=np.float32)
-    assert isinstance(double[(1,)](x, BLOCK=4), npu.InterpretResult)
+    run = double[(1,)](x, BLOCK=4)
+    assert isinstance(run, npu.RunRecord) and run.cycles is None
     np.testing.assert_array_equal(x, [0, 2, 4, 6])
 
 
@@ -124,7 +125,7 @@ def test_interpret_from_environment(monkeypatch) -> None:
     x = np.arange(5, dtype=np.int32)
     out, result = T.run_add(x, x, 8)
     np.testing.assert_array_equal(out, 2 * x)
-    assert isinstance(result, npu.InterpretResult)
+    assert isinstance(result, npu.RunRecord) and result.cycles is None
 
 
 def test_builtins_outside_kernels_fail_clearly_but_cdiv_works_on_host() -> None:

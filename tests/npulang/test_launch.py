@@ -10,8 +10,8 @@ import pytest
 import isa
 import npulang as npu
 from isa.asm import assemble
-from npulang import launch as npl
-from npulang.cache import KernelCache, make_key
+from npulang.runtime import RUNTIME, launch
+from npulang.runtime.cache import KernelCache, ProgramKey
 
 
 @npu.jit
@@ -42,10 +42,10 @@ def _launch(x, y, out, **meta):
 
 def test_results_match_numpy_and_cycles_respect_the_hbm_roofline():
     x, y, out = _arrays(10_000)
-    npl.device().flush_l2()
+    RUNTIME.device().flush_l2()
     run = _launch(x, y, out)
     np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
-    spec = npl.get_machine()
+    spec = RUNTIME.get_machine()
     # cold L2: every byte read and written crosses HBM, so no launch can beat bytes / bandwidth
     assert run.cycles >= 3 * x.nbytes / spec.hbm_bytes_per_cycle
     assert run.grid == (40, 1, 1)
@@ -55,9 +55,9 @@ def test_results_match_numpy_and_cycles_respect_the_hbm_roofline():
 
 def test_cycles_are_deterministic_on_a_cold_device_and_timing_only_agrees():
     x, y, out = _arrays(5000)
-    npl.device().flush_l2()
+    RUNTIME.device().flush_l2()
     first = _launch(x, y, out).cycles
-    npl.device().flush_l2()
+    RUNTIME.device().flush_l2()
     out2 = np.zeros_like(out)
     timing = _launch(x, y, out2, timing_only=True).cycles
     assert timing == first
@@ -98,30 +98,32 @@ def test_memory_cache_hit_skips_compilation(monkeypatch):
     x, y, out = _arrays(1000)
     _launch(x, y, out)
     calls = []
-    monkeypatch.setattr(npl, "compile_ir", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(launch, "compile_ir", lambda *a, **k: calls.append(a))
     _launch(x, y, out)
     assert calls == []
 
 
 def test_disk_cache_round_trips_and_recovers_from_a_corrupt_entry(tmp_path):
     program = assemble(".kernel k\n    nop\n")
-    cache = KernelCache(tmp_path)
-    key = make_key("k", 1)
+    cache = KernelCache(tmp_path, use_disk=True)
+    key = ProgramKey("k", 1, "machine")
     built = []
-    assert cache.get_or_compile(key, lambda: built.append(1) or program) == program
-    fresh = KernelCache(tmp_path)  # another process
-    assert fresh.get_or_compile(key, lambda: pytest.fail("should come from disk")) == program
-    (tmp_path / "kernels" / f"{key}.s").write_text("garbage {{{")
-    again = KernelCache(tmp_path)
-    assert again.get_or_compile(key, lambda: program) == program
-    assert (tmp_path / "kernels" / f"{key}.s").read_text().startswith(".kernel k")
+    assert cache.program(key, lambda: built.append(1) or program) == program
+    fresh = KernelCache(tmp_path, use_disk=True)  # another process
+    assert fresh.program(key, lambda: pytest.fail("should come from disk")) == program
+    (tmp_path / "kernels" / f"{key.digest()}.s").write_text("garbage {{{")
+    again = KernelCache(tmp_path, use_disk=True)
+    assert again.program(key, lambda: program) == program
+    assert (tmp_path / "kernels" / f"{key.digest()}.s").read_text().startswith(".kernel k")
 
 
 def test_cache_key_changes_with_machine_and_num_stages():
     spec = isa.MachineSpec.load()
     other = spec.replace(cores=8)
-    assert make_key("k", 2, spec.fingerprint) != make_key("k", 2, other.fingerprint)
-    assert make_key("k", 2, spec.fingerprint) != make_key("k", 1, spec.fingerprint)
+    key = ProgramKey("k", 2, spec.fingerprint)
+    assert key.digest() != ProgramKey("k", 2, other.fingerprint).digest()
+    assert key.digest() != ProgramKey("k", 1, spec.fingerprint).digest()
+    assert key.digest() != ProgramKey("k", 2, spec.fingerprint, compiler="another").digest()
 
 
 def test_inspect_shows_each_stage_and_assembly_that_round_trips():
@@ -136,14 +138,14 @@ def test_inspect_shows_each_stage_and_assembly_that_round_trips():
 
 def test_another_machine_changes_the_cycles():
     x, y, out = _arrays(50_000)
-    base = npl.get_machine()
+    base = RUNTIME.get_machine()
     try:
-        npl.set_machine(base.replace(cores=4))
-        npl.device().flush_l2()
+        RUNTIME.set_machine(base.replace(cores=4))
+        RUNTIME.device().flush_l2()
         few = _launch(x, y, out).cycles
     finally:
-        npl.set_machine(base)
-    npl.device().flush_l2()
+        RUNTIME.set_machine(base)
+    RUNTIME.device().flush_l2()
     assert _launch(x, y, out).cycles < few
 
 

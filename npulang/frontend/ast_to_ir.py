@@ -18,14 +18,14 @@ import builtins as py
 import operator
 import types
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from npulang import errors, ir
 from npulang import language as lang
-from npulang.frontend import builtins as bi
+from npulang.frontend import builtin_rules as bi
+from npulang.frontend.semantics import Semantics, SemanticError, constexpr_error, describe, type_error
+from npulang.frontend.source import BoundCall, KernelDef, KernelSource, is_constexpr_value
 from npulang.ir import I32, Block, Loc, OpKind, TileType, Value
-from npulang.semantics import Semantics, SemanticError, constexpr_error, describe, type_error
 
 _BINOPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.FloorDiv: "floordiv",
            ast.Mod: "mod", ast.Pow: "pow", ast.BitAnd: "and", ast.BitOr: "or", ast.BitXor: "xor",
@@ -42,37 +42,12 @@ _PY_BUILTINS = {"range", "min", "max", "abs", "len", "int", "float", "bool", "is
 _MAX_INLINE_DEPTH = 32
 
 
-@dataclass
-class KernelSource:
-    """A function's parsed source and what error messages need: its file and real line numbers."""
-
-    name: str
-    file: str
-    tree: ast.FunctionDef
-    line_offset: int  # add to ast line numbers to get file lines
-    col_offset: int  # indentation removed before parsing
-    lines: list[str]  # the source as written, indexed by ast line - 1
-    globals: dict[str, Any]
-    closure: dict[str, Any]
-
-    def source_line(self, line: int) -> str | None:
-        i = line - 1
-        return self.lines[i] if 0 <= i < len(self.lines) else None
-
-
 class BoundMethod:
     """`x.sum` before it is called: a tile method bound to its tile."""
 
     def __init__(self, name: str, target: Value) -> None:
         self.name = name
         self.target = target
-
-
-def is_constexpr_value(x: Any) -> bool:
-    """Values a kernel may capture from globals or take as constexpr parameters."""
-    if isinstance(x, (tuple, list)):
-        return all(is_constexpr_value(v) for v in x)
-    return x is None or isinstance(x, (bool, int, float, str, lang.dtype))
 
 
 class CodeGenerator(ast.NodeVisitor):
@@ -432,11 +407,9 @@ class CodeGenerator(ast.NodeVisitor):
 
     def _capture(self, name: str, x: Any, node: ast.AST) -> Any:
         """A global or closure value as the kernel sees it, or an error if kernels cannot use it."""
-        from npulang.jit import JITFunction
-
         if isinstance(x, lang.constexpr):
             return x.value
-        if is_constexpr_value(x) or isinstance(x, (types.ModuleType, JITFunction, bi.PointerDType)) \
+        if is_constexpr_value(x) or isinstance(x, (types.ModuleType, KernelDef, bi.PointerDType)) \
                 or hasattr(x, "__npu_builtin__"):
             return x
         if isinstance(x, types.FunctionType) or x is lang.constexpr:
@@ -593,11 +566,9 @@ class CodeGenerator(ast.NodeVisitor):
         return self._call(fn, args, kwargs, node)
 
     def _call(self, fn: Any, args: list[Any], kwargs: dict[str, Any], node: ast.Call) -> Any:
-        from npulang.jit import JITFunction
-
         if isinstance(fn, BoundMethod):
             return bi.call_builtin(self, fn.name, [fn.target, *args], kwargs)
-        if isinstance(fn, JITFunction):
+        if isinstance(fn, KernelDef):
             return self._inline(fn, args, kwargs, node)
         if fn is lang.static_range or fn is lang.range:
             raise self._unsupported(node, f"npu.{fn.__name__} outside a for statement")
@@ -649,11 +620,11 @@ class CodeGenerator(ast.NodeVisitor):
             bound = callee.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise self.error(errors.TypeMismatchError, node,
-                             f"bad call to {callee.__name__}(): {exc}") from None
+                             f"bad call to {callee.name}(): {exc}") from None
         bound.apply_defaults()
         for name, value in bound.arguments.items():
             if name in callee.constexpr_params and isinstance(value, Value):
-                raise constexpr_error(f"parameter '{name}' of {callee.__name__} is a constexpr, "
+                raise constexpr_error(f"parameter '{name}' of {callee.name} is a constexpr, "
                                       f"got a runtime {describe(value)}")
         src = callee.source
         gen = CodeGenerator(src, dict(bound.arguments), self.b, self.depth + 1)
@@ -683,3 +654,30 @@ def _assigned_names(stmts: list[ast.stmt]) -> list[str]:
     return list(names)
 
 
+
+
+def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
+    """The block IR of `kernel` for one bound call: its runtime argument types and constexpr values."""
+    src = kernel.source
+    args = [Value(call.types[p], p) for p in kernel.params if p in call.types]
+    scope: dict[str, Any] = {a.name: a for a in args}
+    for name, value in call.constexprs.items():
+        if not is_constexpr_value(value):
+            raise errors.ConstexprRequiredError(
+                src.name, src.file, src.tree.lineno + src.line_offset, src.col_offset,
+                f"constexpr parameter '{name}' got {type(value).__name__} {value!r}",
+                hint="constexprs are ints, floats, bools, strings, None, npu dtypes, or tuples of these")
+        scope[name] = value
+    def_loc = Loc(src.file, src.tree.lineno + src.line_offset, src.col_offset)
+    body = Block()
+    builder = ir.Builder(body, def_loc)
+    gen = CodeGenerator(src, scope, builder)
+    gen.visit_body(src.tree.body)
+    if gen.return_value is not None:
+        raise errors.UnsupportedSyntaxError(
+            src.name, src.file, def_loc.line, def_loc.col, "a kernel cannot return a value",
+            source_line=src.source_line(src.tree.lineno), hint="store results through a pointer argument")
+    last = src.tree.body[-1]
+    builder.loc = Loc(src.file, (last.end_lineno or last.lineno) + src.line_offset, src.col_offset)
+    builder.create(OpKind.RETURN)
+    return ir.Function(src.name, args, body, dict(call.constexprs), def_loc)

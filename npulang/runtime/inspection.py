@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
 import isa
 from isa.asm import disassemble
-
-if TYPE_CHECKING:
-    from npulang.jit import JITFunction
+from npulang.compiler import CompiledKernel
 
 
 @dataclass
@@ -56,11 +52,6 @@ class Inspection:
         return "\n\n".join(parts)
 
 
-def inspect_kernel(kernel: JITFunction, *args: Any, **meta: Any) -> Inspection:
-    """Compile `kernel` for these arguments on the current machine and keep every stage."""
-    from npulang.launch import compile_for, get_machine  # launch owns the compile path
-
-    spec = get_machine()
-    _, ck = compile_for(kernel, args, meta, spec, record=True)
-    assert ck is not None
-    return Inspection(kernel.__name__, spec, ck.stages, ck.program, ck.buffers, ck.usage, ck.notes)
+def inspection(kernel: str, spec: isa.MachineSpec, ck: CompiledKernel) -> Inspection:
+    """The stages of one recorded compile (`Runtime.compile_recorded`) of `kernel` for `spec`."""
+    return Inspection(kernel, spec, ck.stages, ck.program, ck.buffers, ck.usage, ck.notes)

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any, Callable
 from npulang import errors, ir
 from npulang import language as lang
 from npulang.ir import OpKind, PtrType, ScalarType, TileType, Value
-from npulang.semantics import (
+from npulang.frontend.semantics import (
     SemanticError, constexpr_error, describe, is_number, shape_error, type_error,
 )
 
 if TYPE_CHECKING:
-    from npulang.frontend.codegen import CodeGenerator
+    from npulang.frontend.ast_to_ir import CodeGenerator
 
 Impl = Callable[..., Any]
 BUILTINS: dict[str, Impl] = {}

@@ -1,0 +1,164 @@
+"""Launches: a bound call and its `LaunchOptions` in, a `RunRecord` out.
+
+`Runtime` is the process-wide state of launching: the chosen machine, one simulated `Device` per
+machine, the kernel cache and the open profiles. There is exactly one, `RUNTIME`, created here and
+held by the package face (`npu.set_machine`, `npu.profile` are its methods); nothing else in
+npulang keeps state between calls, and tests or a tuner may build their own `Runtime`. The cache
+is process-wide on purpose: a kernel compiled in one thread serves every other.
+
+This package is the only part of npulang that imports the simulator (DESIGN.md §1). It calls the
+compiler through `npulang.compiler.compile_ir` only, and knows kernels as `KernelDef`s, not jit.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import numpy as np
+
+import isa
+from npulang import errors, interpreter
+from npulang.compiler import CompiledKernel, compile_ir
+from npulang.frontend import BoundCall, KernelDef, build_ir
+from npulang.runtime.cache import KernelCache, ProgramKey
+from npulang.runtime.profiling import Profile, ProfileRecorder
+from npulang.runtime.record import RunRecord
+from simulator import Device, OutOfBounds, SimError, SimOptions
+
+Grid = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LaunchOptions:
+    """How to launch, as opposed to what: options that are never kernel arguments.
+
+    `num_stages` changes the compiled code (it is part of the cache key); the others change only
+    how the program runs. `l2="cold"` empties L2 before the launch, so its cycles do not depend on
+    what ran before (the tuner compares configs this way); `"warm"` keeps what earlier launches
+    left, as back-to-back launches on hardware would.
+    """
+
+    num_stages: int = 2
+    trace: bool = False  # record a Chrome trace (RunRecord.write_trace)
+    timing_only: bool = False  # cycles only: no numpy work, outputs untouched
+    interpret: bool = False  # run the numpy interpreter instead of compiling (no cycles)
+    l2: Literal["warm", "cold"] = "warm"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_stages, bool) or not isinstance(self.num_stages, int) or self.num_stages < 1:
+            raise errors.NpuError(f"num_stages must be a positive int, got {self.num_stages!r}")
+        if self.l2 not in ("warm", "cold"):
+            raise errors.NpuError(f"l2 must be 'warm' or 'cold', got {self.l2!r}")
+
+
+def resolve_grid(kernel: str, grid: Grid, meta: Callable[[], dict[str, Any]]) -> tuple[int, int, int]:
+    """A tuple or callable grid as exactly three non-negative ints (`meta()` is what a callable grid sees)."""
+    g = grid(meta()) if callable(grid) else grid
+    if isinstance(g, (int, np.integer)):
+        g = (g,)
+    if not isinstance(g, (tuple, list)) or not 1 <= len(g) <= 3 \
+            or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0 for d in g):
+        raise errors.NpuError(f"kernel {kernel}: the grid must be 1 to 3 non-negative ints, got {g!r}")
+    dims = [int(d) for d in g] + [1] * (3 - len(g))
+    return dims[0], dims[1], dims[2]
+
+
+class Runtime:
+    """The machine launches run on, its devices, the kernel cache and the open profiles."""
+
+    def __init__(self, cache: KernelCache | None = None) -> None:
+        self.cache = cache if cache is not None else KernelCache()
+        self.profiles = ProfileRecorder()
+        self._machine: isa.MachineSpec | None = None
+        self._devices: dict[str, Device] = {}
+
+    # -- the machine ------------------------------------------------------------------------------
+    def set_machine(self, machine: str | Path | isa.MachineSpec) -> isa.MachineSpec:
+        """Choose the machine later launches compile for and run on: a preset name, a TOML path or a spec."""
+        self._machine = machine if isinstance(machine, isa.MachineSpec) else isa.MachineSpec.load(machine)
+        return self._machine
+
+    def get_machine(self) -> isa.MachineSpec:
+        """The current machine: `set_machine`'s choice, else `$NPU_MACHINE`, else the `davinci` preset."""
+        if self._machine is None:
+            self._machine = isa.MachineSpec.load(os.environ.get("NPU_MACHINE", "davinci"))
+        return self._machine
+
+    def device(self, spec: isa.MachineSpec | None = None) -> Device:
+        """The simulated device for a machine; one per machine, so a warm L2 carries across launches."""
+        spec = spec or self.get_machine()
+        dev = self._devices.get(spec.fingerprint)
+        if dev is None:
+            dev = self._devices[spec.fingerprint] = Device(spec)
+        return dev
+
+    def profile(self) -> Profile:
+        """Record every kernel launch inside a `with` block: `prof.cycles`, `prof.launches`."""
+        return self.profiles.profile()
+
+    # -- compiling ------------------------------------------------------------------------------
+    def ir(self, kernel: KernelDef, call: BoundCall) -> tuple[Any, str]:
+        """The IR of this specialisation and its key (built once, then shared: treat it as immutable)."""
+        key = kernel.specialization_key(call)
+        return self.cache.ir(key, lambda: build_ir(kernel, call)), key
+
+    def program(self, kernel: KernelDef, call: BoundCall, num_stages: int, spec: isa.MachineSpec) -> isa.Program:
+        """The program for this call on `spec`: from memory (microseconds), disk, or a fresh compile."""
+        signature = (kernel, call.signature(), num_stages, spec.fingerprint)
+        program = self.cache.lookup(signature)
+        if program is not None:
+            return program
+        fn, key = self.ir(kernel, call)
+        return self.cache.program(ProgramKey(key, num_stages, spec.fingerprint),
+                                  lambda: compile_ir(fn, spec, num_stages=num_stages).program, signature)
+
+    def compile_recorded(self, kernel: KernelDef, call: BoundCall, num_stages: int,
+                         spec: isa.MachineSpec) -> CompiledKernel:
+        """Compile afresh, keeping the text after every stage (for `kernel.inspect`); not cached."""
+        fn, _ = self.ir(kernel, call)
+        return compile_ir(fn, spec, num_stages=num_stages, record=True)
+
+    # -- launching ------------------------------------------------------------------------------
+    def launch(self, kernel: KernelDef, grid: Grid, call: BoundCall, options: LaunchOptions,
+               launch_kwargs: dict[str, Any]) -> RunRecord:
+        """Run one bound call over `grid`; outputs are written into the numpy arrays.
+
+        A callable grid sees every named argument of the call, launch keywords included (Triton's `META`).
+        """
+        spec = self.get_machine()
+        grid3 = resolve_grid(kernel.name, grid, lambda: {**call.runtime, **call.constexprs, **launch_kwargs})
+        if options.interpret:
+            fn, _ = self.ir(kernel, call)
+            prints = interpreter.interpret(fn, grid3, [call.runtime[a.name] for a in fn.args])
+            run = RunRecord(kernel.name, grid3, spec, None, prints=prints)
+        else:
+            run = self._simulate(kernel, grid3, call, options, spec)
+        self.profiles.record(run)
+        return run
+
+    def _simulate(self, kernel: KernelDef, grid3: tuple[int, int, int], call: BoundCall, options: LaunchOptions,
+                  spec: isa.MachineSpec) -> RunRecord:
+        program = self.program(kernel, call, options.num_stages, spec)
+        functional = not options.timing_only
+        sim = SimOptions(functional=functional, detect_races=functional, trace=options.trace)
+        device = self.device(spec)
+        if options.l2 == "cold":
+            device.flush_l2()
+        try:
+            result = device.run(program, grid3, list(call.runtime.values()), sim)
+        except OutOfBounds as exc:
+            raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: mask the access "
+                                          f"(mask=offs < n) or check the grid and strides") from exc
+        except SimError as exc:
+            raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
+        return RunRecord(
+            kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
+            line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
+            prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
+            hbm_bytes=result.hbm_bytes, trace_writer=result.write_trace if options.trace else None)
+
+
+RUNTIME = Runtime()
