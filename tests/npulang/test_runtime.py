@@ -1,0 +1,128 @@
+"""The runtime's contract: checks on every launch, one bind, one record type, cold L2 on request."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+
+import numpy as np
+import pytest
+
+import npulang as npu
+from examples import tutorials as T
+from npulang.frontend import KernelDef
+from npulang.runtime import RUNTIME, LaunchOptions
+
+
+@npu.jit
+def axpy(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    """out = 2 x + 1 where in bounds."""
+    offs = npu.program_id(0) * BLOCK + npu.arange(0, BLOCK)
+    mask = offs < n
+    npu.store(out_ptr + offs, 2.0 * npu.load(x_ptr + offs, mask=mask) + 1.0, mask=mask)
+
+
+@npu.jit
+def weighted(x_ptr, out_ptr, WEIGHTS: npu.constexpr, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    x = npu.load(x_ptr + offs)
+    npu.store(out_ptr + offs, x * WEIGHTS[0] + WEIGHTS[1])
+
+
+def _grid(n: int):
+    return lambda meta: (npu.cdiv(n, meta["BLOCK"]),)
+
+
+def test_argument_checks_run_on_a_cache_hit_too():
+    x, out = np.zeros(64, np.float32), np.zeros(64, np.float32)
+    axpy[_grid(64)](x, out, 64, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="does not fit in int32"):
+        axpy[_grid(64)](x, out, 2**40, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="not a contiguous array"):
+        axpy[_grid(64)](np.zeros(128, np.float32)[::2], out, 64, BLOCK=64)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_list_and_tuple_constexprs_compile_and_give_the_interpreters_result(interpret):
+    x = np.arange(16, dtype=np.float32)
+    for weights in ([3.0, 1.0], (3.0, 1.0), [2.0, 5.0]):
+        out = np.zeros_like(x)
+        weighted[(1,)](x, out, weights, BLOCK=16, interpret=interpret)
+        np.testing.assert_array_equal(out, x * weights[0] + weights[1])
+
+
+def test_constexprs_equal_in_python_but_of_other_types_are_other_specialisations():
+    x = np.zeros(16, np.float32)
+    calls = [weighted.bind((x, x, w), {"BLOCK": 16}).signature() for w in ([1, 1], (1, 1), [1.0, 1.0], [True, 1])]
+    assert len(set(calls)) == 4
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_a_launch_binds_its_arguments_once(monkeypatch, interpret):
+    RUNTIME.cache.clear()  # a cold launch: compile (or interpret) after the bind
+    binds = []
+    original = KernelDef.bind
+    monkeypatch.setattr(KernelDef, "bind", lambda self, *a: binds.append(1) or original(self, *a))
+    x, out = np.zeros(100, np.float32), np.zeros(100, np.float32)
+    axpy[_grid(100)](x, out, 100, BLOCK=32, interpret=interpret)
+    assert binds == [1]
+
+
+def test_interpreted_and_compiled_launches_return_the_same_record_type():
+    x = np.arange(100, dtype=np.float32)
+    with npu.profile() as prof:
+        runs = [axpy[_grid(100)](x, np.zeros_like(x), 100, BLOCK=32, interpret=i) for i in (True, False)]
+    interpreted, compiled = runs
+    assert type(interpreted) is type(compiled) is npu.RunRecord
+    assert interpreted.cycles is None and interpreted.seconds is None and interpreted.profile == {}
+    assert "interpreted" in interpreted.report()
+    assert compiled.cycles > 0 and interpreted.grid == compiled.grid == (4, 1, 1)
+    assert prof.launches == runs and prof.cycles is None
+    assert "interpreted" in prof.summary()
+    assert all(f.name != "result" for f in dataclasses.fields(npu.RunRecord))  # no raw simulator result
+
+
+def test_cold_l2_cycles_do_not_depend_on_what_ran_before():
+    size = 256
+    a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
+
+    def launch(block: int, **options):
+        grid = (npu.cdiv(size, block), npu.cdiv(size, block))
+        return T.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=block, BN=block, BK=32, timing_only=True,
+                                          **options).cycles
+
+    alone = launch(64, l2="cold")
+    launch(32)  # another config leaves a and b in L2
+    warm = launch(64)
+    after_other = launch(64, l2="cold")
+    assert after_other == alone
+    assert warm < alone  # the warm state is real, so asking for a cold one matters
+
+
+def test_launch_options_are_a_frozen_keyword_only_dataclass_checked_on_launch():
+    opts = LaunchOptions(num_stages=3, l2="cold")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.num_stages = 1  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        LaunchOptions(3)  # type: ignore[misc]
+    x, out = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    with pytest.raises(npu.NpuError, match="l2 must be"):
+        axpy[(1,)](x, out, 8, BLOCK=8, l2="lukewarm")
+    with pytest.raises(npu.NpuError, match="num_stages"):
+        axpy[(1,)](x, out, 8, BLOCK=8, num_stages=0)
+
+
+def test_a_jitted_kernel_keeps_its_source_and_function():
+    assert inspect.getsource(axpy).startswith("@npu.jit\ndef axpy(")
+    assert axpy.src == inspect.getsource(axpy.fn)
+    assert axpy.__wrapped__ is axpy.fn and axpy.__doc__ == "out = 2 x + 1 where in bounds."
+    assert inspect.signature(axpy) == inspect.signature(axpy.fn)
+
+
+def test_module_names_are_modules():
+    assert inspect.ismodule(importlib.import_module("npulang.runtime.jit"))
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("npulang.jit")
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("npulang.inspect")
