@@ -12,29 +12,28 @@ from npulang.errors import (
 from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
-    make_tensor_descriptor, max, max_contiguous, maximum, min, minimum, multiple_of, num_programs, permute,
-    program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range, store, sum,
-    tanh, trans, view, where, zeros,
+    make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
+    permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
+    store, sum, tanh, trans, view, where, zeros,
 )
+
+# Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
+# These are methods of the one process-wide `Runtime` (see npulang.runtime.launch).
+from npulang.runtime import RUNTIME, JITFunction, LaunchOptions, Profile, RunRecord
+from npulang.runtime.jit import jit
+
+get_machine = RUNTIME.get_machine
+set_machine = RUNTIME.set_machine
+profile = RUNTIME.profile
 
 __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
     "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
-    "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_contiguous", "maximum",
-    "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range", "reshape", "rsqrt", "sigmoid",
-    "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum", "tanh", "trans", "view",
-    "where", "zeros",
+    "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
+    "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
+    "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
+    "tanh", "trans", "view", "where", "zeros",
+    "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
 ]
-
-# Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
-# These are methods of the one process-wide `Runtime` (see npulang.runtime.launch).
-from npulang.runtime import RUNTIME, JITFunction, LaunchOptions, Profile, RunRecord  # noqa: E402
-from npulang.runtime.jit import jit  # noqa: E402
-
-get_machine = RUNTIME.get_machine
-set_machine = RUNTIME.set_machine
-profile = RUNTIME.profile
-
-__all__ += ["JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine"]

@@ -148,11 +148,13 @@ def make_tensor_descriptor(base: Any, shape: Any, strides: Any, block_shape: Any
 # -- compute -----------------------------------------------------------------------------------
 
 @builtin
-def dot(a: Any, b: Any, acc: Any = None, out_dtype: dtype = float32, **ignored: Any) -> Any:
+def dot(a: Any, b: Any, acc: Any = None, input_precision: Any = None, allow_tf32: Any = None,
+        max_num_imprecise_acc: Any = None, out_dtype: dtype = float32) -> Any:
     """Matrix product of 2-D tiles `a` [M, K] and `b` [K, N], plus `acc` [M, N] if given.
 
     fp16/bf16 inputs accumulate in fp32, int8 in int32. The result has `acc`'s dtype if given,
-    else `out_dtype` (int32 for int8 inputs).
+    else `out_dtype` (int32 for int8 inputs). Triton's `input_precision`, `allow_tf32` and
+    `max_num_imprecise_acc` are accepted and ignored (the cube has one precision per dtype).
     """
 
 
@@ -162,13 +164,13 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
 
 @builtin
-def maximum(x: Any, y: Any) -> Any:
-    """Elementwise maximum."""
+def maximum(x: Any, y: Any, propagate_nan: Any = None) -> Any:
+    """Elementwise maximum (`propagate_nan` is accepted and ignored)."""
 
 
 @builtin
-def minimum(x: Any, y: Any) -> Any:
-    """Elementwise minimum."""
+def minimum(x: Any, y: Any, propagate_nan: Any = None) -> Any:
+    """Elementwise minimum (`propagate_nan` is accepted and ignored)."""
 
 
 def _math(name: str, doc: str) -> Callable[..., Any]:
@@ -199,28 +201,33 @@ cos = _math("cos", "Elementwise cosine.")
 # -- reductions (also tile methods: x.sum(axis=0)) -----------------------------------------------
 
 @builtin
-def sum(input: Any, axis: int | None = None, keep_dims: bool = False) -> Any:
-    """Sum along `axis` (all axes if None). int8/int1 sum in int32; fp16/bf16 accumulate in fp32."""
+def sum(input: Any, axis: int | None = None, keep_dims: bool = False, dtype: dtype | None = None) -> Any:
+    """Sum along `axis` (all axes if None), after casting to `dtype` if given.
+
+    int8/int1 sum in int32; fp16/bf16 accumulate in fp32.
+    """
 
 
 @builtin
-def max(input: Any, axis: int | None = None, return_indices: bool = False, keep_dims: bool = False) -> Any:
-    """Maximum along `axis`; with `return_indices=True`, also the argmax (first occurrence)."""
+def max(input: Any, axis: int | None = None, return_indices: bool = False,
+        return_indices_tie_break_left: bool = True, keep_dims: bool = False) -> Any:
+    """Maximum along `axis`; with `return_indices=True`, also the argmax (first occurrence only)."""
 
 
 @builtin
-def min(input: Any, axis: int | None = None, return_indices: bool = False, keep_dims: bool = False) -> Any:
-    """Minimum along `axis`; with `return_indices=True`, also the argmin (first occurrence)."""
+def min(input: Any, axis: int | None = None, return_indices: bool = False,
+        return_indices_tie_break_left: bool = True, keep_dims: bool = False) -> Any:
+    """Minimum along `axis`; with `return_indices=True`, also the argmin (first occurrence only)."""
 
 
 @builtin
-def argmax(input: Any, axis: int, keep_dims: bool = False) -> Any:
-    """Index (int32) of the first maximum along `axis`."""
+def argmax(input: Any, axis: int, tie_break_left: bool = True, keep_dims: bool = False) -> Any:
+    """Index (int32) of the first maximum along `axis` (`tie_break_left=False` is not supported)."""
 
 
 @builtin
-def argmin(input: Any, axis: int, keep_dims: bool = False) -> Any:
-    """Index (int32) of the first minimum along `axis`."""
+def argmin(input: Any, axis: int, tie_break_left: bool = True, keep_dims: bool = False) -> Any:
+    """Index (int32) of the first minimum along `axis` (`tie_break_left=False` is not supported)."""
 
 
 # -- shapes ------------------------------------------------------------------------------------
@@ -293,8 +300,11 @@ def static_print(*values: Any) -> Any:
 
 
 @builtin
-def device_print(prefix: str, *args: Any) -> Any:
-    """Print `prefix` and runtime values (each program prints its own) when the kernel runs."""
+def device_print(prefix: str, *args: Any, hex: bool = False) -> Any:
+    """Print `prefix` and runtime values (each program prints its own) when the kernel runs.
+
+    `hex=True` is not supported.
+    """
 
 
 @builtin
@@ -305,3 +315,8 @@ def multiple_of(input: Any, values: Any) -> Any:
 @builtin
 def max_contiguous(input: Any, values: Any) -> Any:
     """A hint that runs of `values` elements of `input` are contiguous; returns `input` unchanged."""
+
+
+@builtin
+def max_constancy(input: Any, values: Any) -> Any:
+    """A hint that runs of `values` elements of `input` are equal; returns `input` unchanged."""

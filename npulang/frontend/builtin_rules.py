@@ -1,9 +1,9 @@
-"""How each `npu.*` builtin and tile method compiles: one function per builtin, keyed by name.
+"""How each `npu.*` builtin and tile method compiles: one rule per builtin, registered against it.
 
-An implementation takes the code generator (for its `Semantics` and compile-time printing) and
-the call's already-evaluated arguments: runtime `ir.Value`s or compile-time Python values. Its
-signature mirrors the user-facing one in `npulang.language`, so Python binds the arguments and a
-wrong call is reported like Python would report it.
+A rule takes the code generator (for its `Semantics` and compile-time printing) and the call's
+already-evaluated arguments: runtime `ir.Value`s or compile-time Python values. `@implements(lang.f)`
+registers a rule for the language function `f`; after `gen` its signature is `f`'s (a test checks
+it), so Python binds the arguments and a wrong call is reported as Python would report it.
 """
 
 from __future__ import annotations
@@ -22,24 +22,41 @@ if TYPE_CHECKING:
     from npulang.frontend.ast_to_ir import CodeGenerator
 
 Impl = Callable[..., Any]
-BUILTINS: dict[str, Impl] = {}
-METHODS: dict[str, Impl] = {}  # tile methods: x.sum(axis=0) is sum(x, axis=0)
+RULES: dict[str, Impl] = {}  # by builtin name (the language function's __npu_builtin__)
+LANGUAGE: dict[str, Any] = {}  # builtin name -> the npulang.language function its rule implements
+METHODS: set[str] = set()  # tile methods: x.sum(axis=0) is sum(x, axis=0)
 
 
-def _register(*names: str, method: bool = False) -> Callable[[Impl], Impl]:
-    def wrap(fn: Impl) -> Impl:
-        for name in names:
-            BUILTINS[name] = fn
+def implements(*functions: Any, method: bool = False) -> Callable[[Impl], Impl]:
+    """Register a rule for the language functions `functions` (and as tile methods, with `method`)."""
+    def wrap(rule: Impl) -> Impl:
+        for fn in functions:
+            name = getattr(fn, "__npu_builtin__", fn.__name__)
+            RULES[name], LANGUAGE[name] = rule, fn
             if method:
-                METHODS[name] = fn
-        return fn
+                METHODS.add(name)
+        return rule
+
+    return wrap
+
+
+def method_rule(name: str, *, tile: bool = True) -> Callable[[Impl], Impl]:
+    """Register a rule for a method that has no `npu.*` function: `x.to(...)`, `desc.load(...)`.
+
+    `tile=False` keeps it off tiles (descriptor methods are reached as `desc_<name>`).
+    """
+    def wrap(rule: Impl) -> Impl:
+        RULES[name] = rule
+        if tile:
+            METHODS.add(name)
+        return rule
 
     return wrap
 
 
 def call_builtin(gen: CodeGenerator, name: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
     """Compile a call to builtin `name` (or a tile method, with the tile as first argument)."""
-    impl = BUILTINS[name]
+    impl = RULES[name]
     try:
         bound = inspect.signature(impl).bind(gen, *args, **kwargs)
     except TypeError as exc:
@@ -122,17 +139,17 @@ def _grid_query(gen: CodeGenerator, axis: Any, kind: OpKind) -> Value:
     return gen.b.value(kind, axis=axis)
 
 
-@_register("program_id")
+@implements(lang.program_id)
 def _program_id(gen: CodeGenerator, axis: Any) -> Value:
     return _grid_query(gen, axis, OpKind.PROGRAM_ID)
 
 
-@_register("num_programs")
+@implements(lang.num_programs)
 def _num_programs(gen: CodeGenerator, axis: Any) -> Value:
     return _grid_query(gen, axis, OpKind.NUM_PROGRAMS)
 
 
-@_register("arange")
+@implements(lang.arange)
 def _arange(gen: CodeGenerator, start: Any, end: Any) -> Value:
     start, end = constexpr_int(start, "arange start"), constexpr_int(end, "arange end")
     if end <= start:
@@ -140,19 +157,19 @@ def _arange(gen: CodeGenerator, start: Any, end: Any) -> Value:
     return gen.b.value(OpKind.ARANGE, start=start, end=end)
 
 
-@_register("cdiv")
+@implements(lang.cdiv)
 def _cdiv(gen: CodeGenerator, x: Any, div: Any) -> Any:
     if not isinstance(x, Value) and not isinstance(div, Value):
         return (x + div - 1) // div
     return gen.sem.binary("floordiv", gen.sem.binary("sub", gen.sem.binary("add", x, div), 1), div)
 
 
-@_register("zeros")
+@implements(lang.zeros)
 def _zeros(gen: CodeGenerator, shape: Any, dtype: Any) -> Value:
     return gen.sem.literal(0, ScalarType(dtype_arg(dtype)), constexpr_shape(shape, "zeros shape"))
 
 
-@_register("full")
+@implements(lang.full)
 def _full(gen: CodeGenerator, shape: Any, value: Any, dtype: Any) -> Value:
     dims = constexpr_shape(shape, "full shape")
     d = dtype_arg(dtype)
@@ -166,17 +183,17 @@ def _full(gen: CodeGenerator, shape: Any, value: Any, dtype: Any) -> Value:
 # -- memory ------------------------------------------------------------------------------------
 
 
-@_register("load")
+@implements(lang.load)
 def _load(gen: CodeGenerator, pointer: Any, mask: Any = None, other: Any = None, **ignored: Any) -> Value:
     return gen.sem.load(pointer, mask, other)
 
 
-@_register("store")
+@implements(lang.store)
 def _store(gen: CodeGenerator, pointer: Any, value: Any, mask: Any = None, **ignored: Any) -> None:
     gen.sem.store(pointer, value, mask)
 
 
-@_register("make_tensor_descriptor")
+@implements(lang.make_tensor_descriptor)
 def _make_desc(gen: CodeGenerator, base: Any, shape: Any, strides: Any, block_shape: Any) -> Value:
     if not isinstance(base, Value) or not isinstance(base.type, PtrType):
         raise type_error(f"make_tensor_descriptor base must be a pointer argument, got {describe(base)}")
@@ -202,13 +219,13 @@ def _offsets(gen: CodeGenerator, d: ir.DescType, offsets: Any) -> list[Value]:
     return [_index_value(gen, o, "descriptor offset") for o in offsets]
 
 
-@_register("desc_load")
+@method_rule("desc_load", tile=False)
 def _desc_load(gen: CodeGenerator, desc: Any, offsets: Any) -> Value:
     d = _desc(desc)
     return gen.b.value(OpKind.DESC_LOAD, (desc, *_offsets(gen, d, offsets)))
 
 
-@_register("desc_store")
+@method_rule("desc_store", tile=False)
 def _desc_store(gen: CodeGenerator, desc: Any, offsets: Any, value: Any) -> None:
     d = _desc(desc)
     offs = _offsets(gen, d, offsets)
@@ -224,13 +241,13 @@ def _desc_store(gen: CodeGenerator, desc: Any, offsets: Any, value: Any) -> None
 # -- compute -----------------------------------------------------------------------------------
 
 
-@_register("dot")
+@implements(lang.dot)
 def _dot(gen: CodeGenerator, a: Any, b: Any, acc: Any = None, input_precision: Any = None,
          allow_tf32: Any = None, max_num_imprecise_acc: Any = None, out_dtype: Any = lang.float32) -> Value:
     return gen.sem.dot(a, b, acc, dtype_arg(out_dtype, "dot out_dtype"))
 
 
-@_register("where")
+@implements(lang.where)
 def _where(gen: CodeGenerator, condition: Any, x: Any, y: Any) -> Any:
     if not any(isinstance(v, Value) for v in (condition, x, y)):
         return x if condition else y
@@ -246,8 +263,8 @@ def _minmax(op: str) -> Impl:
     return impl
 
 
-_register("maximum")(_minmax("max"))
-_register("minimum")(_minmax("min"))
+implements(lang.maximum)(_minmax("max"))
+implements(lang.minimum)(_minmax("min"))
 
 
 def _math(op: str) -> Impl:
@@ -261,13 +278,13 @@ def _math(op: str) -> Impl:
 
 for _op in ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "abs", "erf", "tanh", "sigmoid", "floor",
             "ceil", "sin", "cos"):
-    _register(_op, method=True)(_math(_op))
+    implements(getattr(lang, _op), method=True)(_math(_op))
 
 
 # -- reductions --------------------------------------------------------------------------------
 
 
-@_register("sum", method=True)
+@implements(lang.sum, method=True)
 def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = False,
          dtype: Any = None) -> Value:
     x = _tile(input, "sum")
@@ -279,6 +296,8 @@ def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = Fals
 def _extremum(op: str) -> Impl:
     def impl(gen: CodeGenerator, input: Any, axis: Any = None, return_indices: Any = False,
              return_indices_tie_break_left: Any = True, keep_dims: Any = False) -> Any:
+        if not return_indices_tie_break_left:
+            raise SemanticError(errors.UnsupportedSyntaxError, f"{op}: only the first index of ties is supported")
         x = _tile(input, op)
         value = gen.sem.reduce(x, op, axis, bool(keep_dims))
         if return_indices:
@@ -288,20 +307,22 @@ def _extremum(op: str) -> Impl:
     return impl
 
 
-_register("max", method=True)(_extremum("max"))
-_register("min", method=True)(_extremum("min"))
+implements(lang.max, method=True)(_extremum("max"))
+implements(lang.min, method=True)(_extremum("min"))
 
 
 def _arg(op: str) -> Impl:
     def impl(gen: CodeGenerator, input: Any, axis: Any, tie_break_left: Any = True,
              keep_dims: Any = False) -> Value:
+        if not tie_break_left:
+            raise SemanticError(errors.UnsupportedSyntaxError, f"{op}: only the first index of ties is supported")
         return gen.sem.reduce(_tile(input, op), op, axis, bool(keep_dims))
 
     return impl
 
 
-_register("argmax", method=True)(_arg("argmax"))
-_register("argmin", method=True)(_arg("argmin"))
+implements(lang.argmax, method=True)(_arg("argmax"))
+implements(lang.argmin, method=True)(_arg("argmin"))
 
 
 # -- shapes ------------------------------------------------------------------------------------
@@ -313,22 +334,27 @@ def _dims(dims: tuple[Any, ...]) -> tuple[int, ...] | None:
     return tuple(constexpr_int(d, "trans dimension") for d in dims) or None
 
 
-@_register("trans", "permute", method=True)
+@implements(lang.trans, lang.permute, method=True)
 def _trans(gen: CodeGenerator, input: Any, *dims: Any) -> Value:
     return gen.sem.trans(input, _dims(dims))
 
 
-@_register("reshape", "view", method=True)
+@implements(lang.reshape, method=True)
 def _reshape(gen: CodeGenerator, input: Any, *shape: Any, can_reorder: Any = False) -> Value:
     return gen.sem.reshape(input, _shape_args(shape, "reshape shape"))
 
 
-@_register("broadcast_to", method=True)
+@implements(lang.view, method=True)
+def _view(gen: CodeGenerator, input: Any, *shape: Any) -> Value:
+    return gen.sem.reshape(input, _shape_args(shape, "view shape"))
+
+
+@implements(lang.broadcast_to, method=True)
 def _broadcast_to(gen: CodeGenerator, input: Any, *shape: Any) -> Value:
     return gen.sem.broadcast_to(gen.sem.to_value(input), _shape_args(shape, "broadcast_to shape"))
 
 
-@_register("expand_dims", method=True)
+@implements(lang.expand_dims, method=True)
 def _expand_dims(gen: CodeGenerator, input: Any, axis: Any) -> Value:
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     out = gen.sem.to_value(input)
@@ -337,7 +363,7 @@ def _expand_dims(gen: CodeGenerator, input: Any, axis: Any) -> Value:
     return out
 
 
-@_register("to", method=True)
+@method_rule("to")
 def _to(gen: CodeGenerator, input: Any, dtype: Any, fp_downcast_rounding: Any = None,
         bitcast: Any = False) -> Value:
     if bitcast:
@@ -351,7 +377,7 @@ def _to(gen: CodeGenerator, input: Any, dtype: Any, fp_downcast_rounding: Any = 
 # -- compile time and debugging ----------------------------------------------------------------
 
 
-@_register("static_assert")
+@implements(lang.static_assert)
 def _static_assert(gen: CodeGenerator, condition: Any, message: Any = "") -> None:
     if isinstance(condition, Value):
         raise constexpr_error("static_assert needs a constexpr condition, got a runtime "
@@ -360,25 +386,27 @@ def _static_assert(gen: CodeGenerator, condition: Any, message: Any = "") -> Non
         raise SemanticError(errors.CompilationError, f"static_assert failed: {message}".rstrip(": "))
 
 
-@_register("static_print")
+@implements(lang.static_print)
 def _static_print(gen: CodeGenerator, *values: Any) -> None:
     print(*values)
 
 
-@_register("device_print")
+@implements(lang.device_print)
 def _device_print(gen: CodeGenerator, prefix: Any, *args: Any, hex: Any = False) -> None:
     if not isinstance(prefix, str):
         raise type_error(f"device_print's first argument must be a string prefix, got {describe(prefix)}")
+    if hex:
+        raise SemanticError(errors.UnsupportedSyntaxError, "device_print(hex=True) is not supported")
     values = [gen.sem.to_value(a) for a in args]
     gen.b.create(OpKind.PRINT, values, {"prefix": prefix})
 
 
-@_register("multiple_of", "max_contiguous", "max_constancy")
+@implements(lang.multiple_of, lang.max_contiguous, lang.max_constancy)
 def _hint(gen: CodeGenerator, input: Any, values: Any) -> Any:
     return input
 
 
-@_register("constexpr")
+@implements(lang.constexpr)
 def _constexpr(gen: CodeGenerator, value: Any) -> Any:
     if isinstance(value, Value):
         raise constexpr_error(f"npu.constexpr() needs a compile-time value, got a runtime {describe(value)}")
