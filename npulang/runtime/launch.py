@@ -13,6 +13,7 @@ compiler through `npulang.compiler.compile_ir` only, and knows kernels as `Kerne
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -20,7 +21,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 import isa
-from npulang import errors, interpreter
+from npulang import errors, interpreter, ir
 from npulang.compiler import CompiledKernel, compile_ir
 from npulang.frontend import BoundCall, KernelDef, build_ir
 from npulang.runtime.cache import KernelCache, ProgramKey
@@ -73,7 +74,8 @@ class Runtime:
         self.cache = cache if cache is not None else KernelCache()
         self.profiles = ProfileRecorder()
         self._machine: isa.MachineSpec | None = None
-        self._devices: dict[str, Device] = {}
+        self._devices: dict[str, tuple[Device, threading.Lock]] = {}
+        self._lock = threading.Lock()
 
     # -- the machine ------------------------------------------------------------------------------
     def set_machine(self, machine: str | Path | isa.MachineSpec) -> isa.MachineSpec:
@@ -89,18 +91,22 @@ class Runtime:
 
     def device(self, spec: isa.MachineSpec | None = None) -> Device:
         """The simulated device for a machine; one per machine, so a warm L2 carries across launches."""
-        spec = spec or self.get_machine()
-        dev = self._devices.get(spec.fingerprint)
-        if dev is None:
-            dev = self._devices[spec.fingerprint] = Device(spec)
-        return dev
+        return self._device(spec or self.get_machine())[0]
+
+    def _device(self, spec: isa.MachineSpec) -> tuple[Device, threading.Lock]:
+        """The device and the lock that makes its launches one at a time (threads share a device)."""
+        entry = self._devices.get(spec.fingerprint)
+        if entry is None:
+            with self._lock:
+                entry = self._devices.setdefault(spec.fingerprint, (Device(spec), threading.Lock()))
+        return entry
 
     def profile(self) -> Profile:
         """Record every kernel launch inside a `with` block: `prof.cycles`, `prof.launches`."""
         return self.profiles.profile()
 
     # -- compiling ------------------------------------------------------------------------------
-    def ir(self, kernel: KernelDef, call: BoundCall) -> tuple[Any, str]:
+    def ir(self, kernel: KernelDef, call: BoundCall) -> tuple[ir.Function, str]:
         """The IR of this specialisation and its key (built once, then shared: treat it as immutable)."""
         key = kernel.specialization_key(call)
         return self.cache.ir(key, lambda: build_ir(kernel, call)), key
@@ -144,11 +150,12 @@ class Runtime:
         program = self.program(kernel, call, options.num_stages, spec)
         functional = not options.timing_only
         sim = SimOptions(functional=functional, detect_races=functional, trace=options.trace)
-        device = self.device(spec)
-        if options.l2 == "cold":
-            device.flush_l2()
+        device, lock = self._device(spec)
         try:
-            result = device.run(program, grid3, list(call.runtime.values()), sim)
+            with lock:  # the flush and the run are one step: no other thread's launch comes between
+                if options.l2 == "cold":
+                    device.flush_l2()
+                result = device.run(program, grid3, list(call.runtime.values()), sim)
         except OutOfBounds as exc:
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: mask the access "
                                           f"(mask=offs < n) or check the grid and strides") from exc

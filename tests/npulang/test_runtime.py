@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -126,3 +127,19 @@ def test_module_names_are_modules():
         importlib.import_module("npulang.jit")
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("npulang.inspect")
+
+
+def test_threads_launching_cached_kernels_cold_get_the_serial_cycles():
+    size = 128
+    a, b = np.ones((size, size), np.float16), np.ones((size, size), np.float16)
+
+    def launch(block: int) -> int:
+        c = np.zeros((size, size), np.float16)
+        grid = (npu.cdiv(size, block), npu.cdiv(size, block))
+        return T.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=block, BN=block, BK=32, timing_only=True,
+                                          l2="cold").cycles
+
+    serial = {block: launch(block) for block in (32, 64)}  # compiled here, before the threads
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(launch, [32, 64] * 8))
+    assert results == [serial[32], serial[64]] * 8
