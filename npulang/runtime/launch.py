@@ -165,7 +165,7 @@ class Runtime:
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
             prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
-            hbm_bytes=result.hbm_bytes, trace_writer=result.write_trace if options.trace else None)
+            hbm_bytes=result.hbm_bytes, trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
 
 
 RUNTIME = Runtime()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from npulang.runtime.record import RunRecord
 
 
-@dataclass
+@dataclass(eq=False)  # by identity: leaving a block must remove that block, not an equal one
 class Profile:
     """The launches recorded in one `npu.profile()` block, in launch order."""
 
