@@ -181,9 +181,11 @@ class _Parser:
         return None
 
     def _eof(self, what: str) -> NoReturn:
-        last = self.lines[-1] if self.lines else ""
-        raise IRParseError(f"unexpected end of text: expected {what}", self.source_name, len(self.lines),
-                           len(last) + 1, last)
+        number = len(self.lines)
+        while number > 1 and not self.lines[number - 1].strip():
+            number -= 1
+        last = self.lines[number - 1] if self.lines else ""
+        raise IRParseError(f"unexpected end of text: expected {what}", self.source_name, number, len(last) + 1, last)
 
     # -- functions --------------------------------------------------------------------------------
 
@@ -210,7 +212,7 @@ class _Parser:
         args = self._typed_values(line, ")")
         line.expect("{", "to open the function body")
         line.expect_end("after '{'")
-        body, close = self._block(allow_args=False)
+        body, close = self._block(line.number, allow_args=False)
         close.expect_end("after the '}' closing the function")
         return ir.Function(name, args, body, constexprs, ir.Loc(self.source_name, line.number, start))
 
@@ -229,7 +231,7 @@ class _Parser:
 
     # -- blocks and ops ---------------------------------------------------------------------------
 
-    def _block(self, allow_args: bool) -> tuple[ir.Block, _Line]:
+    def _block(self, opened_at: int, allow_args: bool) -> tuple[ir.Block, _Line]:
         """The ops up to a line starting with `}`, which is returned unconsumed past the brace."""
         block = ir.Block()
         first = True
@@ -243,7 +245,7 @@ class _Parser:
             else:
                 block.ops.append(self._op(line))
             first = False
-        self._eof("'}'")
+        self._eof(f"'}}' closing the '{{' of line {opened_at}")
 
     def _op(self, line: _Line) -> ir.Op:
         start = line.pos
@@ -268,11 +270,12 @@ class _Parser:
             while line.accept(","):
                 types.append(self._type(line))
         if len(types) != len(names):
-            line.fail(f"{kind.value} has {len(names)} result(s) but {len(types)} result type(s)", types_at)
+            line.fail(f"{kind.value} defines {len(names)} result(s) but {len(types)} result type(s) follow ':'",
+                      types_at)
         regions: tuple[ir.Block, ...] = ()
         if line.accept("{"):
             comment = line.expect_end(f"after '{{' opening a region of {kind.value}")
-            regions = self._regions(kind)
+            regions = self._regions(kind, line.number)
         else:
             comment = line.expect_end(f"after {kind.value}")
         loc = ir.Loc(self.source_name, line.number, start)
@@ -283,6 +286,7 @@ class _Parser:
 
     def _op_name(self, line: _Line) -> tuple[ir.OpKind, dict[str, Any]]:
         """The op kind and, for ops like `binary.add`, the attribute its suffix gives."""
+        line.skip_spaces()
         pos = line.pos
         m = line.expect_match(_OPNAME, "an op name")
         try:
@@ -303,12 +307,12 @@ class _Parser:
         rest = line.text[line.pos + 1:].strip()
         return not rest or rest.startswith("//")
 
-    def _regions(self, kind: ir.OpKind) -> tuple[ir.Block, ...]:
+    def _regions(self, kind: ir.OpKind, opened_at: int) -> tuple[ir.Block, ...]:
         """The regions after an op line ending in `{`, up to the `}` that closes the last one."""
         regions = []
         while True:
             self.scopes.append({})
-            block, close = self._block(allow_args=True)
+            block, close = self._block(opened_at, allow_args=True)
             for name in self.scopes.pop():
                 del self.defined_at[name]
             regions.append(block)
