@@ -13,7 +13,6 @@ from npulang.interpreter import interpret
 from npulang.ir_parser import PrintedConstexpr, parse_function, parse_module
 from npulang.passes import PassManager, generic_pipeline
 from npulang.verifier import verify
-from examples import tutorials as T
 from tests.npulang import backend_kernels as BK
 from tests.npulang import kernels as K
 from tests.npulang.test_passes_pipeline import LAUNCHES

@@ -74,8 +74,8 @@ def test_sibling_regions_may_reuse_names() -> None:
 @pytest.mark.parametrize("body, message, where", [
     (["%f = cast %n {dtype='f32'} : f32", "%0 = binary.add %n, %f : i32", "return"],
      "binary operands differ in type", "binary at t.ir:3:3"),
-    (["%0 = binary.add %n, %n : f32", "return"], "result types [ScalarType(dtype='f32')] but operands give [ScalarType(dtype='i32')]",
-     "binary at t.ir:2:3"),
+    (["%0 = binary.add %n, %n : f32", "return"],
+     "result types [ScalarType(dtype='f32')] but operands give [ScalarType(dtype='i32')]", "binary at t.ir:2:3"),
     (["%c = cmp.lt %n, %n : i1", "if %c {", "  %v = binary.add %n, %n : i32", "  yield %v", "} else {",
       "  yield", "}", "return"], "if branch yields [ScalarType(dtype='i32')] but results are []", "if at t.ir:3:3"),
     (["%0 = arange {start=0, end=4} : tile<4xi32>"], "function f: body must end in return", ""),
