@@ -202,6 +202,7 @@ class _Parser:
         return fns
 
     def _function(self, line: _Line, constexprs: dict[str, Any]) -> ir.Function:
+        line.skip_spaces()
         start = line.pos
         line.expect("func", "to start a function")
         line.expect("@", "before the function name")
@@ -232,22 +233,22 @@ class _Parser:
     # -- blocks and ops ---------------------------------------------------------------------------
 
     def _block(self, opened_at: int, allow_args: bool) -> tuple[ir.Block, _Line]:
-        """The ops up to a line starting with `}`, which is returned unconsumed past the brace."""
-        block = ir.Block()
-        first = True
+        """The ops up to a line starting with `}`; that line is returned with its cursor past the brace."""
+        args: list[ir.Value] = []
+        ops: list[ir.Op] = []
         while (line := self._next()) is not None:
             if line.accept("}"):
-                return block, line
-            if first and allow_args and line.accept("^("):
-                block.args = self._typed_values(line, ")")
+                return ir.Block(args, ops), line
+            if allow_args and not ops and not args and line.accept("^("):
+                args = self._typed_values(line, ")")
                 line.expect(":", "after the region arguments")
                 line.expect_end("after the region arguments")
             else:
-                block.ops.append(self._op(line))
-            first = False
+                ops.append(self._op(line))
         self._eof(f"'}}' closing the '{{' of line {opened_at}")
 
     def _op(self, line: _Line) -> ir.Op:
+        line.skip_spaces()
         start = line.pos
         names: list[tuple[str, int]] = []
         if line.peek("%"):
