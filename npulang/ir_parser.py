@@ -47,6 +47,7 @@ _KEYWORD = re.compile(r"(True|False|None)\b")
 _LOC = re.compile(r"//\s*line\s+([0-9]+)\s*$")
 _CONSTEXPRS = "// constexprs:"
 _CONSTEXPR_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
+_SUFFIXED = re.compile(r"(.+)_([1-9][0-9]*)")
 _KEYWORDS = {"True": True, "False": False, "None": None}
 
 
@@ -167,6 +168,7 @@ class _Parser:
         self.source_file = source_file
         self.scopes: list[dict[str, ir.Value]] = []
         self.defined_at: dict[str, int] = {}
+        self.printed: set[str] = set()  # every name defined so far in the function, in text order
 
     # -- lines ------------------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class _Parser:
         line.expect("(", "before the function arguments")
         self.scopes = [{}]
         self.defined_at = {}
+        self.printed: set[str] = set()
         args = self._typed_values(line, ")")
         line.expect("{", "to open the function body")
         line.expect_end("after '{'")
@@ -223,9 +226,9 @@ class _Parser:
         if line.accept(close):
             return values
         while True:
-            name, pos = self._value_name(line)
+            name, pos, hint = self._declare(line)
             line.expect(":", f"after %{name}")
-            values.append(self._define(line, name, pos, self._type(line)))
+            values.append(self._define(line, name, pos, hint, self._type(line)))
             if line.accept(close):
                 return values
             line.expect(",", f"or '{close}' after an argument")
@@ -250,11 +253,11 @@ class _Parser:
     def _op(self, line: _Line) -> ir.Op:
         line.skip_spaces()
         start = line.pos
-        names: list[tuple[str, int]] = []
+        names: list[tuple[str, int, str | None]] = []
         if line.peek("%"):
-            names.append(self._value_name(line))
+            names.append(self._declare(line))
             while line.accept(","):
-                names.append(self._value_name(line))
+                names.append(self._declare(line))
             line.expect("=", "after the result names")
         kind, attrs = self._op_name(line)
         operands: list[ir.Value] = []
@@ -282,7 +285,7 @@ class _Parser:
         loc = ir.Loc(self.source_name, line.number, start)
         if comment and (m := _LOC.match(comment)):
             loc = ir.Loc(self.source_file, int(m.group(1)))
-        results = tuple(self._define(line, name, pos, t) for (name, pos), t in zip(names, types))
+        results = tuple(self._define(line, name, pos, hint, t) for (name, pos, hint), t in zip(names, types))
         return ir.Op(kind, tuple(operands), results, attrs, regions, loc)
 
     def _op_name(self, line: _Line) -> tuple[ir.OpKind, dict[str, Any]]:
@@ -369,10 +372,27 @@ class _Parser:
         pos = line.pos
         return line.expect_match(_VALUE, "a value name like %x or %0").group(1), pos
 
-    def _define(self, line: _Line, name: str, pos: int, type: ir.Type) -> ir.Value:
+    def _declare(self, line: _Line) -> tuple[str, int, str | None]:
+        """A defining name, its column, and the name hint that prints as it.
+
+        The printer numbers values without an identifier hint and writes a hint `h` already taken as
+        `h_1`, `h_2`, ... (the first free one), so `%acc_2` after `%acc` and `%acc_1` is hint `acc` again:
+        the parsed function prints the same and compiles to the same symbols as the original.
+        """
+        name, pos = self._value_name(line)
+        hint: str | None = name if name.isidentifier() else None
+        m = _SUFFIXED.fullmatch(name)
+        if m and int(m.group(2)) <= len(self.printed):
+            base, k = m.group(1), int(m.group(2))
+            if base in self.printed and all(f"{base}_{j}" in self.printed for j in range(1, k)):
+                hint = base
+        self.printed.add(name)
+        return name, pos, hint
+
+    def _define(self, line: _Line, name: str, pos: int, hint: str | None, type: ir.Type) -> ir.Value:
         if name in self.defined_at:
             line.fail(f"%{name} is already defined (line {self.defined_at[name]})", pos)
-        value = ir.Value(type, name if name.isidentifier() else None)
+        value = ir.Value(type, hint)
         self.scopes[-1][name] = value
         self.defined_at[name] = line.number
         return value

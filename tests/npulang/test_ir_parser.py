@@ -8,7 +8,10 @@ import math
 import numpy as np
 import pytest
 
+from isa import MachineSpec
+from isa.asm import disassemble
 from npulang import ir
+from npulang.compiler import compile_ir
 from npulang.interpreter import interpret
 from npulang.ir_parser import PrintedConstexpr, parse_function, parse_module
 from npulang.passes import PassManager, generic_pipeline
@@ -17,6 +20,7 @@ from tests.npulang import backend_kernels as BK
 from tests.npulang import kernels as K
 from tests.npulang.test_passes_pipeline import LAUNCHES
 
+SPEC = MachineSpec.load()
 F32 = np.zeros(64, np.float32)
 I32 = np.zeros(64, np.int32)
 UNARY = ["exp", "exp2", "log", "log2", "sqrt", "rsqrt", "abs", "erf", "tanh", "sigmoid", "floor", "ceil", "sin",
@@ -159,3 +163,29 @@ def test_ops_without_a_loc_comment_are_located_in_the_text() -> None:
     fn = parse_function("func @f(%n: i32) {\n  %0 = binary.add %n, %n : i32\n  return  // line 9\n}\n",
                         filename="t.ir", source_file="k.py")
     assert [op.loc for op in fn.body.ops] == [ir.Loc("t.ir", 2, 2), ir.Loc("k.py", 9)]
+
+
+@pytest.mark.parametrize("kernel, grid, args, meta", LAUNCHES, ids=[case[0].__name__ for case in LAUNCHES])
+def test_parsed_tutorials_compile_to_the_same_program(kernel, grid, args, meta) -> None:
+    """Same instructions, buffers, symbol names (from name hints) and source lines as the original."""
+    fn, _ = kernel.specialize(*args, **meta)
+    parsed = parse_function(ir.print_function(fn, locs=True), source_file=fn.loc.file)
+    num_stages = meta.get("num_stages", 2)
+    programs = [disassemble(compile_ir(f, SPEC, num_stages=num_stages).program) for f in (fn, parsed)]
+    assert programs[0] == programs[1]
+
+
+def test_a_suffix_the_printer_added_is_read_back_as_the_repeated_hint() -> None:
+    text = """func @f(%acc: i32, %x_2: i32) {
+  %acc_1 = binary.add %acc, %acc : i32
+  %acc_2 = binary.add %acc_1, %acc_1 : i32
+  %acc_1_1 = binary.add %acc_2, %x_2 : i32
+  %y_1 = binary.add %acc_2, %x_2 : i32
+  return
+}
+"""
+    fn = parse_function(text)
+    # acc_2 follows acc and acc_1, so the printer made it from hint acc; x_2 and y_1 follow no x or y
+    assert [a.name for a in fn.args] == ["acc", "x_2"]
+    assert [op.results[0].name for op in fn.body.ops[:-1]] == ["acc", "acc", "acc_1", "y_1"]
+    assert ir.print_function(fn) == text
