@@ -169,7 +169,7 @@ def functions(draw: Callable[[Any], Any]) -> Function:
 
 
 @given(functions())
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_random_ir_prints_parses_and_prints_the_same(fn: Function) -> None:
     verify(fn)  # the generator builds valid IR
     for locs in (False, True):
