@@ -490,7 +490,8 @@ class Builder:
 # Text form
 # ---------------------------------------------------------------------------------------------
 
-_SUBOP_ATTR = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op"}
+# the attribute an op name carries as its suffix (`binary.add`), for the printer and the parser
+SUBOP_ATTRS = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op"}
 
 
 def _fmt_attr(v: Any) -> str:
@@ -538,8 +539,8 @@ def _print_block(block: Block, namer: _Namer, indent: int, locs: bool, out: list
             head = ", ".join(namer.define(r) for r in op.results) + " = "
         name = op.kind.value
         attrs = dict(op.attrs)
-        if op.kind in _SUBOP_ATTR:
-            name += "." + str(attrs.pop(_SUBOP_ATTR[op.kind]))
+        if op.kind in SUBOP_ATTRS:
+            name += "." + str(attrs.pop(SUBOP_ATTRS[op.kind]))
         text = pad + head + name
         if op.operands:
             text += " " + ", ".join(namer.use(v) for v in op.operands)

@@ -1,6 +1,10 @@
-"""Golden IR text: each generic pass on a small kernel, compared with tests/npulang/golden/<pass>.txt.
+"""Golden IR text: each generic pass on a small kernel, in tests/npulang/golden/<pass>.txt.
 
-Run with NPU_UPDATE_GOLDEN=1 to rewrite the files after an intended change (then review the diff).
+Each file holds the kernel's frontend IR ("// before <pass>") and the pass's output ("// after <pass>").
+The pass is tested on the text alone (parse the input, run the pass, print, compare with the output),
+as MLIR's FileCheck and xDSL tests are; a second test checks that the frontend still emits the input.
+Run with NPU_UPDATE_GOLDEN=1 to rewrite the files from the kernels after an intended change (then
+review the diff).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import pytest
 
 import npulang as npu
 from npulang import ir
+from npulang.ir_parser import parse_function
 from npulang.passes import CSE, DCE, Canonicalize, Fold, Pass, PassManager
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -72,13 +77,29 @@ def _golden_text(kernel: npu.JITFunction, p: Pass) -> str:
     return f"// before {p.name}\n{before}\n// after {p.name}\n{after}"
 
 
-@pytest.mark.parametrize("name, kernel, p", CASES, ids=[c[0] for c in CASES])
-def test_pass_golden(name: str, kernel: npu.JITFunction, p: Pass) -> None:
-    text = _golden_text(kernel, p)
+def _golden(name: str, kernel: npu.JITFunction, p: Pass) -> tuple[str, str]:
+    """The (input, output) IR texts of golden/<name>.txt (rewritten first under NPU_UPDATE_GOLDEN)."""
     path = GOLDEN / f"{name}.txt"
     if os.environ.get("NPU_UPDATE_GOLDEN"):
-        path.write_text(text)
-    assert text == path.read_text(), f"IR after {name} changed; NPU_UPDATE_GOLDEN=1 rewrites {path}"
+        path.write_text(_golden_text(kernel, p))
+    text = path.read_text()
+    head, after = text.split(f"\n// after {p.name}\n")
+    before = head.removeprefix(f"// before {p.name}\n")
+    return before, after
+
+
+@pytest.mark.parametrize("name, kernel, p", CASES, ids=[c[0] for c in CASES])
+def test_pass_golden(name: str, kernel: npu.JITFunction, p: Pass) -> None:
+    before, after = _golden(name, kernel, p)
+    out = PassManager([p]).run(parse_function(before, filename=f"golden/{name}.txt"))  # verified after the pass
+    assert ir.print_function(out) == after, f"IR after {name} changed; NPU_UPDATE_GOLDEN=1 rewrites golden/{name}.txt"
+
+
+@pytest.mark.parametrize("name, kernel, p", CASES, ids=[c[0] for c in CASES])
+def test_frontend_emits_the_golden_input(name: str, kernel: npu.JITFunction, p: Pass) -> None:
+    before, _ = _golden(name, kernel, p)
+    fn, _ = kernel.specialize(X, 16, BLOCK=8)
+    assert ir.print_function(fn) == before, f"frontend IR changed; NPU_UPDATE_GOLDEN=1 rewrites golden/{name}.txt"
 
 
 def test_frontend_golden() -> None:
