@@ -16,7 +16,6 @@ from npulang.backend.bundle import bundle
 from npulang.backend.emit import RegisterPressureError, allocate_registers, flatten, to_isa
 from npulang.backend.errors import BufferOverflowError, UnsupportedKernelError
 from npulang.backend.lower import Lowering
-from npulang.backend.lower_compute import index_producers
 from npulang.backend.mir import format_mir
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import EventOverflowError, FlagInsertion
@@ -44,7 +43,6 @@ def compile_function(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2,
     file = fn.loc.file if fn.loc else "<kernel>"
     line = fn.loc.line if fn.loc else 0
     # 1. Lower ops to machine IR: registers, symbolic index math, buffers placed per use.
-    index_producers(fn)
     lowering = Lowering(fn, spec)
     nodes = lowering.apply()
     if record:

@@ -60,6 +60,8 @@ class Lowering:
         self.op: ir.Op | None = None
         self.count = 0
         self.cse: list[dict[tuple[str, Any, Any], VReg]] = [{}]  # scalar ops per enclosing block
+        # value id -> the op defining it (carried-buffer placement looks at a yield's producer)
+        self.producers: dict[int, ir.Op] = {r.id: op for op in ir.walk(fn.body) for r in op.results}
 
     def apply(self) -> list[Node]:
         self._analyse(self.fn.body)

@@ -105,7 +105,7 @@ def _reduce(lo: Lowering, op: ir.Op) -> None:
 def _carry_buffer(lo: Lowering, arg: ir.Value, init: ir.Value, yielded: ir.Value | None) -> TileView:
     """A buffer that holds a tile iteration value across iterations (owned by the enclosing scope)."""
     shape, dt = ir.shape_of(arg.type), ir.elem_type(arg.type).dtype
-    producer = yielded is not None and _producer(yielded)
+    producer = yielded is not None and lo.producers.get(yielded.id)
     if producer and producer.kind is K.DOT and len(producer.operands) > 2 and producer.operands[2] is arg:
         acc_dt = accumulator(DTYPES[ir.elem_type(producer.operands[0].type).dtype]).name
         if acc_dt == dt and _is_zero(lo.get(init)):
@@ -127,21 +127,6 @@ def _copy_into(lo: Lowering, v: ir.Value, dst: TileView) -> None:
         lo.vector("vcopy", dst, [("a", lo.view(v))], dtype=dst.dtype)
 
 
-_PRODUCERS: dict[int, ir.Op] = {}
-
-
-def _producer(v: ir.Value) -> ir.Op | None:
-    return _PRODUCERS.get(v.id)
-
-
-def index_producers(fn: ir.Function) -> None:
-    """Remember which op defines each value (carried-buffer placement looks at the yield's producer)."""
-    _PRODUCERS.clear()
-    for op in ir.walk(fn.body):
-        for r in op.results:
-            _PRODUCERS[r.id] = op
-
-
 _ELEMENTWISE = (K.BINARY, K.UNARY, K.CAST, K.WHERE)
 
 
@@ -159,7 +144,7 @@ def _for(lo: Lowering, op: ir.Op) -> None:
     carried: list[VReg | TileView] = []
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lo.get(init)
-        by_dot = (_producer(y) or op).kind is K.DOT
+        by_dot = (lo.producers.get(y.id) or op).kind is K.DOT
         if isinstance(x, PtrTile) and isinstance(x.offsets, TileView):  # gather pointers: carry the pointer
             r = VReg(arg.name or "base")
             lo.emit("mov", d=r, a=x.ptr.reg)
@@ -176,7 +161,7 @@ def _for(lo: Lowering, op: ir.Op) -> None:
             view = _carry_buffer(lo, arg, init, y)
             carried.append(view)
             lo.vals[arg.id] = view
-            producer = _producer(y)
+            producer = lo.producers.get(y.id)
             if (view.space == "ub" and producer is not None and producer in body.ops
                     and producer.kind in _ELEMENTWISE and arg in producer.operands
                     and lo.uses.get(arg.id) == 1):
