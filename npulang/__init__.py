@@ -6,8 +6,9 @@ reference interpreter instead of the compiler and simulator.
 """
 
 from npulang.errors import (
-    CompilationError, ConstexprRequiredError, NpuError, NpuRuntimeError, OutOfBoundsError, ShapeMismatchError,
-    TypeMismatchError, UnsupportedSyntaxError,
+    BufferOverflowError, CompilationError, ConstexprRequiredError, EventIdOverflowError, NpuError, NpuRuntimeError,
+    OutOfBoundsError, RegisterOverflowError, ResourceError, ShapeMismatchError, TypeMismatchError,
+    UnsupportedSyntaxError,
 )
 from npulang.jit import InterpretResult, JITFunction, jit
 from npulang.language import (
@@ -33,4 +34,5 @@ __all__ = [
 from npulang.launch import RunRecord, get_machine, set_machine  # noqa: E402
 from npulang.profiling import Profile, profile  # noqa: E402
 
+__all__ += ["BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError"]
 __all__ += ["RunRecord", "get_machine", "set_machine", "Profile", "profile"]

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from isa import ArgSpec, MachineSpec, Program, Symbol
+from isa import ArgSpec, MachineSpec, Program, SourceLoc, Symbol
 from isa.asm import disassemble
 from npulang import ir
 from npulang.backend.alloc import BufferAllocation
 from npulang.backend.bundle import bundle
-from npulang.backend.emit import RegisterPressureError, allocate_registers, flatten, to_isa
-from npulang.backend.errors import BufferOverflowError, UnsupportedKernelError
+from npulang.backend.emit import allocate_registers, flatten, to_isa
+from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.lower import Lowering
 from npulang.backend.mir import format_mir
 from npulang.backend.pipeline import SoftwarePipelining
-from npulang.backend.sync import EventOverflowError, FlagInsertion
+from npulang.backend.sync import FlagInsertion
+from npulang.errors import BufferOverflowError
 
 
 @dataclass
@@ -40,8 +41,7 @@ def compile_function(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2,
     for constructs the backend cannot lower, both pointing at the kernel line.
     """
     stages: list[tuple[str, str]] = []
-    file = fn.loc.file if fn.loc else "<kernel>"
-    line = fn.loc.line if fn.loc else 0
+    kernel_loc = SourceLoc(fn.loc.file, fn.loc.line) if fn.loc else SourceLoc("<kernel>", 0)
     # 1. Lower ops to machine IR: registers, symbolic index math, buffers placed per use.
     lowering = Lowering(fn, spec)
     nodes = lowering.apply()
@@ -53,22 +53,14 @@ def compile_function(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2,
     if record:
         stages.append((pipelining.name, format_mir(nodes)))
     # 3. Buffer allocation: aligned addresses, reuse of dead tiles, capacity check.
-    symbols, usage = BufferAllocation(spec, fn.name, file).apply(nodes)
+    symbols, usage = BufferAllocation(spec, fn.name, kernel_loc).apply(nodes)
     # 4. Flag insertion: every cross-pipe conflict ordered by set_flag/wait_flag.
-    try:
-        FlagInsertion(spec).apply(nodes)
-    except EventOverflowError as exc:
-        raise UnsupportedKernelError(fn.name, file, line, 0, str(exc),
-                                     hint="use a lower num_stages") from None
+    FlagInsertion(spec, fn.name, kernel_loc).apply(nodes)
     if record:
         stages.append(("allocate-buffers+insert-flags", format_mir(nodes)))
     # 5. Flatten loops/ifs to branches and allocate scalar registers.
     code = flatten(nodes)
-    try:
-        regs = allocate_registers(code, spec.scalar.registers)
-    except RegisterPressureError as exc:
-        raise UnsupportedKernelError(fn.name, file, line, 0, str(exc),
-                                     hint="simplify the kernel's scalar arithmetic") from None
+    regs = allocate_registers(code, spec.scalar.registers, fn.name, kernel_loc)
     instrs = [to_isa(i, regs) for i in code.instrs]
     # 6. Bundle neighbouring instructions of different pipes into VLIW issue bundles.
     bundles, labels = bundle(instrs, code.labels)

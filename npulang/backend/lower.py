@@ -128,10 +128,12 @@ class Lowering:
             self.out = outer
             self.cse.pop()
 
-    def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None) -> TileView:
+    def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None,
+                   loc: SourceLoc | None = None) -> TileView:
+        """A fresh tile; `loc` (default: the op being lowered) is where an overflow of it is reported."""
         self.count += 1
         nbytes = max(1, _numel(shape)) * isa_dtype(dtype).itemsize
-        buf = Buffer(f"{hint or 't'}{self.count}", space, nbytes, self.loc, self.scope)
+        buf = Buffer(f"{hint or 't'}{self.count}", space, nbytes, loc or self.loc, self.scope)
         return TileView(buf, 0, shape, dense_strides(shape), dtype)
 
     def get(self, v: ir.Value) -> Lowered:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from isa import SourceLoc
 from isa.dtypes import DTYPES, accumulator
 from npulang import ir
 from npulang.backend.lower import Lowering, rule
@@ -105,14 +106,16 @@ def _reduce(lo: Lowering, op: ir.Op) -> None:
 def _carry_buffer(lo: Lowering, arg: ir.Value, init: ir.Value, yielded: ir.Value | None) -> TileView:
     """A buffer that holds a tile iteration value across iterations (owned by the enclosing scope)."""
     shape, dt = ir.shape_of(arg.type), ir.elem_type(arg.type).dtype
+    start = lo.producers.get(init.id)  # an overflow is reported where the carried value starts
+    loc = SourceLoc(start.loc.file, start.loc.line) if start is not None else None
     producer = yielded is not None and lo.producers.get(yielded.id)
     if producer and producer.kind is K.DOT and len(producer.operands) > 2 and producer.operands[2] is arg:
         acc_dt = accumulator(DTYPES[ir.elem_type(producer.operands[0].type).dtype]).name
         if acc_dt == dt and _is_zero(lo.get(init)):
-            view = lo.new_buffer(shape, dt, "l0c", arg.name or "acc")
+            view = lo.new_buffer(shape, dt, "l0c", arg.name or "acc", loc)
             lo.first_iter[id(view.buffer)] = -1  # set per loop entry below
             return view
-    view = lo.new_buffer(shape, dt, "ub", arg.name or "carry")
+    view = lo.new_buffer(shape, dt, "ub", arg.name or "carry", loc)
     _copy_into(lo, init, view)
     return view
 

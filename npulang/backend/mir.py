@@ -233,3 +233,11 @@ def _format(nodes: list[Node], indent: int) -> str:
                 out.append(_format(n.orelse, indent + 1))
             out.append(pad + "}")
     return "\n".join(line for line in out if line)
+
+
+def nearest_loc(instrs: list[MInstr], pos: int) -> SourceLoc | None:
+    """The source line of the instruction at `pos`, else of the nearest one before it, else after it."""
+    for ins in instrs[pos::-1] + instrs[pos + 1:]:
+        if ins.loc is not None:
+            return ins.loc
+    return None
