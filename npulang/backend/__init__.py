@@ -15,7 +15,7 @@ from npulang.backend.alloc import BufferAllocation
 from npulang.backend.bundle import bundle
 from npulang.backend.emit import allocate_registers, flatten, to_isa
 from npulang.backend.errors import UnsupportedKernelError
-from npulang.backend.lower import Lowering
+from npulang.backend.lowering import Lowering
 from npulang.backend.mir import format_mir
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import FlagInsertion

@@ -12,7 +12,7 @@ from isa import MachineSpec
 from isa.asm import assemble, disassemble
 from npulang import ir
 from npulang.backend import BufferOverflowError, compile_function
-from npulang.backend.lower import RULES
+from npulang.backend.lowering import RULES
 from npulang.verifier import verify
 from tests.npulang.backend_kernels import matmul, vadd
 
