@@ -15,7 +15,7 @@ from npulang.backend.steps import (
 )
 from npulang.errors import IRVerifyError
 from npulang.passes import CSE, DCE, Canonicalize, Fold, Pass
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 
 
 def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, record: bool = False) -> CompiledKernel:

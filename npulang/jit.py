@@ -172,7 +172,7 @@ class JITFunction:
         if interpret is None:
             interpret = os.environ.get("NPU_INTERPRET", "") not in ("", "0")
         if interpret:
-            from npulang.interpreter import interpret_launch
+            from npulang.ir.interpreter import interpret_launch
 
             return interpret_launch(self, grid, args, meta)
         try:

@@ -14,7 +14,7 @@ from npulang import ir
 from npulang.compiler import compile_ir
 from npulang.errors import BufferOverflowError
 from npulang.backend.lowering import RULES
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 from tests.npulang.backend_kernels import matmul, vadd
 
 SPEC = MachineSpec.load()
