@@ -224,9 +224,14 @@ class Block:
     ops: list[Op] = field(default_factory=list)
 
 
-@dataclass(eq=False)
+@dataclass(frozen=True, eq=False)
 class Op:
-    """One operation: kind, operand values, result values, attributes, nested regions, location."""
+    """One operation: kind, operand values, result values, attributes, nested regions, location.
+
+    Frozen: a pass that changes an op builds a new one (`dataclasses.replace`), so the IR kept for
+    an earlier stage or shared by the frontend's memo never changes under its holder. (`attrs` is a
+    dict for convenience; nothing mutates it in place.)
+    """
 
     kind: OpKind
     operands: tuple[Value, ...]
