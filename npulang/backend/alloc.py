@@ -18,8 +18,6 @@ from npulang.backend.mir import Buffer, Loop, MInstr, Node, blocks_of
 class BufferAllocation:
     """Assign `Buffer.addr` for every buffer in the machine IR; `apply` returns the buffer map."""
 
-    name = "allocate-buffers"
-
     def __init__(self, spec: MachineSpec, kernel: str, kernel_loc: SourceLoc) -> None:
         self.spec, self.kernel, self.kernel_loc = spec, kernel, kernel_loc
 

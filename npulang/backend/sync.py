@@ -43,8 +43,6 @@ class _Entry:
 class FlagInsertion:
     """Insert set_flag/wait_flag pairs into machine IR; `apply` rewrites the node lists in place."""
 
-    name = "insert-flags"
-
     def __init__(self, spec: MachineSpec, kernel: str, kernel_loc: SourceLoc) -> None:
         self.spec, self.kernel, self.kernel_loc = spec, kernel, kernel_loc
         self.pre: dict[int, list[MInstr]] = {}

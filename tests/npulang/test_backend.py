@@ -12,6 +12,7 @@ from isa import MachineSpec
 from isa.asm import assemble, disassemble
 from npulang import ir
 from npulang.compiler import compile_ir
+from npulang.passes import generic_pipeline
 from npulang.errors import BufferOverflowError
 from npulang.backend.lowering import RULES
 from npulang.ir.verifier import verify
@@ -95,6 +96,7 @@ def test_stages_are_recorded() -> None:
     ck = compile_ir(vadd(64), SPEC, record=True)
     assert [name for name, _ in ck.stages] == ["frontend", "canonicalize", "fold", "canonicalize", "cse", "dce",
                                                "lower", "software-pipeline", "insert-flags", "assembly"]
+    assert [name for name, _ in ck.stages[1:6]] == [p.name for p in generic_pipeline()]  # the documented order
     assert ck.stages[-1][1].startswith(".kernel vadd")
 
 

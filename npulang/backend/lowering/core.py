@@ -39,8 +39,6 @@ def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Calla
 class Lowering:
     """Lower one `ir.Function` to machine IR (`apply` returns the top-level node list)."""
 
-    name = "lower"
-
     def __init__(self, fn: ir.Function, spec: MachineSpec) -> None:
         self.fn, self.spec = fn, spec
         self.vals: dict[int, Lowered] = {}
