@@ -21,7 +21,8 @@ from npulang.ir.verifier import verify
 def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, record: bool = False) -> CompiledKernel:
     """Compile a frontend-built IR function for `spec`.
 
-    With `record=True` the result's `stages` hold the text after every step that changes it, in order.
+    With `record=True` the result's `stages` hold, in order, the IR text after the input check and each
+    generic pass, the machine IR after lowering, software pipelining and flag insertion, and the assembly.
     Raises a `ResourceError` when the kernel does not fit the machine, `UnsupportedKernelError` for
     constructs the backend cannot lower, both pointing at the kernel line.
     """
