@@ -6,8 +6,9 @@ reference interpreter instead of the compiler and simulator.
 """
 
 from npulang.errors import (
-    CompilationError, ConstexprRequiredError, NpuError, NpuRuntimeError, OutOfBoundsError, ShapeMismatchError,
-    TypeMismatchError, UnsupportedSyntaxError,
+    BufferOverflowError, CompilationError, ConstexprRequiredError, EventIdOverflowError, NpuError, NpuRuntimeError,
+    OutOfBoundsError, RegisterOverflowError, ResourceError, ShapeMismatchError, TypeMismatchError,
+    UnsupportedSyntaxError,
 )
 from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
@@ -36,4 +37,5 @@ __all__ = [
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
     "tanh", "trans", "view", "where", "zeros",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
+    "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError",
 ]

@@ -80,6 +80,26 @@ class ConstexprRequiredError(CompilationError):
     """A runtime value where the compiler needs a value known at compile time."""
 
 
+class ResourceError(CompilationError):
+    """A kernel needs more of a machine resource than the machine has (Triton's `OutOfResources`).
+
+    Reported at the statement that allocates the resource. An autotuner catches this to skip a
+    config that is too big, as opposed to a kernel the compiler cannot lower at all.
+    """
+
+
+class BufferOverflowError(ResourceError):
+    """The tiles a kernel keeps on chip do not fit a buffer (L1, L0A, L0B, L0C or UB)."""
+
+
+class EventIdOverflowError(ResourceError):
+    """More set_flag/wait_flag pairs between two pipes are outstanding at once than there are event ids."""
+
+
+class RegisterOverflowError(ResourceError):
+    """More scalar values are live at once than the machine has scalar registers."""
+
+
 class NpuRuntimeError(NpuError):
     """A kernel did something invalid while it ran (interpreter or simulator)."""
 

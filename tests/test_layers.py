@@ -115,10 +115,10 @@ def test_the_checker_catches_every_kind_of_forbidden_import(tmp_path: Path) -> N
 # -- inside npulang ------------------------------------------------------------------------------
 
 # Layers below the runtime, by module-name prefix (a prefix covers a module and a package alike:
-# `npulang.ir` is both npulang/ir.py and npulang/ir/...). None of them may import the runtime; the
+# `npulang.ir` is the package npulang/ir/ and all its modules). None of them may import the runtime; the
 # runtime may import all of them, the compiler and the simulator.
-BELOW_RUNTIME = ("npulang.compiler", "npulang.frontend", "npulang.ir", "npulang.interpreter", "npulang.verifier",
-                 "npulang.passes", "npulang.backend", "npulang.language", "npulang.errors")
+BELOW_RUNTIME = ("npulang.compiler", "npulang.frontend", "npulang.ir", "npulang.passes", "npulang.backend",
+                 "npulang.language", "npulang.errors")
 RUNTIME = "npulang.runtime"
 
 
@@ -239,17 +239,10 @@ def _cycle_through(component: list[str], edges: dict[str, list[str]]) -> list[st
     return component
 
 
-# The one circle left, while the backend's rule modules still import back into lower.py; the
-# npulang/backend/lowering/ package (issue 7, branch be7) removes it: then delete this set.
-KNOWN_CIRCLE = {"npulang.backend.lower", "npulang.backend.lower_compute", "npulang.backend.lower_rules"}
-
-
 def test_nothing_below_the_runtime_imports_it_and_npulang_has_no_import_circle() -> None:
     assert not layer_violations(ROOT), "\n".join(layer_violations(ROOT))
     cycles = import_cycles(ROOT)
-    new = [c for c in cycles if not set(c) <= KNOWN_CIRCLE]
-    assert not new, "import circles:\n" + "\n".join(" -> ".join(c) for c in new)
-    assert not KNOWN_CIRCLE or len(new) < len(cycles), "the known circle is gone: delete KNOWN_CIRCLE"
+    assert not cycles, "import circles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
 def test_the_npulang_checks_catch_layer_breaks_and_circles(tmp_path: Path) -> None:

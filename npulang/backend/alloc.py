@@ -9,32 +9,35 @@ against the spec's capacity.
 
 from __future__ import annotations
 
-from isa import MachineSpec, Symbol
-from npulang.backend.errors import BufferOverflowError
+from isa import MachineSpec, SourceLoc, Symbol
+from npulang.backend.errors import resource_error
+from npulang.errors import BufferOverflowError
 from npulang.backend.mir import Buffer, Loop, MInstr, Node, blocks_of
 
 
 class BufferAllocation:
     """Assign `Buffer.addr` for every buffer in the machine IR; `apply` returns the buffer map."""
 
-    name = "allocate-buffers"
-
-    def __init__(self, spec: MachineSpec, kernel: str, file: str) -> None:
-        self.spec, self.kernel, self.file = spec, kernel, file
+    def __init__(self, spec: MachineSpec, kernel: str, kernel_loc: SourceLoc) -> None:
+        self.spec, self.kernel, self.kernel_loc = spec, kernel, kernel_loc
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
+        """Place every buffer, preferring fresh bytes; if that does not fit, pack tightly (or raise)."""
         live = _live_ranges(nodes)
-        try:
-            usage = self._place(live, fresh_first=True)
-        except BufferOverflowError:
+        usage = self._place(live, fresh_first=True)
+        if isinstance(usage, BufferOverflowError):
             usage = self._place(live, fresh_first=False)
+        if isinstance(usage, BufferOverflowError):
+            raise usage
         symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
         return symbols, usage
 
-    def _place(self, live: dict[Buffer, tuple[int, int]], fresh_first: bool) -> dict[str, int]:
+    def _place(self, live: dict[Buffer, tuple[int, int]],
+               fresh_first: bool) -> dict[str, int] | BufferOverflowError:
         """First fit among the tiles live at the same time. With `fresh_first`, bytes no earlier tile used
         are taken while they last: a tile that reuses a dead tile's bytes must wait for its last reader, so
-        fresh bytes let a later load start early (e.g. the next pass over a row while this one computes)."""
+        fresh bytes let a later load start early (e.g. the next pass over a row while this one computes).
+        Returns the usage per space, or the error for the first tile that does not fit."""
         placed: dict[str, list[tuple[Buffer, int, int]]] = {}
         usage: dict[str, int] = {}
         for buf in sorted(live, key=lambda b: (live[b][0], -b.nbytes)):
@@ -45,7 +48,7 @@ class BufferAllocation:
             addr = self._first_fit(buf, fresh) if fresh_first else None
             buf.addr = addr if addr is not None else self._first_fit(buf, others)
             if buf.addr is None:
-                raise self._overflow(buf, self.spec.buffer_bytes(buf.space), others)
+                return self._overflow(buf, self.spec.buffer_bytes(buf.space), others)
             everything.append((buf, lo, hi))
             placed[buf.space] = everything
             usage[buf.space] = max(usage.get(buf.space, 0), buf.addr + buf.nbytes)
@@ -65,9 +68,8 @@ class BufferAllocation:
     def _overflow(self, buf: Buffer, capacity: int,
                   taken: list[tuple[int | None, int]]) -> BufferOverflowError:
         used = sum(hi - (lo or 0) for lo, hi in taken)
-        line = buf.loc.line if buf.loc else 0
-        return BufferOverflowError(
-            self.kernel, self.file, line, 0,
+        return resource_error(
+            BufferOverflowError, self.kernel, buf.loc, self.kernel_loc,
             f"tile '{buf.name}' needs {buf.nbytes} bytes of {buf.space.upper()} but only "
             f"{max(capacity - used, 0)} of its {capacity} bytes are available "
             f"({used} bytes are taken by other live tiles)",

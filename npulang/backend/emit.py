@@ -10,13 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from isa import OPCODES, Instr, Label, Mem, Reg, make
+from isa import OPCODES, Instr, Label, Mem, Reg, SourceLoc, make
 from isa.instructions import check_instr
-from npulang.backend.mir import BufRef, GmRef, If, Loop, MInstr, Node, VReg
-
-
-class RegisterPressureError(RuntimeError):
-    """More scalar values are live at once than the machine has registers."""
+from npulang.backend.errors import resource_error
+from npulang.backend.mir import BufRef, GmRef, If, Loop, MInstr, Node, VReg, nearest_loc
+from npulang.errors import RegisterOverflowError
 
 
 @dataclass
@@ -74,8 +72,11 @@ def _flatten_if(n: If, code: FlatCode) -> None:
     code.labels[end] = len(code.instrs)
 
 
-def allocate_registers(code: FlatCode, registers: int) -> dict[VReg, Reg]:
-    """Linear-scan allocation of virtual to machine registers."""
+def allocate_registers(code: FlatCode, registers: int, kernel: str, kernel_loc: SourceLoc) -> dict[VReg, Reg]:
+    """Linear-scan allocation of virtual to machine registers.
+
+    Raises `RegisterOverflowError` at the statement defining the first value that finds none free.
+    """
     first: dict[VReg, int] = {}
     last: dict[VReg, int] = {}
     for pos, ins in enumerate(code.instrs):
@@ -98,8 +99,10 @@ def allocate_registers(code: FlatCode, registers: int) -> dict[VReg, Reg]:
             active.remove(a)
             free.append(out[a].index)
         if not free:
-            raise RegisterPressureError(
-                f"the kernel needs more than {registers} scalar registers at once")
+            raise resource_error(RegisterOverflowError, kernel, nearest_loc(code.instrs, first[r]), kernel_loc,
+                                 f"the kernel needs more than the machine's {registers} scalar registers at once",
+                                 hint="simplify the scalar arithmetic (fewer runtime arguments, offsets or "
+                                      "loop-carried scalars live at once) or use a lower num_stages")
         out[r] = Reg(free.pop())
         active.append(r)
     return out

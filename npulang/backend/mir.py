@@ -11,14 +11,11 @@ allocation never re-derive operand semantics.
 
 from __future__ import annotations
 
-import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterator, Union
 
 from isa import OPCODES, Pipe, SourceLoc
-
-_ids = itertools.count()
 
 
 @dataclass(eq=False)
@@ -38,13 +35,16 @@ class Buffer:
 
 @dataclass(frozen=True, eq=False)
 class VReg:
-    """A virtual scalar register; register allocation maps it to a machine `s<k>`."""
+    """A virtual scalar register; register allocation maps it to a machine `s<k>`.
+
+    Identity is the object itself (no global counter: compiles share no state); its text carries the
+    object id, which `format_mir` renumbers from 0 per listing.
+    """
 
     name: str = "t"
-    id: int = field(default_factory=lambda: next(_ids))
 
     def __str__(self) -> str:
-        return f"%{self.name}#{self.id}"
+        return f"%{self.name}#{id(self)}"
 
 
 @dataclass(frozen=True)
@@ -233,3 +233,11 @@ def _format(nodes: list[Node], indent: int) -> str:
                 out.append(_format(n.orelse, indent + 1))
             out.append(pad + "}")
     return "\n".join(line for line in out if line)
+
+
+def nearest_loc(instrs: list[MInstr], pos: int) -> SourceLoc | None:
+    """The source line of the instruction at `pos`, else of the nearest one before it, else after it."""
+    for ins in instrs[pos::-1] + instrs[pos + 1:]:
+        if ins.loc is not None:
+            return ins.loc
+    return None

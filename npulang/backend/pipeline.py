@@ -20,8 +20,6 @@ from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, R
 class SoftwarePipelining:
     """Unroll every innermost loop that issues DMA loads into `num_stages` buffer-private copies."""
 
-    name = "software-pipeline"
-
     def __init__(self, num_stages: int) -> None:
         self.num_stages = num_stages
 

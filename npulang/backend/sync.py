@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from isa import MachineSpec, Pipe
-from npulang.backend.mir import Flag, Loop, MInstr, Node, Region, blocks_of, walk
+from isa import MachineSpec, Pipe, SourceLoc
+from npulang.backend.errors import resource_error
+from npulang.backend.mir import Flag, Loop, MInstr, Node, Region, blocks_of, nearest_loc, walk
+from npulang.errors import EventIdOverflowError
 
 _PIPES = [p for p in Pipe if p is not Pipe.S]
 Clock = dict[Pipe, int]
@@ -41,10 +43,8 @@ class _Entry:
 class FlagInsertion:
     """Insert set_flag/wait_flag pairs into machine IR; `apply` rewrites the node lists in place."""
 
-    name = "insert-flags"
-
-    def __init__(self, spec: MachineSpec) -> None:
-        self.spec = spec
+    def __init__(self, spec: MachineSpec, kernel: str, kernel_loc: SourceLoc) -> None:
+        self.spec, self.kernel, self.kernel_loc = spec, kernel, kernel_loc
         self.pre: dict[int, list[MInstr]] = {}
         self.primes: dict[int, list[MInstr]] = {}  # loop -> set_flags priming its loop-carried flags
         self.drains: dict[int, list[MInstr]] = {}  # loop -> wait_flags consuming their last sets
@@ -71,18 +71,17 @@ class FlagInsertion:
         if not self._place(nodes, saved, hoisted):
             self._restore(saved)
             self._rebuild(nodes, set())
-            assign_events(nodes, self.spec.sync.event_ids)  # raises EventOverflowError
+            shortage = assign_events(nodes, self.spec.sync.event_ids)
+            if shortage is not None:
+                raise resource_error(EventIdOverflowError, self.kernel, shortage.loc, self.kernel_loc,
+                                     shortage.message, hint="use a lower num_stages or fewer tiles in flight")
 
     def _place(self, nodes: list[Node], saved: list[tuple[list[Node], list[Node]]],
                hoisted: set[int]) -> bool:
         """Insert the flags with these loops' primes and drains hoisted; False if event ids run out."""
         self._restore(saved)
         self._rebuild(nodes, hoisted)
-        try:
-            assign_events(nodes, self.spec.sync.event_ids)
-        except EventOverflowError:
-            return False
-        return True
+        return assign_events(nodes, self.spec.sync.event_ids) is None
 
     @staticmethod
     def _restore(saved: list[tuple[list[Node], list[Node]]]) -> None:
@@ -226,15 +225,23 @@ def _join(known: Clock, e: _Entry) -> None:
     known[e.pipe] = max(known[e.pipe], e.seq)
 
 
-class EventOverflowError(RuntimeError):
-    """More flags between one pair of pipes are outstanding at once than the machine has event ids."""
+@dataclass(frozen=True)
+class EventShortage:
+    """Why event ids ran out, and the statement whose data the flag that got none protects."""
+
+    message: str
+    loc: SourceLoc | None
 
 
-def assign_events(nodes: list[Node], event_ids: int) -> None:
-    """Give each flag an event id, colouring its live interval (first..last use in program text)."""
+def assign_events(nodes: list[Node], event_ids: int) -> EventShortage | None:
+    """Give each flag an event id, colouring its live interval (first..last use in program text).
+
+    Returns None, or the shortage when more flags of one pipe pair are outstanding than there are ids.
+    """
     span: dict[int, list[int]] = {}
     flags: dict[int, Flag] = {}
-    for pos, ins in enumerate(walk(nodes)):
+    instrs = list(walk(nodes))
+    for pos, ins in enumerate(instrs):
         if ins.flag is not None:
             s = span.setdefault(id(ins.flag), [pos, pos])
             s[1] = pos
@@ -245,7 +252,10 @@ def assign_events(nodes: list[Node], event_ids: int) -> None:
         ends = busy.setdefault((flag.src, flag.dst), [-1] * event_ids)
         free = [e for e in range(event_ids) if ends[e] < lo]
         if not free:
-            raise EventOverflowError(
-                f"more than {event_ids} flags from {flag.src} to {flag.dst} are outstanding at once")
+            return EventShortage(f"{event_ids + 1} flags from {flag.src} to {flag.dst} would be outstanding at "
+                                 f"once, but the machine has {event_ids} event id(s) per pipe pair",
+                                 nearest_loc(instrs, lo))
         flag.event = free[0]
         ends[free[0]] = hi
+    return None
+

@@ -13,7 +13,7 @@ from typing import Sequence
 from npulang import ir
 from npulang.errors import IRVerifyError
 from npulang.ir import Block, Function, Op, Value
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 
 
 class Pass:

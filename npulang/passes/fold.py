@@ -1,6 +1,6 @@
 """Fold: evaluate ops whose operands are all constants, with the interpreter's own rules.
 
-Folding through `npulang.interpreter` means a folded value is, by construction, what the
+Folding through `npulang.ir.interpreter` means a folded value is, by construction, what the
 reference semantics would compute at run time. Elementwise and shape ops of constants fold to
 a constant (constants are uniform: scalars or splat tiles). An `if` on a constant condition is
 replaced by the ops of the branch taken.
@@ -12,7 +12,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from npulang import interpreter, ir
+from npulang import ir
+from npulang.ir import interpreter
 from npulang.ir import Op, OpKind, Value
 from npulang.passes.base import OpRewriter
 

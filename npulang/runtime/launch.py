@@ -21,7 +21,8 @@ from typing import Any, Callable, Literal
 import numpy as np
 
 import isa
-from npulang import errors, interpreter, ir
+from npulang import errors, ir
+from npulang.ir import interpreter
 from npulang.compiler import CompiledKernel, compile_ir
 from npulang.frontend import BoundCall, KernelDef, build_ir
 from npulang.runtime.cache import KernelCache, ProgramKey

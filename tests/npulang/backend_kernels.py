@@ -1,11 +1,12 @@
 """Block-IR kernels built by hand with `ir.Builder` for the backend tests (no frontend needed), and
-`run_compiled`, which compiles a frontend kernel with the backend alone and runs it on the simulator."""
+`run_compiled`, which compiles a frontend kernel with `compile_ir` and runs it on the simulator (no launch
+layer)."""
 
 from typing import Any
 
 from isa import MachineSpec
 from npulang import ir
-from npulang.backend import CompiledKernel, compile_function
+from npulang.compiler import CompiledKernel, compile_ir
 from simulator import Device, RunResult, SimOptions
 
 SPEC = MachineSpec.load()
@@ -16,7 +17,7 @@ def run_compiled(jf: Any, grid: tuple[int, ...], args: list[Any], *, num_stages:
                  **meta: Any) -> tuple[CompiledKernel, RunResult]:
     """Specialise `jf` for `args`/`meta`, compile it for the default machine, run it (race detection on)."""
     fn, _ = jf.specialize(*args, **meta)
-    ck = compile_function(fn, SPEC, num_stages=num_stages)
+    ck = compile_ir(fn, SPEC, num_stages=num_stages)
     call = jf.bind(tuple(args), meta)
     runtime = [call.runtime[n] for n in fn.arg_names]
     result = Device(SPEC).run(ck.program, grid=grid, args=runtime, options=CHECKED)

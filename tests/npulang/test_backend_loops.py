@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
-from npulang.backend import compile_function
+from npulang.compiler import compile_ir
 from simulator import Device
 from examples import tutorials
 from tests.npulang.backend_kernels import CHECKED, SPEC, matmul, run_compiled
@@ -59,7 +59,7 @@ def test_hand_built_matmul_with_k_zero_gives_zeros(dt: str, num_stages: int) -> 
     M, N = 40, 50
     out_dt, np_out = ("i32", np.int32) if dt == "i8" else ("f32", np.float32)
     c = np.full((M, N), 9, np_out)
-    ck = compile_function(matmul(32, 32, 32, dt=dt, out=out_dt), SPEC, num_stages=num_stages)
+    ck = compile_ir(matmul(32, 32, 32, dt=dt, out=out_dt), SPEC, num_stages=num_stages)
     np_dt = np.int8 if dt == "i8" else np.float16
     a, b = np.zeros((M, 1), np_dt), np.zeros((1, N), np_dt)  # K = 0: nothing is read
     Device(SPEC).run(ck.program, grid=(2, 2), args=[a, b, c, M, N, 0, 1, 1, N, 1, N, 1], options=CHECKED)
@@ -104,7 +104,7 @@ def test_each_runtime_bounded_accumulator_loop_gets_one_guarded_zero_fill() -> N
     a, b = np.zeros((16, 16), np.float16), np.zeros((16, 16), np.float16)
     c = np.zeros((16, 16), np.float32)
     fn, _ = two_accumulators_kernel.specialize(a, b, c, c, 16, 16, BM=16, BN=16, BK=16)
-    ops = [(i.op, i.get("k")) for i in compile_function(fn, SPEC).program.instructions() if i.op == "mmad"]
+    ops = [(i.op, i.get("k")) for i in compile_ir(fn, SPEC).program.instructions() if i.op == "mmad"]
     assert ops.count(("mmad", 0)) == 2
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from isa import MachineSpec
-from npulang.backend import compile_function
+from npulang.compiler import compile_ir
 from simulator import Device, SimOptions
 from examples import tutorials
 from tests.npulang.backend_kernels import matmul, vadd
@@ -18,7 +18,7 @@ from tests.npulang.backend_kernels import matmul, vadd
 SPEC = MachineSpec.load()
 DEVICE = Device(SPEC)
 OPTIONS = SimOptions(functional=True, detect_races=True)
-VADD = compile_function(vadd(128), SPEC).program
+VADD = compile_ir(vadd(128), SPEC).program
 
 
 @settings(max_examples=8, deadline=None)
@@ -44,7 +44,7 @@ def test_matmul_ragged(dt: str, num_stages: int) -> None:
     else:
         a, b = rng.random((M, K)).astype(np_dt), rng.random((K, N)).astype(np_dt)
         out_dt, c = "f32", np.zeros((M, N), np.float32)
-    ck = compile_function(matmul(32, 32, 32, dt=dt, out=out_dt), SPEC, num_stages=num_stages)
+    ck = compile_ir(matmul(32, 32, 32, dt=dt, out=out_dt), SPEC, num_stages=num_stages)
     DEVICE.run(ck.program, grid=(2, 2), args=[a, b, c, M, N, K, K, 1, N, 1, N, 1], options=OPTIONS)
     ref = a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-3)
@@ -56,7 +56,7 @@ def test_matmul_transposed_b_via_strides() -> None:
     a = rng.random((M, K)).astype(np.float16)
     bt = rng.random((N, K)).astype(np.float16)  # b = bt.T, read through strides (sbk=1, sbn=K)
     c = np.zeros((M, N), np.float16)
-    ck = compile_function(matmul(32, 32, 32), SPEC, num_stages=2)
+    ck = compile_ir(matmul(32, 32, 32), SPEC, num_stages=2)
     DEVICE.run(ck.program, grid=(1, 2), args=[a, bt, c, M, N, K, K, 1, 1, K, N, 1], options=OPTIONS)
     np.testing.assert_allclose(c, a.astype(np.float32) @ bt.T.astype(np.float32), rtol=2e-3, atol=2e-2)
 
@@ -64,7 +64,7 @@ def test_matmul_transposed_b_via_strides() -> None:
 # -- the Triton tutorial kernels, through the frontend ------------------------------------------------
 def _run(jf, grid, args, **meta):
     fn, _ = jf.specialize(*args, **meta)
-    ck = compile_function(fn, SPEC, num_stages=2)
+    ck = compile_ir(fn, SPEC, num_stages=2)
     call = jf.bind(tuple(args), meta)
     DEVICE.run(ck.program, grid=grid, args=[call.runtime[n] for n in fn.arg_names], options=OPTIONS)
     return ck

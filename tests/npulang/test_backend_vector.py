@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
-from npulang.backend import compile_function
+from npulang.compiler import compile_ir
 from simulator import Device, SimOptions
 from examples import tutorials
 from tests.npulang.backend_kernels import SPEC, run_compiled
@@ -139,7 +139,7 @@ def test_flag_placement_falls_back_when_event_ids_run_out() -> None:
 
 def test_kernel_without_loops_is_unchanged_by_flag_placement() -> None:
     fn, _ = where_1d_kernel.specialize(np.zeros(8, np.float32), np.zeros(8, np.float32), 3, BLOCK=8)
-    program = compile_function(fn, SPEC).program
+    program = compile_ir(fn, SPEC).program
     x, out = np.arange(8, dtype=np.float32), np.zeros(8, np.float32)
     Device(SPEC).run(program, (1,), [x, out, 3], SimOptions(functional=True, detect_races=True))
     np.testing.assert_array_equal(out, [-1, 0, 1, 0, 0, 0, 0, 0])

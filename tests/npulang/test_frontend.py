@@ -7,7 +7,7 @@ import pytest
 
 import npulang as npu
 from npulang import ir
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 from examples import tutorials as T
 
 RNG = np.random.default_rng(1234)

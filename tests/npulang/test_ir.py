@@ -7,7 +7,7 @@ import pytest
 from npulang import ir
 from npulang.errors import IRVerifyError
 from npulang.ir import I1, I32, Block, Builder, Function, Loc, OpKind, PtrType, ScalarType, TileType, Value
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 
 LOC = Loc("k.py", 3, 4)
 F16 = ScalarType("f16")

@@ -12,10 +12,10 @@ from isa import MachineSpec
 from isa.asm import disassemble
 from npulang import ir
 from npulang.compiler import compile_ir
-from npulang.interpreter import interpret
-from npulang.ir_parser import PrintedConstexpr, parse_function, parse_module
+from npulang.ir.interpreter import interpret
+from npulang.ir.parser import PrintedConstexpr, parse_function, parse_module
 from npulang.passes import PassManager, generic_pipeline
-from npulang.verifier import verify
+from npulang.ir.verifier import verify
 from tests.npulang import backend_kernels as BK
 from tests.npulang import kernels as K
 from tests.npulang.test_passes_pipeline import LAUNCHES

@@ -8,8 +8,8 @@ import pickle
 import pytest
 
 from npulang.errors import IRVerifyError, NpuError
-from npulang.ir_parser import IRParseError, parse_function
-from npulang.verifier import verify
+from npulang.ir.parser import IRParseError, parse_function
+from npulang.ir.verifier import verify
 
 
 def _fn(*body: str, args: str = "%n: i32") -> str:

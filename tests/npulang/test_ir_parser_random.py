@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from npulang import ir
 from npulang.ir import I1, I32, Block, Builder, Function, Loc, OpKind, PtrType, ScalarType, Value
-from npulang.ir_parser import parse_function
-from npulang.verifier import verify
+from npulang.ir.parser import parse_function
+from npulang.ir.verifier import verify
 
 DTYPES = ["f16", "bf16", "f32", "i8", "i32", "i1"]
 NAMES = st.one_of(st.none(), st.sampled_from(["x", "acc", "acc_1", "acc_1_1", "_", "t0", "for", "0", "7a",

@@ -17,7 +17,7 @@ import pytest
 
 import npulang as npu
 from npulang import ir
-from npulang.ir_parser import parse_function
+from npulang.ir.parser import parse_function
 from npulang.passes import CSE, DCE, Canonicalize, Fold, Pass, PassManager
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -115,7 +115,7 @@ def test_frontend_golden() -> None:
 
 @pytest.mark.parametrize("name, kernel, p", CASES, ids=[c[0] for c in CASES])
 def test_each_pass_preserves_results(name: str, kernel: npu.JITFunction, p: Pass) -> None:
-    from npulang.interpreter import interpret
+    from npulang.ir.interpreter import interpret
 
     fn, _ = kernel.specialize(X, 16, BLOCK=8)
     after = PassManager([p]).run(fn)

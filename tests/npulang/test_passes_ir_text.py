@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from npulang import ir
-from npulang.ir_parser import parse_function
+from npulang.ir.parser import parse_function
 from npulang.passes import CSE, DCE, Canonicalize, Fold, Pass, PassManager
 
 # x + -0.0 is x for every float x, x + 0.0 is not (-0.0 + 0.0 is 0.0)

@@ -9,7 +9,7 @@ import pytest
 import npulang as npu
 from npulang import ir
 from npulang.errors import IRVerifyError
-from npulang.interpreter import interpret
+from npulang.ir.interpreter import interpret
 from npulang.passes import Pass, PassManager, generic_pipeline
 from examples import tutorials as T
 

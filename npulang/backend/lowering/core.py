@@ -1,5 +1,8 @@
 """Lowering: block IR -> machine IR, one rule per op kind (registered with `@rule`).
 
+This module holds the `Lowering` object (all per-compile state) and its helpers; the rules live in
+the sibling modules, which `npulang.backend.lowering` imports so that every rule is registered.
+
 Scalars live in virtual registers; index/pointer/mask tiles stay symbolic (`access.py`) until a
 load or store turns them into strided DMA descriptors with valid extents; other tiles live in
 buffers chosen by placement: loads feeding `dot` go to L1 and move to L0A/L0B, dot results stay
@@ -18,18 +21,12 @@ from isa import MachineSpec, SourceLoc
 from isa import dtype as isa_dtype
 from npulang import ir
 from npulang.backend.errors import UnsupportedKernelError
-from npulang.backend.mir import Buffer, Loop, MInstr, Node, Region, VReg
+from npulang.backend.mir import Buffer, BufRef, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
     Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
-
-_SCALAR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "floordiv": "div", "mod": "rem", "min": "min",
-               "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl", "shr": "shr"}
-_VECTOR_BIN = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "floordiv": "div", "mod": "rem",
-               "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl",
-               "shr": "shr", "pow": "pow"}
 
 
 def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Callable[[Lowering, ir.Op], None]]:
@@ -41,8 +38,6 @@ def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Calla
 
 class Lowering:
     """Lower one `ir.Function` to machine IR (`apply` returns the top-level node list)."""
-
-    name = "lower"
 
     def __init__(self, fn: ir.Function, spec: MachineSpec) -> None:
         self.fn, self.spec = fn, spec
@@ -60,6 +55,8 @@ class Lowering:
         self.op: ir.Op | None = None
         self.count = 0
         self.cse: list[dict[tuple[str, Any, Any], VReg]] = [{}]  # scalar ops per enclosing block
+        # value id -> the op defining it (carried-buffer placement looks at a yield's producer)
+        self.producers: dict[int, ir.Op] = {r.id: op for op in ir.walk(fn.body) for r in op.results}
 
     def apply(self) -> list[Node]:
         self._analyse(self.fn.body)
@@ -126,10 +123,12 @@ class Lowering:
             self.out = outer
             self.cse.pop()
 
-    def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None) -> TileView:
+    def new_buffer(self, shape: tuple[int, ...], dtype: str, space: str, hint: str | None = None,
+                   loc: SourceLoc | None = None) -> TileView:
+        """A fresh tile; `loc` (default: the op being lowered) is where an overflow of it is reported."""
         self.count += 1
-        nbytes = max(1, _numel(shape)) * isa_dtype(dtype).itemsize
-        buf = Buffer(f"{hint or 't'}{self.count}", space, nbytes, self.loc, self.scope)
+        nbytes = max(1, numel(shape)) * isa_dtype(dtype).itemsize
+        buf = Buffer(f"{hint or 't'}{self.count}", space, nbytes, loc or self.loc, self.scope)
         return TileView(buf, 0, shape, dense_strides(shape), dtype)
 
     def get(self, v: ir.Value) -> Lowered:
@@ -265,13 +264,13 @@ class Lowering:
         for v, s in zip(op.operands, srcs):
             if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
                     and self.uses.get(v.id) == 1 and s.buffer.scope is self.scope
-                    and s.buffer.nbytes >= max(1, _numel(shape)) * isa_dtype(dt).itemsize
+                    and s.buffer.nbytes >= max(1, numel(shape)) * isa_dtype(dt).itemsize
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
 
 
-def _numel(shape: tuple[int, ...]) -> int:
+def numel(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
         n *= d
@@ -299,6 +298,14 @@ def _fold(op: str, a: int, b: int) -> int | None:
     return None
 
 
-# Rules live in lower_rules.py; importing it registers them.
-from npulang.backend import lower_compute as _compute  # noqa: E402,F401
-from npulang.backend import lower_rules as _rules  # noqa: E402,F401
+def is_zero(x: object) -> bool:
+    """A uniform or affine tile that is zero everywhere (e.g. `npu.zeros`)."""
+    return isinstance(x, (Uniform, Affine)) and (x.value if isinstance(x, Uniform) else x.base) == 0 and \
+        (isinstance(x, Uniform) or all(c == 0 for c in x.coeffs))
+
+
+def ref_at(dst: TileView, off: Operand) -> BufRef:
+    """`dst` moved by `off` bytes, a constant or a register."""
+    if isinstance(off, int):
+        return BufRef(dst.buffer, dst.offset + off)
+    return BufRef(dst.buffer, dst.offset, off)  # type: ignore[arg-type]

@@ -47,6 +47,8 @@ class Desc:
 
 Rule = Callable[["Program", Op, list[Any]], tuple[Any, ...]]
 RULES: dict[OpKind, Rule] = {}
+# Ops with no rule: `Program.run_block` ends a block at them and hands back their operands.
+TERMINATORS = (OpKind.YIELD, OpKind.RETURN)
 
 
 def rule(kind: OpKind) -> Callable[[Rule], Rule]:
@@ -85,7 +87,7 @@ class Program:
         """Run `block`'s ops; return the operands of its terminator (yield)."""
         for op in block.ops:
             args = [self.env[v.id] for v in op.operands]
-            if op.kind in (OpKind.YIELD, OpKind.RETURN):
+            if op.kind in TERMINATORS:
                 return args
             try:
                 results = RULES[op.kind](self, op, args)

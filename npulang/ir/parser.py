@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 from isa.dtypes import DTYPES
 from npulang import ir
 from npulang.errors import NpuError
+from npulang.ir.printer import SUBOP_ATTRS
 
 _VALUE = re.compile(r"%([A-Za-z0-9_]+)")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -298,7 +299,7 @@ class _Parser:
         except ValueError:
             close = difflib.get_close_matches(m.group(1), [k.value for k in ir.OpKind], n=1)
             line.fail(f"unknown op {m.group(1)!r}" + (f" (did you mean {close[0]!r}?)" if close else ""), pos)
-        sub_attr = ir.SUBOP_ATTRS.get(kind)
+        sub_attr = SUBOP_ATTRS.get(kind)
         if sub_attr is None and m.group(2) is not None:
             line.fail(f"{kind.value} takes no '.{m.group(2)}' suffix", pos)
         if sub_attr is not None and m.group(2) is None:

@@ -1,0 +1,174 @@
+"""Lowering rules for elementwise ops (binary, cmp, unary, cast, where): index-tile arithmetic stays
+symbolic; everything else is one vector instruction over a UB tile."""
+
+from __future__ import annotations
+
+from npulang import ir
+from npulang.backend import access
+from npulang.backend.lowering.core import Lowering, ref_at, rule
+from npulang.backend.mir import MInstr, VReg
+from npulang.backend.values import Affine, Mask, Operand, Scalar, TileView, Uniform, Wrapped
+
+K = ir.OpKind
+
+_SCALAR_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "floordiv": "div", "mod": "rem", "min": "min",
+               "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl", "shr": "shr"}
+_VECTOR_BINARY = {"add": "add", "sub": "sub", "mul": "mul", "div": "div", "floordiv": "div", "mod": "rem",
+               "min": "min", "max": "max", "and": "and", "or": "or", "xor": "xor", "shl": "shl",
+               "shr": "shr", "pow": "pow"}
+
+
+# -- elementwise -------------------------------------------------------------------------------------
+@rule(K.BINARY)
+def _binary(lowering: Lowering, op: ir.Op) -> None:
+    a, b = (lowering.get(v) for v in op.operands)
+    name = op.attrs["op"]
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(a, Scalar) and isinstance(b, Scalar):
+        if name == "div" or (name == "floordiv" and dt in ir.FLOAT_DTYPES):
+            sop = "fdiv" if name == "div" else None
+            if sop is None:
+                raise lowering.error("floor division of float scalars is not supported")
+        elif name in _SCALAR_BINARY:
+            sop = _SCALAR_BINARY[name]
+        else:
+            raise lowering.error(f"scalar {name} is not supported on the scalar unit")
+        lowering.vals[op.result.id] = Scalar(lowering.sop(sop, a.value, b.value), dt)
+        return
+    if isinstance(a, Affine) and isinstance(b, Affine) and name in ("add", "sub", "mul"):
+        out = access.combine_affine(name, a, b, lowering.sop)
+        if out is not None:
+            lowering.vals[op.result.id] = out
+            return
+    if isinstance(a, Affine) and isinstance(b, Affine) and name == "mod" and all(c == 0 for c in b.coeffs):
+        wrapped = access.wrap_affine(a, b.base, lowering.sop)
+        if wrapped is not None:
+            lowering.vals[op.result.id] = wrapped
+            return
+    index_tiles = isinstance(a, (Affine, Wrapped)) and isinstance(b, (Affine, Wrapped))
+    if index_tiles and name in ("add", "sub", "mul"):
+        combined = access.combine_wrapped(name, a, b, lowering.sop)
+        if combined is not None:
+            lowering.vals[op.result.id] = combined
+            return
+    if isinstance(a, Mask) and isinstance(b, Mask) and name == "and":
+        out = access.and_masks(a, b, lowering.sop)
+        if out is not None:
+            lowering.vals[op.result.id] = out
+            return
+    _vbin(lowering, op, _VECTOR_BINARY[name], dt, ir.elem_type(op.operands[0].type).dtype)
+    if name == "floordiv" and dt in ir.FLOAT_DTYPES:  # the vector unit's div is true division
+        out = lowering.vals[op.result.id]
+        lowering.vector("vun", out, [("a", out)], op="floor", dtype=dt)
+
+
+def _vbin(lowering: Lowering, op: ir.Op, vop: str, out_dt: str, in_dt: str) -> None:
+    srcs = [lowering.operand(v) for v in op.operands]
+    if not any(isinstance(s, TileView) for s in srcs):
+        srcs[0] = lowering.view(op.operands[0])
+    dst = lowering.result_buffer(op, out_dt, srcs)
+    lowering.vector("vbin", dst, [("a", srcs[0]), ("b", srcs[1])], op=vop, dtype=in_dt)
+    lowering.vals[op.result.id] = dst
+
+
+@rule(K.CMP)
+def _cmp(lowering: Lowering, op: ir.Op) -> None:
+    a, b = (lowering.get(v) for v in op.operands)
+    pred = op.attrs["pred"]
+    if isinstance(a, Scalar) and isinstance(b, Scalar):
+        lowering.vals[op.result.id] = Scalar(lowering.sop(pred, a.value, b.value), "i1")
+        return
+    if isinstance(a, Affine) and isinstance(b, Affine):
+        m = access.compare_to_mask(pred, a, b, lowering.sop)
+        if m is not None:
+            lowering.vals[op.result.id] = m
+            return
+    _vbin(lowering, op, pred, "i1", ir.elem_type(op.operands[0].type).dtype)
+
+
+@rule(K.UNARY)
+def _unary(lowering: Lowering, op: ir.Op) -> None:
+    x = lowering.get(op.operands[0])
+    name = op.attrs["op"]
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(x, Scalar) and name in ("neg", "abs", "not"):
+        v = x.value
+        if name == "neg":
+            out = lowering.sop("sub", 0.0 if dt in ir.FLOAT_DTYPES else 0, v)
+        elif name == "abs":
+            out = lowering.sop("max", v, lowering.sop("sub", 0, v))
+        else:
+            out = lowering.sop("eq", v, 0) if dt == "i1" else lowering.sop("xor", v, -1)
+        lowering.vals[op.result.id] = Scalar(out, dt)
+        return
+    src = lowering.view(op.operands[0])
+    dst = lowering.result_buffer(op, dt, [src])
+    lowering.vector("vun", dst, [("a", src)], op=name, dtype=dt)
+    lowering.vals[op.result.id] = dst
+
+
+@rule(K.CAST)
+def _cast(lowering: Lowering, op: ir.Op) -> None:
+    x = lowering.get(op.operands[0])
+    src_dt, dt = ir.elem_type(op.operands[0].type).dtype, op.attrs["dtype"]
+    if src_dt == dt:
+        lowering.vals[op.result.id] = x
+    elif isinstance(x, Scalar):
+        to_float = dt in ir.FLOAT_DTYPES
+        constant = isinstance(x.value, (int, float)) and not isinstance(x.value, VReg)
+        if to_float == (src_dt in ir.FLOAT_DTYPES) or constant:
+            value = x.value
+            if isinstance(value, (int, float)):
+                value = float(value) if to_float else int(value)
+            lowering.vals[op.result.id] = Scalar(value, dt)
+        else:
+            d = VReg("cvt")
+            lowering.emit("cvt", d=d, a=x.value, to="f32" if to_float else "i32")
+            lowering.vals[op.result.id] = Scalar(d, dt)
+    elif isinstance(x, Uniform):
+        lowering.vals[op.result.id] = Uniform(float(x.value) if dt in ir.FLOAT_DTYPES else x.value, x.shape, dt)
+    elif isinstance(x, TileView) and x.space == "l0c":
+        lowering.vals[op.result.id] = TileView(x.buffer, x.offset, x.shape, x.strides, x.dtype, dt)
+    else:
+        src = lowering.view(op.operands[0])
+        dst = lowering.result_buffer(op, dt, [src])
+        lowering.vector("vcast", dst, [("a", src)], from_dtype=src_dt, dtype=dt)
+        lowering.vals[op.result.id] = dst
+
+
+@rule(K.WHERE)
+def _where(lowering: Lowering, op: ir.Op) -> None:
+    cond, other = lowering.get(op.operands[0]), lowering.get(op.operands[2])
+    dt = ir.elem_type(op.result.type).dtype
+    if isinstance(cond, Mask) and isinstance(other, (Uniform, Scalar)) and len(cond.shape) <= 2:
+        _where_bounds(lowering, op, cond, other.value, dt)
+        return
+    c = lowering.view(op.operands[0])
+    a, b = lowering.operand(op.operands[1]), lowering.operand(op.operands[2])
+    dst = lowering.result_buffer(op, dt, [c, a, b])
+    lowering.vector("vsel", dst, [("c", c), ("a", a), ("b", b)], dtype=dt)
+    lowering.vals[op.result.id] = dst
+
+
+def _where_bounds(lowering: Lowering, op: ir.Op, mask: Mask, other: Operand, dt: str) -> None:
+    """`where(index < limit, a, scalar)`: `a` in place (or copied), then the out-of-bounds tail of each
+    bounded dim filled with the scalar. No mask tile is built, and usually the tails are empty."""
+    a = lowering.operand(op.operands[1])
+    dst = lowering.result_buffer(op, dt, [None, a, None])
+    if isinstance(a, TileView):
+        if a.buffer is not dst.buffer or a.strides != dst.strides or a.offset != dst.offset:
+            lowering.vector("vcopy", dst, [("a", a)], dtype=dt)
+    else:
+        lowering.vector("vdup", dst, [], value=a, dtype=dt)
+    rows, cols, rs, cs = dst.rows_cols()
+    for d, valid in enumerate(access.extents(mask, dst.shape, lowering.sop)):
+        along = d if len(dst.shape) == 2 else 1  # 0: a tail of rows, 1: a tail of columns
+        size = (rows, cols)[along]
+        if valid is None or valid == size:
+            continue
+        off = lowering.sop("mul", valid, ((rs, cs)[along]) * dst.itemsize)
+        tail = lowering.sop("sub", size, valid)
+        shape = {"rows": tail, "cols": cols} if along == 0 else {"rows": rows, "cols": tail}
+        lowering.out.append(MInstr("vdup", {"dst": ref_at(dst, off), "value": other, "dtype": dt, **shape,
+                                            "dst_rs": rs, "dst_cs": cs}, lowering.loc, (), (dst.region(),)))
+    lowering.vals[op.result.id] = dst

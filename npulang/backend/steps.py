@@ -1,0 +1,112 @@
+"""The backend's steps in the `Step` protocol (name + run), each a thin face over the module doing the work.
+
+Steps are made fresh for every compile; whatever a step computes goes on the `Compilation`.
+"""
+
+from __future__ import annotations
+
+from isa import ArgSpec, Program
+from isa.asm import disassemble
+from npulang import ir
+from npulang.backend.alloc import BufferAllocation
+from npulang.backend.bundle import bundle
+from npulang.backend.compilation import Compilation
+from npulang.backend.emit import allocate_registers, flatten, to_isa
+from npulang.backend.lowering import Lowering
+from npulang.backend.mir import format_mir
+from npulang.backend.pipeline import SoftwarePipelining
+from npulang.backend.sync import FlagInsertion
+
+
+class Lower:
+    """Block IR -> machine IR: registers, symbolic index math, buffers placed per use."""
+
+    name = "lower"
+
+    def run(self, unit: Compilation) -> None:
+        lowering = Lowering(unit.fn, unit.spec)
+        unit.nodes = lowering.apply()
+        unit.notes = lowering.notes
+        unit.stage(self.name, lambda: format_mir(unit.nodes) + "".join(f"\n# {n}" for n in unit.notes))
+
+
+class SoftwarePipeline:
+    """`num_stages` private copies of each loop's per-iteration tiles (see `pipeline.py`)."""
+
+    name = "software-pipeline"
+
+    def run(self, unit: Compilation) -> None:
+        SoftwarePipelining(unit.num_stages).apply(unit.nodes)
+        unit.stage(self.name, lambda: format_mir(unit.nodes))
+
+
+class AllocateBuffers:
+    """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`."""
+
+    name = "allocate-buffers"
+
+    def run(self, unit: Compilation) -> None:
+        unit.symbols, unit.usage = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+
+
+class InsertFlags:
+    """set_flag/wait_flag for every cross-pipe conflict; raises `EventIdOverflowError`."""
+
+    name = "insert-flags"
+
+    def run(self, unit: Compilation) -> None:
+        FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        unit.stage(self.name, lambda: format_mir(unit.nodes))
+
+
+class Flatten:
+    """Loops and ifs -> labels and branches."""
+
+    name = "flatten"
+
+    def run(self, unit: Compilation) -> None:
+        unit.code = flatten(unit.nodes)
+
+
+class AllocateRegisters:
+    """Virtual -> machine scalar registers by linear scan; raises `RegisterOverflowError`."""
+
+    name = "allocate-registers"
+
+    def run(self, unit: Compilation) -> None:
+        assert unit.code is not None, "allocate-registers runs after flatten"
+        unit.registers = allocate_registers(unit.code, unit.spec.scalar.registers, unit.fn.name, unit.kernel_loc)
+        unit.instrs = [to_isa(i, unit.registers) for i in unit.code.instrs]
+
+
+class Bundle:
+    """Neighbouring instructions of different pipes -> VLIW issue bundles; the program is built here."""
+
+    name = "bundle"
+
+    def run(self, unit: Compilation) -> None:
+        assert unit.code is not None, "bundle runs after flatten"
+        bundles, labels = bundle(unit.instrs, unit.code.labels)
+        unit.program = Program(unit.fn.name, tuple(bundles), _arg_specs(unit.fn), labels, tuple(unit.symbols),
+                               {"num_stages": str(unit.num_stages), "machine": unit.spec.name})
+
+
+class Validate:
+    """Check the program against the machine (operand kinds, ranges, buffer bounds)."""
+
+    name = "validate"
+
+    def run(self, unit: Compilation) -> None:
+        assert unit.program is not None, "validate runs after bundle"
+        unit.program.validate(unit.spec)
+        unit.stage("assembly", lambda: disassemble(unit.program))  # type: ignore[arg-type]
+
+
+def _arg_specs(fn: ir.Function) -> tuple[ArgSpec, ...]:
+    out = []
+    for name, t in zip(fn.arg_names, fn.arg_types):
+        if isinstance(t, ir.PtrType):
+            out.append(ArgSpec(name, "ptr", t.pointee))
+        else:
+            out.append(ArgSpec(name, "scalar", t.dtype))
+    return tuple(out)
