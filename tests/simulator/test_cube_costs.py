@@ -119,3 +119,8 @@ def test_every_preset_loads_and_round_trips() -> None:
 def test_inconsistent_cube_models_are_rejected(spec: MachineSpec, change: dict, message: str) -> None:
     with pytest.raises(MachineSpecError, match=message.replace("(", r"\(")):
         spec.replace(cube=change)
+
+
+def test_the_cube_names_the_dtypes_it_takes(spec: MachineSpec) -> None:
+    with pytest.raises(MachineSpecError, match="the cube takes f16, bf16, f32 and i8 inputs, not i32"):
+        spec.cube_rate("i32")
