@@ -31,13 +31,44 @@ class ScalarSpec:
     branch_penalty: int
 
 
+CUBE_MODELS = ("fractal", "systolic")
+CUBE_DATAFLOWS = ("os", "ws")
+
+
 @dataclass(frozen=True, kw_only=True)
 class CubeSpec:
+    """The M pipe. `model` picks its timing: "fractal" (Da Vinci: one m x n x k_<dtype> block of MACs per
+    cycle) or "systolic" (a rows x cols PE array costed by folds, `dataflow` "os" or "ws", as SCALE-Sim).
+
+    Model-independent: m x n x k_<dtype> is the L0 layout granule a compiler pads cube tiles to, and
+    k_<dtype> / k is the input dtype's MAC rate relative to fp16/bf16 (`MachineSpec.cube_rate`).
+    `l0c_bytes_per_cycle` bounds every L0C write, so zeroing an accumulator (k=0) is not free.
+    """
+
+    model: str
     m: int
     n: int
     k: int
     k_int8: int
+    k_f32: int
     latency: int
+    l0c_bytes_per_cycle: int
+    rows: int | None = None  # systolic only
+    cols: int | None = None
+    dataflow: str | None = None
+
+    def problems(self) -> str | None:
+        """Why the combination of fields describes no cube (None when it is consistent)."""
+        if self.model not in CUBE_MODELS:
+            return f"cube.model must be one of {', '.join(CUBE_MODELS)}, got {self.model!r}"
+        systolic = (self.rows, self.cols, self.dataflow)
+        if self.model == "fractal":
+            return None if systolic == (None, None, None) else "cube.rows/cols/dataflow need model = \"systolic\""
+        if None in systolic:
+            return "a systolic cube needs cube.rows, cube.cols and cube.dataflow"
+        if self.dataflow not in CUBE_DATAFLOWS:
+            return f"cube.dataflow must be one of {', '.join(CUBE_DATAFLOWS)}, got {self.dataflow!r}"
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,9 +180,11 @@ class MachineSpec:
         return MachineSpec.from_dict(data, source=f"{self.source} (modified)")
 
     def to_dict(self) -> dict[str, Any]:
+        """The TOML layout; optional fields left unset are left out."""
         data = dataclasses.asdict(self)
         del data["source"]
-        return data
+        return {k: {f: x for f, x in v.items() if x is not None} if isinstance(v, dict) else v
+                for k, v in data.items()}
 
     # -- identity ------------------------------------------------------------------------------
     @cached_property
@@ -169,8 +202,31 @@ class MachineSpec:
     def l2_bytes_per_cycle(self) -> float:
         return self.hbm_bytes_per_cycle * self.l2.bandwidth_x_hbm
 
-    def cube_macs_per_cycle(self, int8: bool = False) -> int:
-        return self.cube.m * self.cube.n * (self.cube.k_int8 if int8 else self.cube.k)
+    # -- the cube, whatever its timing model ----------------------------------------------------
+    def cube_k(self, dtype: str = "f16") -> int:
+        """The reduction depth of one layout granule (and, on a fractal cube, of one cycle) for an input dtype."""
+        if dtype in ("f16", "bf16"):
+            return self.cube.k
+        if dtype == "i8":
+            return self.cube.k_int8
+        if dtype == "f32":
+            return self.cube.k_f32
+        raise MachineSpecError(f"the cube takes f16, bf16, f32 and i8 inputs, not {dtype}")
+
+    def cube_tile(self, dtype: str = "f16") -> tuple[int, int, int]:
+        """(m, n, k) of the L0 layout granule for an input dtype: what a compiler pads cube tiles to."""
+        return self.cube.m, self.cube.n, self.cube_k(dtype)
+
+    def cube_rate(self, dtype: str = "f16") -> float:
+        """MACs per cycle of an input dtype relative to fp16/bf16."""
+        return self.cube_k(dtype) / self.cube.k
+
+    def cube_macs_per_cycle(self, int8: bool = False, dtype: str | None = None) -> int:
+        """Peak MACs per cycle per core (fp16 unless `dtype` or `int8`)."""
+        dt = dtype if dtype is not None else "i8" if int8 else "f16"
+        if self.cube.model == "systolic":
+            return int(self.cube.rows * self.cube.cols * self.cube_rate(dt))
+        return self.cube.m * self.cube.n * self.cube_k(dt)
 
     def buffer_bytes(self, space: str) -> int:
         return getattr(self.buffers, space)
@@ -191,11 +247,16 @@ def _build(cls: type, data: Any, source: str, prefix: str, extra: dict[str, Any]
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise MachineSpecError(f"{source}: unknown field {prefix}{unknown[0]} (known: {', '.join(names)})")
+    optional = {f.name for f in dataclasses.fields(cls) if f.default is None}  # `x: T | None = None` fields
     values: dict[str, Any] = dict(extra or {})
     for name in names:
+        if data.get(name) is None and name in optional:
+            continue
         if name not in data:
             raise MachineSpecError(f"{source}: missing field {prefix}{name}")
         hint, value = hints[name], data[name]
+        if name in optional:
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
         if dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value, source, f"{prefix}{name}.")
             continue
@@ -206,4 +267,8 @@ def _build(cls: type, data: Any, source: str, prefix: str, extra: dict[str, Any]
         if hint in (int, float) and value <= 0:
             raise MachineSpecError(f"{source}: field {prefix}{name} must be positive, got {value!r}")
         values[name] = hint(value)
-    return cls(**values)
+    built = cls(**values)
+    problem = built.problems() if hasattr(built, "problems") else None
+    if problem:
+        raise MachineSpecError(f"{source}: {problem}")
+    return built
