@@ -65,9 +65,13 @@ class SyncOp:
 
 @dataclass(frozen=True, slots=True)
 class PipeOp:
+    """`setup`: cycles of a GM transfer's command set-up before its GM side starts (the core books the
+    transfer at start + setup and occupies the pipe for at least setup + the transfer's cycles)."""
+
     resolve: Callable[[list], tuple]
     plan: Callable[[tuple], Plan]
     execute: Callable[[tuple, CoreMemory], None]
+    setup: int = 0
 
 
 Lowered = ScalarOp | SyncOp | PipeOp

@@ -41,4 +41,4 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
             x = np.maximum(x, 0)
         mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = convert(x, dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)

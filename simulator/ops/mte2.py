@@ -45,7 +45,7 @@ def _load(instr: Instr, env: Env) -> PipeOp:
             dst[...] = convert(a[PAD], dt)
         dst[:vr, :vc] = mem.tile("gm", a[SRC], vr, vc, a[SRS], a[SCS], dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)
 
 
 @rule("gather")

@@ -40,7 +40,7 @@ def _store(instr: Instr, env: Env) -> PipeOp:
         vr, vc, srs, drs, dcs = shape(a)
         mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = mem.tile("ub", a[SRC], vr, vc, srs, 1, dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)
 
 
 @rule("scatter")

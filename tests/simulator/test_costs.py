@@ -68,6 +68,26 @@ def test_small_commands_cost_more_than_one_large_on_every_dma_pipe(spec: Machine
         assert many - one == 15 * section.command_cycles > 0, pipe
 
 
+def test_set_up_is_not_hidden_behind_a_contended_gm_stream(spec: MachineSpec) -> None:
+    """Every core streams its own cold 64 KiB (HBM-bound): the GM side of each command starts after its
+    set-up, so 64 commands of 1 KiB still pay 64 set-ups on every core's MTE2."""
+    x = np.zeros(spec.cores * 65536 // 4, np.float32)
+
+    def stream(count: int) -> RunResult:
+        cols = 65536 // count // 4
+        body = loop(count, f"load ub[0], gm[s0], dtype=f32, rows=1, cols={cols}, src_rs={cols}", cols * 4,
+                    setup="    pid s1, 0\n    mul s1, s1, 65536\n    add s0, s0, s1\n")
+        lines = [".kernel t", ".arg x ptr f32", "    arg s0, 0"]
+        return Device(spec).run(assemble("\n".join(lines) + "\n" + body), (spec.cores,), [x],
+                                SimOptions(functional=False))
+
+    one, many = stream(1), stream(64)
+    assert one.hbm_bytes == many.hbm_bytes == x.nbytes
+    for core in many.per_core:
+        assert core.busy["mte2"] >= 64 * spec.mte2.command_cycles + 65536 // spec.mte2.bytes_per_cycle
+    assert many.cycles > one.cycles
+
+
 # -- defect 5: on-chip writes cost time --------------------------------------------------------------
 def test_fully_padded_load_fills_at_the_mte2_rate(spec: MachineSpec) -> None:
     """valid_rows=0 reads nothing from GM but still writes all of L1 (512 KiB)."""
