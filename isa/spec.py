@@ -73,7 +73,11 @@ class CubeSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class VectorSpec:
+    """`block_bytes`: the unit of the repeat/block-stride addressing; a repeat moves at most
+    bytes_per_cycle / block_bytes blocks of each operand."""
+
     bytes_per_cycle: int
+    block_bytes: int
     latency: int
 
 
@@ -107,7 +111,11 @@ class GmSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class DmaSpec:
+    """`command_cycles`: pipe occupancy of every command besides its bytes (set-up the next command
+    cannot overlap); `latency`: start-up until the first byte lands, which later commands overlap."""
+
     bytes_per_cycle: int
+    command_cycles: int
     latency: int
 
 
@@ -115,6 +123,7 @@ class DmaSpec:
 class Mte1Spec:
     l0a_bytes_per_cycle: int
     l0b_bytes_per_cycle: int
+    command_cycles: int  # as DmaSpec.command_cycles
     latency: int
 
 

@@ -389,14 +389,16 @@ class _ProgramRun:
             if shifted is None:
                 shifted = self._new_shifted(op, args, key)
             accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = shifted
+            setup = op.setup  # the GM side starts after the command's set-up
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
                 if size:
-                    moved = self.gm.transfer_block(start, xaddr + addr - region.start, size, port, region.start << 40)
+                    moved = setup + self.gm.transfer_block(start + setup, xaddr + addr - region.start, size, port,
+                                                           region.start << 40)
                 else:
-                    moved = self.gm.transfer(start, xfer, port, addr - region.start, region.start)
+                    moved = setup + self.gm.transfer(start + setup, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
-                moved = self.gm.transfer(start, xfer, port)
+                moved = setup + self.gm.transfer(start + setup, xfer, port)
             if moved > occupancy:
                 occupancy = moved
             if self.races is not None:

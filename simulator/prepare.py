@@ -24,9 +24,10 @@ class Op:
 
     `gm_pos` is the position of the instruction's one GM address operand in its resolved arguments
     (-1 if it has none or several): its plan is cached by the other operands and shifted to the address.
+    `setup`: the command set-up before its GM side starts (`PipeOp.setup`).
     """
 
-    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos")
+    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos", "setup")
 
     def __init__(self, index: int, instr: Instr, pipe: int, lowered: PipeOp | SyncOp, events: int) -> None:
         self.index = index
@@ -37,6 +38,7 @@ class Op:
         self.execute: Callable[[tuple, Any], None] | None = None
         self.flag = -1
         self.dst = -1
+        self.setup = 0
         gm = [i for i, v in enumerate(instr.args) if isinstance(v, Mem) and v.space == "gm"]
         self.gm_pos = gm[0] if len(gm) == 1 else -1
         if isinstance(lowered, SyncOp):
@@ -46,6 +48,7 @@ class Op:
         else:
             self.kind = WORK
             self.resolve, self.plan, self.execute = lowered.resolve, lowered.plan, lowered.execute
+            self.setup = lowered.setup
 
 
 class ScalarStep(NamedTuple):

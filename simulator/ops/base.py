@@ -65,9 +65,13 @@ class SyncOp:
 
 @dataclass(frozen=True, slots=True)
 class PipeOp:
+    """`setup`: cycles of a GM transfer's command set-up before its GM side starts (the core books the
+    transfer at start + setup and occupies the pipe for at least setup + the transfer's cycles)."""
+
     resolve: Callable[[list], tuple]
     plan: Callable[[tuple], Plan]
     execute: Callable[[tuple, CoreMemory], None]
+    setup: int = 0
 
 
 Lowered = ScalarOp | SyncOp | PipeOp
@@ -176,6 +180,45 @@ def check_shape(**dims: int) -> None:
 def cycles(nbytes: int, bytes_per_cycle: float) -> int:
     """Cycles to move `nbytes` at a rate, at least 1."""
     return max(1, math.ceil(nbytes / bytes_per_cycle))
+
+
+def command_cycles(command: int, nbytes: int, bytes_per_cycle: float) -> int:
+    """A DMA command's occupancy on its on-chip side: its set-up (`command_cycles` in the spec), then
+    every byte it reads or writes on chip, padding included, at the pipe's rate. Nothing on chip is
+    written for free. A GM transfer's occupancy is the longer of this and its GM side."""
+    return command + math.ceil(nbytes / bytes_per_cycle)
+
+
+def run_blocks(addr: int, nbytes: int, block: int) -> int:
+    """Aligned `block`-byte blocks that the run [addr, addr + nbytes) overlaps (nbytes > 0)."""
+    return (addr + nbytes - 1) // block - addr // block + 1
+
+
+def tile_blocks(addr: int, rows: int, cols: int, rs: int, cs: int, itemsize: int, block: int) -> int:
+    """Blocks a vector operand supplies to its repeats, in lane order (Da Vinci repeat/block-stride
+    addressing): a block is `block` contiguous bytes feeding consecutive lanes, so a contiguous tile is
+    one run, each row of a row-strided tile its own run (rows never share a block, as their lanes do
+    not continue each other), a broadcast row (cs = 0) one block per row, and any other column stride
+    one block per element. Blocks are counted per use: a row re-read (rs = 0) is read again."""
+    if rows <= 0 or cols <= 0:
+        return 0
+    if cs != 1:
+        return rows if cs == 0 else rows * cols
+    row = cols * itemsize
+    if rs == cols or rows == 1:
+        return run_blocks(addr, rows * row, block)
+    pitch = rs * itemsize
+    if pitch % block == 0:  # every row starts at the same offset within its block
+        return rows * run_blocks(addr, row, block)
+    return sum(run_blocks(addr + r * pitch, row, block) for r in range(rows))
+
+
+def vector_cycles(blocks: int, bytes_per_cycle: int, block: int) -> int:
+    """Repeats (one per cycle) for the operand touching the most blocks: a repeat moves
+    bytes_per_cycle / block blocks of every operand at once (each from its own UB bank group), so the
+    operands do not serialise and the busiest one sets the count. At least 1."""
+    per_repeat = max(1, bytes_per_cycle // block)
+    return max(1, -(-blocks // per_repeat))
 
 
 def is_int(dt: np.dtype) -> bool:

@@ -7,7 +7,7 @@ import numpy as np
 from isa import DTYPES, Instr
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import Env, Plan, PipeOp, convert, copy_shape, cycles, fields, make_resolver, rule
+from simulator.ops.base import Env, Plan, PipeOp, command_cycles, convert, copy_shape, fields, make_resolver, rule
 
 
 @rule("fixpipe")
@@ -19,7 +19,7 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
     relu = bool(instr.get("relu"))
     DST, SRC, ROWS, COLS, SRS, DRS, DCS, VR, VC = fields(
         instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs", "dst_cs", "valid_rows", "valid_cols")
-    rate, latency = env.spec.fix.bytes_per_cycle, env.spec.fix.latency
+    rate, command, latency = env.spec.fix.bytes_per_cycle, env.spec.fix.command_cycles, env.spec.fix.latency
 
     def shape(a: tuple) -> tuple[int, int, int, int, int]:
         return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
@@ -28,7 +28,7 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
         vr, vc, srs, drs, dcs = shape(a)
         slo, shi = span(a[SRC], vr, vc, srs, 1, se)
         dlo, dhi = span(a[DST], vr, vc, drs, dcs, de)
-        occ = cycles(vr * vc * se, rate)
+        occ = command_cycles(command, vr * vc * max(se, de), rate)  # set-up, then the wider of read and write
         if space == "gm":
             return Plan((("l0c", slo, shi, False), ("gm", dlo, dhi, True)), occ, latency,
                         GmXfer(a[DST], vr, vc, drs * de, dcs * de, de, True), rate)
@@ -41,4 +41,4 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
             x = np.maximum(x, 0)
         mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = convert(x, dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)

@@ -7,7 +7,7 @@ import numpy as np
 from isa import DTYPES, Instr
 from simulator.errors import SimError
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import Env, Plan, PipeOp, check_shape, cycles, fields, make_resolver, rule
+from simulator.ops.base import Env, Plan, PipeOp, check_shape, command_cycles, fields, make_resolver, rule
 
 
 def _rate(env: Env, space: str) -> int:
@@ -22,7 +22,7 @@ def _move(instr: Instr, env: Env) -> PipeOp:
     e = dt.itemsize
     transpose = bool(instr.get("transpose"))
     DST, SRC, ROWS, COLS, SRS, DRS = fields(instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs")
-    rate, latency = _rate(env, space), env.spec.mte1.latency
+    rate, command, latency = _rate(env, space), env.spec.mte1.command_cycles, env.spec.mte1.latency
 
     def shape(a: tuple) -> tuple[int, int, int, int, int, int]:
         rows, cols = a[ROWS], a[COLS]
@@ -36,7 +36,8 @@ def _move(instr: Instr, env: Env) -> PipeOp:
         rows, cols, srows, scols, srs, drs = shape(a)
         slo, shi = span(a[SRC], srows, scols, srs, 1, e)
         dlo, dhi = span(a[DST], rows, cols, drs, 1, e)
-        return Plan((("l1", slo, shi, False), (space, dlo, dhi, True)), cycles(rows * cols * e, rate), latency)
+        return Plan((("l1", slo, shi, False), (space, dlo, dhi, True)), command_cycles(command, rows * cols * e, rate),
+                    latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols, srows, scols, srs, drs = shape(a)
@@ -54,7 +55,7 @@ def _img2col(instr: Instr, env: Env) -> PipeOp:
     names = ("dst", "src", "c", "h", "w", "kh", "kw", "stride_h", "stride_w", "pad_top", "pad_left",
              "dil_h", "dil_w", "ow", "pos", "rows", "k0", "cols")
     pos_of = dict(zip(names, fields(instr, *names)))
-    rate, latency = _rate(env, space), env.spec.mte1.latency
+    rate, command, latency = _rate(env, space), env.spec.mte1.command_cycles, env.spec.mte1.latency
 
     def get(a: tuple) -> dict[str, int]:
         v = {n: a[i] for n, i in pos_of.items()}
@@ -68,7 +69,7 @@ def _img2col(instr: Instr, env: Env) -> PipeOp:
         fmap = v["h"] * v["w"] * v["c"] * e
         out = v["rows"] * v["cols"] * e
         return Plan((("l1", v["src"], v["src"] + fmap, False), (space, v["dst"], v["dst"] + out, True)),
-                    cycles(out, rate), latency)
+                    command_cycles(command, out, rate), latency)  # padding taps are written too
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         v = get(a)

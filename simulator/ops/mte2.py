@@ -9,7 +9,8 @@ from simulator.errors import OutOfBounds
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
 from simulator.ops.base import (
-    Env, Plan, PipeOp, active_lanes, check_shape, clamp, convert, fields, lane_accesses, make_resolver, rule,
+    Env, Plan, PipeOp, active_lanes, check_shape, clamp, command_cycles, convert, fields, lane_accesses,
+    make_resolver, rule,
 )
 
 
@@ -20,7 +21,7 @@ def _load(instr: Instr, env: Env) -> PipeOp:
     e = dt.itemsize
     DST, SRC, ROWS, COLS, SRS, SCS, DRS, VR, VC, PAD = fields(
         instr, "dst", "src", "rows", "cols", "src_rs", "src_cs", "dst_rs", "valid_rows", "valid_cols", "pad")
-    latency, port = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle
+    latency, port, command = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle, env.spec.mte2.command_cycles
 
     def shape(a: tuple) -> tuple[int, int, int, int, int]:
         rows, cols = a[ROWS], a[COLS]
@@ -33,8 +34,9 @@ def _load(instr: Instr, env: Env) -> PipeOp:
         src, srs, scs = a[SRC], a[SRS], a[SCS]
         dlo, dhi = span(a[DST], rows, cols, drs, 1, e)
         glo, ghi = span(src, vr, vc, srs, scs, e)
-        return Plan(((space, dlo, dhi, True), ("gm", glo, ghi, False)), 1, latency,
-                    GmXfer(src, vr, vc, srs * e, scs * e, e, False), port)
+        # on chip every element of the tile is written, the padding at the pipe's rate like the data
+        return Plan(((space, dlo, dhi, True), ("gm", glo, ghi, False)), command_cycles(command, rows * cols * e, port),
+                    latency, GmXfer(src, vr, vc, srs * e, scs * e, e, False), port)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols, drs, vr, vc = shape(a)
@@ -43,7 +45,7 @@ def _load(instr: Instr, env: Env) -> PipeOp:
             dst[...] = convert(a[PAD], dt)
         dst[:vr, :vc] = mem.tile("gm", a[SRC], vr, vc, a[SRS], a[SCS], dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)
 
 
 @rule("gather")

@@ -8,7 +8,8 @@ from isa import DTYPES, Instr
 from simulator.gm import GmXfer
 from simulator.memory import CoreMemory, span
 from simulator.ops.base import (
-    Env, Plan, PipeOp, active_lanes, check_shape, copy_shape, cycles, fields, lane_accesses, make_resolver, rule,
+    Env, Plan, PipeOp, active_lanes, check_shape, command_cycles, copy_shape, fields, lane_accesses, make_resolver,
+    rule,
 )
 from simulator.ops.mte2 import gm_lanes
 
@@ -20,7 +21,7 @@ def _store(instr: Instr, env: Env) -> PipeOp:
     e = dt.itemsize
     DST, SRC, ROWS, COLS, SRS, DRS, DCS, VR, VC = fields(
         instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs", "dst_cs", "valid_rows", "valid_cols")
-    rate, latency = env.spec.mte3.bytes_per_cycle, env.spec.mte3.latency
+    rate, command, latency = env.spec.mte3.bytes_per_cycle, env.spec.mte3.command_cycles, env.spec.mte3.latency
 
     def shape(a: tuple) -> tuple[int, int, int, int, int]:
         return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
@@ -30,15 +31,16 @@ def _store(instr: Instr, env: Env) -> PipeOp:
         slo, shi = span(a[SRC], vr, vc, srs, 1, e)
         dlo, dhi = span(a[DST], vr, vc, drs, dcs, e)
         acc = (("ub", slo, shi, False), (space, dlo, dhi, True))
+        occ = command_cycles(command, vr * vc * e, rate)  # set-up, then the UB read
         if space == "gm":
-            return Plan(acc, 1, latency, GmXfer(a[DST], vr, vc, drs * e, dcs * e, e, True), rate)
-        return Plan(acc, cycles(vr * vc * e, rate), latency)
+            return Plan(acc, occ, latency, GmXfer(a[DST], vr, vc, drs * e, dcs * e, e, True), rate)
+        return Plan(acc, occ, latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         vr, vc, srs, drs, dcs = shape(a)
         mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = mem.tile("ub", a[SRC], vr, vc, srs, 1, dt)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    return PipeOp(make_resolver(instr), plan, execute, command)
 
 
 @rule("scatter")

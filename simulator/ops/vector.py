@@ -2,7 +2,8 @@
 
 Tiles are rows x cols with element strides (None: rs = cols, cs = 1; 0 broadcasts). Math on f16/bf16
 runs in f32 and rounds once; integer math runs in int64 and wraps to the dtype; casts follow
-`convert`. Occupancy is rows*cols*widest itemsize / vector bytes per cycle (at least 1).
+`convert`. Occupancy is one cycle per repeat: the operand that touches the most 32-byte blocks
+(`tile_blocks`: contiguous runs pack 8 blocks a repeat, strided elements take a block each) sets it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from isa import DTYPES, Instr, Mem
 from isa.instructions import COMPARISONS
 from simulator.errors import SimError
 from simulator.memory import CoreMemory, span
-from simulator.ops.base import (Access, Env, Plan, PipeOp, check_shape, compute_dtype, convert, cycles, fields,
-                                is_int, make_resolver, rule)
+from simulator.ops.base import (Access, Env, Plan, PipeOp, check_shape, compute_dtype, convert, fields, is_int,
+                                make_resolver, rule, run_blocks, tile_blocks, vector_cycles)
 
 BOOL = np.dtype(np.bool_)
 I32 = np.dtype(np.int32)
@@ -43,6 +44,10 @@ class _Tile:
         lo, hi = span(a[self.pos], rows, cols, rs, cs, self.dt.itemsize)
         return ("ub", lo, hi, write)
 
+    def blocks(self, a: tuple, rows: int, cols: int, block: int) -> int:
+        rs, cs = self.strides(a, cols)
+        return tile_blocks(a[self.pos], rows, cols, rs, cs, self.dt.itemsize, block)
+
     def view(self, a: tuple, mem: CoreMemory, rows: int, cols: int) -> np.ndarray:
         if not self.is_mem:
             return convert(a[self.pos], self.dt)  # a broadcast scalar, in the instruction's dtype
@@ -50,19 +55,22 @@ class _Tile:
         return mem.tile("ub", a[self.pos], rows, cols, rs, cs, self.dt)
 
 
-def _vector_op(instr: Instr, env: Env, ins: list[_Tile], out: _Tile, widest: int,
+def _vector_op(instr: Instr, env: Env, ins: list[_Tile], out: _Tile,
                compute: Callable[[list[np.ndarray]], np.ndarray]) -> PipeOp:
     """An elementwise instruction: reads `ins` (scalars allowed), writes `out`, all rows x cols."""
     ROWS, COLS = fields(instr, "rows", "cols")
-    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+    v = env.spec.vector
+    rate, block, latency = v.bytes_per_cycle, v.block_bytes, v.latency
     mems = [t for t in ins if t.is_mem]
+    tiles = [*mems, out]
 
     def plan(a: tuple) -> Plan:
         rows, cols = a[ROWS], a[COLS]
         check_shape(rows=rows, cols=cols)
         acc = [t.access(a, rows, cols, False) for t in mems]
         acc.append(out.access(a, rows, cols, True))
-        return Plan(tuple(acc), cycles(rows * cols * widest, rate), latency)
+        blocks = max(t.blocks(a, rows, cols, block) for t in tiles)
+        return Plan(tuple(acc), vector_cycles(blocks, rate, block), latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols = a[ROWS], a[COLS]
@@ -124,7 +132,7 @@ def _vbin(instr: Instr, env: Env) -> PipeOp:
         return r.astype(dt) if r.dtype.kind != "f" or not integer else convert(r, dt)
 
     return _vector_op(instr, env, [_Tile(instr, "a", dt), _Tile(instr, "b", dt)], _Tile(instr, "dst", out_dt),
-                      dt.itemsize, compute)
+                      compute)
 
 
 # -- unary ----------------------------------------------------------------------------------------
@@ -163,7 +171,7 @@ def _vun(instr: Instr, env: Env) -> PipeOp:
     def compute(v: list[np.ndarray]) -> np.ndarray:
         return fn(np.asarray(v[0]).astype(cd)).astype(dt)
 
-    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), dt.itemsize, compute)
+    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), compute)
 
 
 # -- select, cast, copy, fill, iota -----------------------------------------------------------------
@@ -171,30 +179,26 @@ def _vun(instr: Instr, env: Env) -> PipeOp:
 def _vsel(instr: Instr, env: Env) -> PipeOp:
     dt = DTYPES[instr.get("dtype")].np
     ins = [_Tile(instr, "c", BOOL), _Tile(instr, "a", dt), _Tile(instr, "b", dt)]
-    return _vector_op(instr, env, ins, _Tile(instr, "dst", dt), dt.itemsize,
-                      lambda v: np.where(v[0], v[1], v[2]))
+    return _vector_op(instr, env, ins, _Tile(instr, "dst", dt), lambda v: np.where(v[0], v[1], v[2]))
 
 
 @rule("vcast")
 def _vcast(instr: Instr, env: Env) -> PipeOp:
     src = DTYPES[instr.get("from_dtype")].np
     dt = DTYPES[instr.get("dtype")].np
-    return _vector_op(instr, env, [_Tile(instr, "a", src)], _Tile(instr, "dst", dt),
-                      max(src.itemsize, dt.itemsize), lambda v: convert(v[0], dt))
+    return _vector_op(instr, env, [_Tile(instr, "a", src)], _Tile(instr, "dst", dt), lambda v: convert(v[0], dt))
 
 
 @rule("vcopy")
 def _vcopy(instr: Instr, env: Env) -> PipeOp:
     dt = DTYPES[instr.get("dtype")].np
-    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), dt.itemsize,
-                      lambda v: v[0].copy())
+    return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), lambda v: v[0].copy())
 
 
 @rule("vdup")
 def _vdup(instr: Instr, env: Env) -> PipeOp:
     dt = DTYPES[instr.get("dtype")].np
-    return _vector_op(instr, env, [_Tile(instr, "value", dt)], _Tile(instr, "dst", dt), dt.itemsize,
-                      lambda v: v[0])
+    return _vector_op(instr, env, [_Tile(instr, "value", dt)], _Tile(instr, "dst", dt), lambda v: v[0])
 
 
 @rule("viota")
@@ -203,7 +207,7 @@ def _viota(instr: Instr, env: Env) -> PipeOp:
     wide = np.int64 if is_int(dt) else np.float64
     ROWS, COLS, START, RSTEP, CSTEP = fields(instr, "rows", "cols", "start", "row_step", "col_step")
     out = _Tile(instr, "dst", dt)
-    op = _vector_op(instr, env, [], out, dt.itemsize, lambda v: None)
+    op = _vector_op(instr, env, [], out, lambda v: None)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols = a[ROWS], a[COLS]
@@ -227,7 +231,8 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
     out_dt = I32 if arg else dt
     src = _Tile(instr, "a", dt)
     DST, ROWS, COLS = fields(instr, "dst", "rows", "cols")
-    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+    v = env.spec.vector
+    rate, block, latency = v.bytes_per_cycle, v.block_bytes, v.latency
     reduce = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax, "argmin": np.argmin}[op]
 
     def shape(a: tuple) -> tuple[int, int, int]:
@@ -240,7 +245,8 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
     def plan(a: tuple) -> Plan:
         rows, cols, n = shape(a)
         out = ("ub", a[DST], a[DST] + n * out_dt.itemsize, True)
-        return Plan((src.access(a, rows, cols, False), out), cycles(rows * cols * dt.itemsize, rate), latency)
+        blocks = max(src.blocks(a, rows, cols, block), run_blocks(a[DST], n * out_dt.itemsize, block) if n else 0)
+        return Plan((src.access(a, rows, cols, False), out), vector_cycles(blocks, rate, block), latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols, n = shape(a)
@@ -257,12 +263,14 @@ def _vprint(instr: Instr, env: Env) -> PipeOp:
     dt = DTYPES[instr.get("dtype")].np
     src = _Tile(instr, "a", dt)
     FMT, ROWS, COLS = fields(instr, "fmt", "rows", "cols")
-    rate, latency = env.spec.vector.bytes_per_cycle, env.spec.vector.latency
+    v = env.spec.vector
+    rate, block, latency = v.bytes_per_cycle, v.block_bytes, v.latency
 
     def plan(a: tuple) -> Plan:
         rows, cols = a[ROWS], a[COLS]
         check_shape(rows=rows, cols=cols)
-        return Plan((src.access(a, rows, cols, False),), cycles(rows * cols * dt.itemsize, rate), latency)
+        blocks = src.blocks(a, rows, cols, block)
+        return Plan((src.access(a, rows, cols, False),), vector_cycles(blocks, rate, block), latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         tile = src.view(a, mem, a[ROWS], a[COLS])

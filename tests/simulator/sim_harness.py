@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from isa import from_numpy
@@ -36,3 +38,10 @@ def run_vector(instr: str, inputs: list[np.ndarray], out: np.ndarray, **options:
 def strided(flat: np.ndarray, rows: int, cols: int, rs: int, cs: int) -> np.ndarray:
     """The rows x cols view of a flat array with element strides (the reference for tile operands)."""
     return np.lib.stride_tricks.as_strided(flat, (rows, cols), (rs * flat.itemsize, cs * flat.itemsize))
+
+
+def dma_cycles(pipe: object, onchip_bytes: int, gm_bytes: int = 0, rate: float | None = None) -> int:
+    """A lone DMA command's occupancy from the spec: its set-up plus its on-chip bytes at the pipe's
+    rate, or its GM side if that is longer (`pipe` is a spec section: spec.mte2, spec.fix, ...)."""
+    rate = pipe.bytes_per_cycle if rate is None else rate
+    return max(pipe.command_cycles + math.ceil(onchip_bytes / rate), math.ceil(gm_bytes / rate))

@@ -11,6 +11,8 @@ from isa import MachineSpec, SourceLoc
 from isa.asm import assemble
 from simulator import Device, SimOptions
 
+from sim_harness import dma_cycles
+
 
 def bursts(offset: int, rows: int, row_bytes: int, stride: int, burst: int) -> int:
     """Bytes a 2-D GM access moves: each row rounded out to whole bursts (arrays count as aligned)."""
@@ -65,11 +67,11 @@ def test_vector_add_single_program_cycles(device: Device, spec: MachineSpec) -> 
     np.testing.assert_array_equal(out, x + y)
     assert spec.hbm_bytes_per_cycle > spec.mte2.bytes_per_cycle  # a lone core is port-bound
     nbytes = 4 * block
-    load = ceil_div(nbytes, spec.mte2.bytes_per_cycle)
+    load = dma_cycles(spec.mte2, nbytes, nbytes)
     first_load = 10  # bundle index = issue cycle
     loads_done = first_load + 2 * load + spec.mte2.latency
     vec_done = loads_done + spec.vector.latency + ceil_div(nbytes, spec.vector.bytes_per_cycle)
-    store_done = vec_done + spec.mte3.latency + ceil_div(nbytes, spec.mte3.bytes_per_cycle)
+    store_done = vec_done + spec.mte3.latency + dma_cycles(spec.mte3, nbytes, nbytes)
     assert res.cycles == store_done
     assert res.instructions == 19
     assert res.pipe_busy["mte2"] == 2 * load
@@ -112,8 +114,9 @@ def test_strided_copy_with_padding(device: Device, spec: MachineSpec, pad: float
     expected = np.full((8, 16), pad, np.float16)
     expected[:5, :7] = a[3:8, 4:11]
     np.testing.assert_array_equal(out, expected)
-    load = ceil_div(bursts(src_off, 5, 7 * 2, 32, spec.gm.burst_bytes), spec.mte2.bytes_per_cycle)
-    store = ceil_div(bursts(0, 8, 32, 32, spec.gm.burst_bytes), spec.mte3.bytes_per_cycle)
+    # the load writes the whole 8 x 16 tile on chip, padding included
+    load = dma_cycles(spec.mte2, 8 * 16 * 2, bursts(src_off, 5, 7 * 2, 32, spec.gm.burst_bytes))
+    store = dma_cycles(spec.mte3, 8 * 16 * 2, bursts(0, 8, 32, 32, spec.gm.burst_bytes))
     assert res.cycles == 2 + load + spec.mte2.latency + store + spec.mte3.latency
     assert res.gm_bytes == 5 * spec.gm.burst_bytes + 8 * 32
 
@@ -162,14 +165,14 @@ def test_one_mmad_tile(device: Device, spec: MachineSpec, dt: str) -> None:
     else:
         np.testing.assert_array_equal(c, a.astype(np.int32) @ b.astype(np.int32))
     # analytic schedule: two loads back to back, two moves back to back, mmad, fixpipe
-    la, lb = ceil_div(m * k * e, spec.mte2.bytes_per_cycle), ceil_div(k * n * e, spec.mte2.bytes_per_cycle)
+    la, lb = dma_cycles(spec.mte2, m * k * e, m * k * e), dma_cycles(spec.mte2, k * n * e, k * n * e)
     loads_done = 3 + la + lb + spec.mte2.latency
-    ma = ceil_div(m * k * e, spec.mte1.l0a_bytes_per_cycle)
-    mb = ceil_div(k * n * e, spec.mte1.l0b_bytes_per_cycle)
+    ma = dma_cycles(spec.mte1, m * k * e, rate=spec.mte1.l0a_bytes_per_cycle)
+    mb = dma_cycles(spec.mte1, k * n * e, rate=spec.mte1.l0b_bytes_per_cycle)
     moves_done = max(loads_done + ma + spec.mte1.latency, loads_done + ma + mb + spec.mte1.latency)
     cube = math.ceil(m / spec.cube.m) * math.ceil(n / spec.cube.n) * math.ceil(k / k_step)
     mmad_done = moves_done + cube + spec.cube.latency
-    fix = max(ceil_div(m * n * 4, spec.fix.bytes_per_cycle), ceil_div(m * n * 4, spec.fix.bytes_per_cycle))
+    fix = dma_cycles(spec.fix, m * n * 4, m * n * 4)
     assert res.cycles == mmad_done + fix + spec.fix.latency
     assert res.pipe_busy["m"] == cube
 
@@ -226,14 +229,14 @@ def test_double_buffered_dma_mmad_loop(device: Device, spec: MachineSpec) -> Non
     np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-4, atol=1e-4)
     # steady state: the loads of tile t+2 wait for mmad t, which waits for tile t's loads to complete
     burst = spec.gm.burst_bytes
-    la = ceil_div(bursts(0, 32, 64, 2 * K, burst), spec.mte2.bytes_per_cycle)
-    lb = ceil_div(32 * 16 * 2, spec.mte2.bytes_per_cycle)
+    la = dma_cycles(spec.mte2, 32 * 32 * 2, bursts(0, 32, 64, 2 * K, burst))
+    lb = dma_cycles(spec.mte2, 32 * 16 * 2, 32 * 16 * 2)
     cube = math.ceil(32 / spec.cube.m) * math.ceil(16 / spec.cube.n) * math.ceil(32 / spec.cube.k)
     period = la + lb + spec.mte2.latency + cube + spec.cube.latency  # one pair of tiles
     first_load = 8
     last_loads_start = first_load + (pairs - 1) * period + (la + lb)
     last_mmad_done = last_loads_start + la + lb + spec.mte2.latency + cube + spec.cube.latency
-    expected = last_mmad_done + ceil_div(32 * 16 * 4, spec.fix.bytes_per_cycle) + spec.fix.latency
+    expected = last_mmad_done + dma_cycles(spec.fix, 32 * 16 * 4, 32 * 16 * 4) + spec.fix.latency
     assert res.cycles == expected
     assert res.pipe_busy["mte2"] == 2 * pairs * (la + lb)
     assert res.pipe_busy["m"] == 2 * pairs * cube

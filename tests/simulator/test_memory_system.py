@@ -8,6 +8,8 @@ from isa import MachineSpec
 from isa.asm import assemble
 from simulator import Device, SimOptions
 
+from sim_harness import dma_cycles
+
 COPY = """
 .kernel copy
 .arg x ptr f16
@@ -69,7 +71,7 @@ def test_independent_dma_and_mmad_overlap(spec: MachineSpec) -> None:
         return Device(spec).run(assemble(OVERLAP.format(dma=dma, mmad=mmad)), (1,), [x]).cycles
 
     dma_only, mmad_only, both = cycles(DMA, "nop"), cycles("nop", MMAD), cycles(DMA, MMAD)
-    assert dma_only == 1 + x.nbytes // spec.mte2.bytes_per_cycle + spec.mte2.latency
+    assert dma_only == 1 + dma_cycles(spec.mte2, x.nbytes, x.nbytes) + spec.mte2.latency
     assert mmad_only == 2 + 8 * 8 * 8 + spec.cube.latency
     assert both == max(dma_only, mmad_only)  # not the sum
 
