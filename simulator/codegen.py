@@ -273,7 +273,7 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
         w(f"        region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
         w("    if size:  # one contiguous run of bytes")
         w("        rstart = region.start")
-        w("        moved = transfer_block(start, xaddr + addr - rstart, size, port, rstart << 40)")
+        w("        moved = transfer_block(start, xaddr + addr - rstart, size, port, rstart << 40, gwrite)")
         w("    else:")
         w("        moved = transfer(start, xfer, port, addr - region.start, region.start)")
         w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")

@@ -392,7 +392,8 @@ class _ProgramRun:
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
                 if size:
-                    moved = self.gm.transfer_block(start, xaddr + addr - region.start, size, port, region.start << 40)
+                    moved = self.gm.transfer_block(start, xaddr + addr - region.start, size, port, region.start << 40,
+                                                   gwrite)
                 else:
                     moved = self.gm.transfer(start, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses

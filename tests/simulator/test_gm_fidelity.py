@@ -1,0 +1,132 @@
+"""GM model corners: stores reach HBM, no burst beats the HBM rate, gathers take the L2/HBM path."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from isa import MachineSpec
+from isa.asm import assemble
+from simulator import Device, SimOptions
+
+RELU_IN_PLACE = """
+.kernel relu_in_place
+.arg x ptr f16
+    arg s0, 0
+    pid s1, 0
+    mul s1, s1, {tile_bytes}
+    add s0, s0, s1
+    load ub[0], gm[s0], dtype=f16, rows={rows}, cols={cols}, src_rs={cols}
+    set_flag mte2, v, 0
+    wait_flag mte2, v, 0
+    vun relu, ub[{out}], ub[0], dtype=f16, rows={rows}, cols={cols}
+    set_flag v, mte3, 0
+    wait_flag v, mte3, 0
+    store gm[s0], ub[{out}], dtype=f16, rows={rows}, cols={cols}, dst_rs={cols}
+"""
+
+
+def relu_program(rows: int, cols: int) -> object:
+    tile = rows * cols * 2
+    return assemble(RELU_IN_PLACE.format(rows=rows, cols=cols, tile_bytes=tile, out=tile))
+
+
+def test_in_place_relu_larger_than_l2_stays_within_the_read_write_roofline() -> None:
+    """Every byte is read once (a miss) and written once (through to HBM): the launch can never beat
+    (bytes read + bytes written) / HBM bandwidth, and computes the relu."""
+    spec = MachineSpec.load("davinci").replace(l2={"bytes": 256 * 1024})
+    rows, cols = 32, 512  # 32 KiB per program
+    programs = 4 * spec.cores  # 3 MiB: 12x the L2
+    x = np.random.default_rng(1).standard_normal(programs * rows * cols).astype(np.float16)
+    ref = np.maximum(x, 0)
+    res = Device(spec).run(relu_program(rows, cols), (programs,), [x])
+    np.testing.assert_array_equal(x, ref)
+    assert res.hbm_bytes == 2 * x.nbytes
+    assert res.cycles >= 2 * x.nbytes / spec.hbm_bytes_per_cycle
+    timing = Device(spec).run(relu_program(rows, cols), (programs,), [x], SimOptions(functional=False))
+    assert timing.cycles == res.cycles
+
+
+def test_stores_to_resident_lines_still_cost_hbm_bandwidth(spec: MachineSpec) -> None:
+    """Write-through: a warm in-place pass reads from L2 but writes every byte to HBM again."""
+    rows, cols = 32, 512
+    programs = 2 * spec.cores
+    x = np.ones(programs * rows * cols, np.float16)
+    device = Device(spec)
+    device.run(relu_program(rows, cols), (programs,), [x], SimOptions(functional=False))
+    warm = device.run(relu_program(rows, cols), (programs,), [x], SimOptions(functional=False))
+    assert warm.hbm_bytes == x.nbytes  # the reads hit (the first pass's stores left the lines resident)
+    assert warm.cycles >= x.nbytes / spec.hbm_bytes_per_cycle
+
+
+COLD_LOAD = """
+.kernel cold_load
+.arg x ptr f16
+    arg s0, 0
+    pid s1, 0
+    mul s2, s1, {size}
+    add s0, s0, s2
+    mul s3, s1, {stagger}
+    add s3, s3, 1
+wait:
+    sub s3, s3, 1
+    bnz s3, wait
+    load ub[0], gm[s0], dtype=f16, rows=1, cols={cols}, src_rs={cols}
+"""
+
+
+@pytest.mark.parametrize("stagger", [0, 5, 37])
+def test_no_window_of_256_cycles_moves_more_than_the_hbm_rate(spec: MachineSpec, stagger: int) -> None:
+    """One cold load per core, starting at a sweep of offsets within a calendar bucket (and staggered
+    across cores): from the first start to the last completion, HBM moves at most its rate (1 % slack)."""
+    rate = spec.hbm_bytes_per_cycle
+    checked = 0
+    for pad in range(0, 260, 13):  # moves every load's start through two calendar buckets
+        for size in (8192, 16384, 65536):
+            source = COLD_LOAD.format(size=size, cols=size // 2, stagger=stagger)
+            source = source.replace("wait:", "\n".join(["    nop"] * pad) + "\nwait:")
+            x = np.zeros(spec.cores * size // 2, np.float16)
+            res = Device(spec).run(assemble(source), (spec.cores,), [x], SimOptions(functional=False, trace=True))
+            mte2 = [(start, occ) for core, pipe, start, occ, *_ in res._trace if occ and start >= pad]
+            first = min(s for s, _ in mte2)
+            last = max(s + o for s, o in mte2)
+            assert len(mte2) == spec.cores and res.hbm_bytes == x.nbytes
+            if last - first >= 256:
+                checked += 1
+                assert x.nbytes <= 1.01 * rate * (last - first), (pad, size, x.nbytes / (rate * (last - first)))
+    assert checked >= 40
+
+
+GATHER = """
+.kernel gathers
+.arg src ptr f32
+.arg out ptr f32
+    arg s0, 0
+    arg s1, 1
+    viota ub[0], 0, dtype=i32, rows=1, cols={n}
+    set_flag v, mte2, 0
+    wait_flag v, mte2, 0
+    gather ub[{data}], gm[s0], idx=ub[0], dtype=f32, n={n}
+    set_flag mte2, mte3, 0
+    wait_flag mte2, mte3, 0
+    scatter gm[s1], ub[{data}], idx=ub[0], dtype=f32, n={n}
+"""
+
+
+def test_gathers_and_scatters_are_costed_as_lines_and_bursts_identically_in_both_modes(spec: MachineSpec) -> None:
+    """Timing-only mode has no indices: every lane is costed at its worst case, one burst on the bus,
+    and for a gather one L2 line missed (for a scatter one burst written through), so both modes agree."""
+    n = 1024
+    burst, line = spec.gm.burst_bytes, spec.l2.line_bytes
+    program = assemble(GATHER.format(n=n, data=4 * n))
+    src = np.arange(n, dtype=np.float32)
+    out = np.zeros(n, np.float32)
+    functional = Device(spec).run(program, (1,), [src, out])
+    np.testing.assert_array_equal(out, src)
+    timing = Device(spec).run(program, (1,), [src, out], SimOptions(functional=False))
+    assert functional.cycles == timing.cycles
+    assert functional.gm_bytes == 2 * n * burst
+    assert functional.hbm_bytes == n * line + n * burst
+    # a port-bound lone core: each pipe moves its lanes' bursts at its port rate at best
+    assert timing.pipe_busy["mte2"] >= n * burst / spec.mte2.bytes_per_cycle
+    assert timing.pipe_busy["mte3"] >= n * burst / spec.mte3.bytes_per_cycle
