@@ -25,16 +25,17 @@ from typing import Any, Callable, NamedTuple
 from isa import MachineSpec
 from simulator.ops.base import resolver_parts
 from simulator.ops.scalar import c_div, c_rem
-from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, SET, UNBOUNDED, WORK, Op, Prepared, ScalarStep
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
 SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
 
 
 def block_starts(prepared: Prepared) -> list[int]:
-    """First bundle of every basic block: the entry, every branch target, every bundle after a branch."""
+    """First bundle of every basic block: the entry, every branch target, every bundle after a branch,
+    and every bundle with a GM transfer (where a program may yield to other cores, see simulator.core)."""
     n = len(prepared.bundles)
-    starts = {0}
+    starts = {0} | {pc for pc, pipes in enumerate(prepared.gm_pipes) if pipes}
     for pc, (scalar, _, _) in enumerate(prepared.bundles):
         if scalar is not None and scalar.lowered.target is not None:
             starts.add(scalar.lowered.target)
@@ -92,6 +93,7 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
     w("transfer_block = run.gm.transfer_block")
+    w("sync = run.launch.sync")
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
@@ -123,6 +125,16 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
     if cached:
         w(f"nonlocal {', '.join(cached)}")
     _load(w, pipes)
+    if prepared.gm_pipes[first]:  # GM is booked in time order across cores (as in run)
+        w(f"key = {UNBOUNDED}")
+        for p in prepared.gm_pipes[first]:
+            w(f"if not q{p}:")
+            w(f"    s = free{p} if free{p} > t else t")
+            w("    if s < key:")
+            w("        key = s")
+        w("if key > sync[0]:")
+        w("    sync[1] = key")
+        w(f"    return {~first}, t, stall_s, count")
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]
         names = [op.instr.op for op in ops] + ([scalar.instr.op] if scalar is not None else [])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generator
 
 from isa import MachineSpec
 from simulator import codegen
@@ -26,13 +26,12 @@ from simulator.gm import GlobalMemory, contiguous_bytes
 from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
-from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, S_PIPE, SET, UNBOUNDED, WAIT, WORK, Op, Prepared, ScalarStep
 from simulator.races import RaceDetector
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug
 _PLAN_CACHE = 256  # distinct operand tuples remembered per instruction
 _SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
-_UNBOUNDED = 1 << 62  # a bound set to None
 
 
 @dataclass
@@ -63,6 +62,9 @@ class Launch:
     regions: list[GmRegion | None] = field(default_factory=list)  # last GM argument each instruction touched
     trace: list[tuple[int, int, int, int, int, tuple[int, int, int]]] | None = None
     instructions: int = 0
+    # [horizon, key]: the device sets the horizon (the earliest time another core waits to book GM at) before
+    # resuming a program; a program about to book GM later than that stores the time in key and yields
+    sync: list[int] = field(default_factory=lambda: [UNBOUNDED, UNBOUNDED])
 
 
 class _ScalarContext:
@@ -78,8 +80,11 @@ class _ScalarContext:
 
 
 def run_program(launch: Launch, core: int, pid: tuple[int, int, int], start: int, stats: CoreStats,
-                memory: CoreMemory | None) -> int:
-    """Simulate one program on `core` from cycle `start`; return when the core is free again."""
+                memory: CoreMemory | None) -> Generator[int, None, int]:
+    """Simulate one program on `core` from cycle `start`, as a generator: before a bundle with a GM
+    transfer that would start after `launch.sync[0]` (the horizon), it yields that start time, so the
+    device can book other cores' earlier transfers first (simulator.device). Returns (as the
+    StopIteration value) when the core is free again."""
     return _ProgramRun(launch, core, pid, start, stats, memory).run()
 
 
@@ -117,9 +122,9 @@ class _ProgramRun:
                       if opts.detect_races else None)
 
     # -- issue ---------------------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> Generator[int, None, int]:
         if self.races is None and self.trace is None and not self.functional:
-            return self._run_blocks()
+            return (yield from self._run_blocks())
         prep, launch = self.prep, self.launch
         bundles = prep.bundles
         nbundles = len(bundles)
@@ -127,19 +132,31 @@ class _ProgramRun:
         scalar_ctx = _ScalarContext(self.pid, launch)
         depth, penalty = self.depth, launch.spec.scalar.branch_penalty
         opts = launch.options
-        max_cycles = _UNBOUNDED if opts.max_cycles is None else opts.max_cycles
-        max_instructions = _UNBOUNDED if opts.max_instructions is None else opts.max_instructions
+        max_cycles = UNBOUNDED if opts.max_cycles is None else opts.max_cycles
+        max_instructions = UNBOUNDED if opts.max_instructions is None else opts.max_instructions
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
         free, done, stall, tokens = self.free, self.done, self.stall, self.tokens
         sets, waits = self.sets, self.waits
         races, trace, core, pid = self.races, self.trace, self.core, self.pid
         instr_cycles = launch.instr_cycles
         work, advance = self._work, self._advance
+        gm_pipes, sync = prep.gm_pipes, launch.sync
         t = self.start
         pc = 0
         count = 0
         stall_s = busy_s = 0
         while pc < nbundles:
+            gp = gm_pipes[pc]
+            if gp:  # GM is booked in time order across cores: wait until no other core would book earlier
+                key = UNBOUNDED
+                for p in gp:
+                    if not queues[p]:
+                        s = free[p] if free[p] > t else t
+                        if s < key:
+                            key = s
+                if key > sync[0]:
+                    sync[1] = key
+                    yield key
             scalar, ops, size = bundles[pc]
             for op in ops:  # a full queue stalls issue until its oldest instruction starts
                 p = op.pipe
@@ -234,7 +251,7 @@ class _ProgramRun:
             pc += 1
         return self._finish(t, count, busy_s, stall_s)
 
-    def _run_blocks(self) -> int:
+    def _run_blocks(self) -> Generator[int, None, int]:
         """`run` for timing only without races or trace, through the program compiled to one function per
         basic block (simulator.codegen): the same steps in the same order, without per-instruction dispatch."""
         launch = self.launch
@@ -242,12 +259,16 @@ class _ProgramRun:
         program = codegen.compiled(self.prep, launch.spec, opts.max_cycles is not None)
         hits = [0] * len(program.block_scalars)
         blocks = program.bind(self, [0] * launch.spec.scalar.registers, _ScalarContext(self.pid, launch), hits,
-                              _UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
-                              _UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
+                              UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
+                              UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
         nbundles = len(blocks)
+        sync = launch.sync
         t, stall_s, count, pc = self.start, 0, 0, 0
         while pc < nbundles:
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
+            if pc < 0:  # the block would book GM after the horizon (at sync[1]): let other cores go first
+                pc = ~pc
+                yield sync[1]
         busy_s = 0
         instr_cycles = self.instr_cycles
         for scalars, n in zip(program.block_scalars, hits):

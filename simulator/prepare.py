@@ -17,6 +17,7 @@ from simulator.ops import PIPE_INDEX, RULES, Env, PipeOp, ScalarOp, SyncOp
 WORK, SET, WAIT = 0, 1, 2
 NPIPES = len(PIPE_INDEX)
 S_PIPE = PIPE_INDEX[Pipe.S]
+UNBOUNDED = 1 << 62  # a bound set to None; a horizon no core waits at
 
 
 class Op:
@@ -73,6 +74,7 @@ class Prepared:
     instrs: tuple[Instr, ...]  # by instruction index, for profiles and traces
     active_pipes: tuple[int, ...]  # pipes with memory instructions
     nflags: int
+    gm_pipes: tuple[tuple[int, ...], ...]  # per bundle, the pipes of its instructions with a GM operand
     compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # simulator.codegen's
 
     def flag_name(self, flag: int, events: int) -> str:
@@ -124,4 +126,6 @@ def prepare(program: Program, spec: MachineSpec) -> Prepared:
                 active.add(pipe)
             ops.append(Op(index, ins, pipe, lowered, events))
         bundles.append(PreparedBundle(scalar, tuple(ops), len(bundle.instrs)))
-    return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events)
+    gm_pipes = tuple(tuple(op.pipe for op in b.ops if op.kind == WORK and op.gm_pos >= 0) for b in bundles)
+    return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events,
+                    gm_pipes)

@@ -130,3 +130,53 @@ def test_gathers_and_scatters_are_costed_as_lines_and_bursts_identically_in_both
     # a port-bound lone core: each pipe moves its lanes' bursts at its port rate at best
     assert timing.pipe_busy["mte2"] >= n * burst / spec.mte2.bytes_per_cycle
     assert timing.pipe_busy["mte3"] >= n * burst / spec.mte3.bytes_per_cycle
+
+
+LATE_AND_EARLY = """
+.kernel late_and_early
+.arg x ptr f16
+.arg y ptr f16
+    arg s0, 0
+    arg s1, 1
+    pid s2, 0
+    lt s3, s2, {late}
+    bz s3, read_y
+    mul s4, s2, {stream}
+    add s0, s0, s4
+    mov s5, 0
+stream:
+    load ub[0], gm[s0], dtype=f16, rows=1, cols={cols}, src_rs={cols}
+    add s0, s0, {chunk}
+    add s5, s5, 1
+    lt s6, s5, {loads}
+    bnz s6, stream
+read_y:
+    load ub[0], gm[s1], dtype=f16, rows=1, cols={cols}, src_rs={cols}
+"""
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_l2_residency_follows_simulated_time_not_grid_order(functional: bool) -> None:
+    """Programs 0..6 stream 2 MiB each, then read chunk Y late; programs 7..13 read Y at cycle 0. The
+    late readers come first in grid order, but the early readers fetch Y from HBM and the late ones hit.
+    HBM is made slower than a core's port so that a miss shows in the load's occupancy."""
+    spec = MachineSpec.load("davinci")
+    hbm_rate = spec.mte2.bytes_per_cycle / 2
+    spec = spec.replace(hbm={"bytes_per_second": hbm_rate * spec.clock_ghz * 1e9})
+    chunk, late = 65536, 7
+    loads = 2 * 1024 * 1024 // chunk
+    program = assemble(LATE_AND_EARLY.format(late=late, stream=loads * chunk, chunk=chunk, cols=chunk // 2,
+                                             loads=loads))
+    x = np.zeros(late * loads * chunk // 2, np.float16)
+    y = np.ones(chunk // 2, np.float16)
+    res = Device(spec).run(program, (2 * late,), [x, y], SimOptions(functional=functional, trace=True))
+    assert res.hbm_bytes == x.nbytes + y.nbytes  # Y is fetched once
+    y_loads = {}  # core -> (start, occupancy) of its last load: the read of Y
+    for core, pipe, start, occ, index, pid in res._trace:
+        if occ and res._instrs[index].op == "load":
+            y_loads[core] = (start, occ)
+    early = [y_loads[c] for c in range(late, 2 * late)]
+    assert max(s for s, _ in early) < min(s for s, _ in (y_loads[c] for c in range(late)))
+    assert early[0][1] >= chunk / hbm_rate  # the first early reader misses: HBM-bound
+    # the late readers hit: port-bound, sharing L2 bandwidth with the streams, never HBM-bound
+    assert all(chunk / spec.mte2.bytes_per_cycle <= y_loads[c][1] < chunk / hbm_rate for c in range(late))
