@@ -422,8 +422,11 @@ class _ProgramRun:
             if moved > occupancy:
                 occupancy = moved
             if self.races is not None:
-                self._check_race(p, tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
-                                          for s, lo, hi, w in accesses), op)
+                accesses = tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
+                                 for s, lo, hi, w in accesses)
+                if op.gm_spans is not None:
+                    accesses += self._lane_accesses(op, args, addr, xfer.write)
+                self._check_race(p, accesses, op)
         if self.functional:
             try:
                 op.execute(args, self.memory)
@@ -441,6 +444,16 @@ class _ProgramRun:
         resolved[p] += 1
         if self.trace is not None:
             self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
+
+    def _lane_accesses(self, op: Op, args: tuple, addr: int, write: bool) -> tuple:
+        """The GM bytes a gather or scatter touches, for the race detector: in functional mode the runs
+        its active lanes cover; in timing-only mode (no index data) every byte of the argument its base
+        address lies in, or of all GM if it lies in none (the compiler may fold offsets into the base)."""
+        if self.functional:
+            return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
+        region = self.launch.gm_args.find(addr, addr + 1)
+        lo, hi = (region.start, region.end) if region is not None else (0, UNBOUNDED)
+        return (("gm", lo, hi, write),)
 
     def _check_race(self, p: int, accesses: tuple, op: Op) -> None:
         race = self.races.access(p, accesses, op)

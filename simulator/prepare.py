@@ -27,7 +27,7 @@ class Op:
     (-1 if it has none or several): its plan is cached by the other operands and shifted to the address.
     """
 
-    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos")
+    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos", "gm_spans")
 
     def __init__(self, index: int, instr: Instr, pipe: int, lowered: PipeOp | SyncOp, events: int) -> None:
         self.index = index
@@ -36,6 +36,7 @@ class Op:
         self.resolve: Callable[[list], tuple] | None = None
         self.plan: Callable[[tuple], Any] | None = None
         self.execute: Callable[[tuple, Any], None] | None = None
+        self.gm_spans: Callable[[tuple, Any], list[tuple[int, int]]] | None = None  # see PipeOp.gm_spans
         self.flag = -1
         self.dst = -1
         gm = [i for i, v in enumerate(instr.args) if isinstance(v, Mem) and v.space == "gm"]
@@ -47,6 +48,7 @@ class Op:
         else:
             self.kind = WORK
             self.resolve, self.plan, self.execute = lowered.resolve, lowered.plan, lowered.execute
+            self.gm_spans = lowered.gm_spans
 
 
 class ScalarStep(NamedTuple):

@@ -68,6 +68,8 @@ class PipeOp:
     resolve: Callable[[list], tuple]
     plan: Callable[[tuple], Plan]
     execute: Callable[[tuple, CoreMemory], None]
+    # a gather's or scatter's data-dependent GM bytes: [lo, hi) runs its active lanes touch (functional mode)
+    gm_spans: Callable[[tuple, CoreMemory], list[tuple[int, int]]] | None = None
 
 
 Lowered = ScalarOp | SyncOp | PipeOp

@@ -70,7 +70,22 @@ def _gather(instr: Instr, env: Env) -> PipeOp:
             out[lanes] = data[offsets].view(dt).reshape(-1)
         mem.vector(space, a[DST], n, dt)[...] = out
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    def spans(a: tuple, mem: CoreMemory) -> list[tuple[int, int]]:
+        idx, lanes = active_lanes(mem, a, IDX, MASK, a[N], has_mask)
+        return lane_spans(a[SRC] + idx[lanes] * e, e)
+
+    return PipeOp(make_resolver(instr), plan, execute, spans)
+
+
+def lane_spans(addrs: np.ndarray, e: int) -> list[tuple[int, int]]:
+    """The GM byte ranges [lo, hi) that elements of `e` bytes at `addrs` cover, merged where they touch."""
+    if not addrs.size:
+        return []
+    a = np.unique(addrs)
+    cut = np.flatnonzero(np.diff(a) > e)
+    starts = a[np.concatenate(([0], cut + 1))]
+    ends = a[np.concatenate((cut, [a.size - 1]))] + e
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def gm_lanes(mem: CoreMemory, addrs: np.ndarray, e: int, lanes: np.ndarray, verb: str) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ from simulator.memory import CoreMemory, span
 from simulator.ops.base import (
     Env, Plan, PipeOp, active_lanes, check_shape, copy_shape, cycles, fields, lane_accesses, make_resolver, rule,
 )
-from simulator.ops.mte2 import gm_lanes
+from simulator.ops.mte2 import gm_lanes, lane_spans
 
 
 @rule("store")
@@ -63,4 +63,8 @@ def _scatter(instr: Instr, env: Env) -> PipeOp:
             src = mem.vector("ub", a[SRC], n, dt)[lanes]
             data[offsets] = np.ascontiguousarray(src).view(np.uint8).reshape(-1, e)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    def spans(a: tuple, mem: CoreMemory) -> list[tuple[int, int]]:
+        idx, lanes = active_lanes(mem, a, IDX, MASK, a[N], has_mask)
+        return lane_spans(a[DST] + idx[lanes] * e, e)
+
+    return PipeOp(make_resolver(instr), plan, execute, spans)

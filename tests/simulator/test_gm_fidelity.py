@@ -7,7 +7,7 @@ import pytest
 
 from isa import MachineSpec
 from isa.asm import assemble
-from simulator import Device, SimOptions
+from simulator import Device, RaceError, SimOptions
 
 RELU_IN_PLACE = """
 .kernel relu_in_place
@@ -180,3 +180,34 @@ def test_l2_residency_follows_simulated_time_not_grid_order(functional: bool) ->
     assert early[0][1] >= chunk / hbm_rate  # the first early reader misses: HBM-bound
     # the late readers hit: port-bound, sharing L2 bandwidth with the streams, never HBM-bound
     assert all(chunk / spec.mte2.bytes_per_cycle <= y_loads[c][1] < chunk / hbm_rate for c in range(late))
+
+
+SCATTER_THEN_LOAD = """
+.kernel scatter_then_load
+.arg idx ptr i32
+.arg out ptr f32
+    arg s0, 0
+    arg s1, 1
+    load ub[0], gm[s0], dtype=i32, rows=1, cols=8, src_rs=8
+    set_flag mte2, mte3, 0
+    wait_flag mte2, mte3, 0
+    scatter gm[s1], ub[64], idx=ub[0], dtype=f32, n=8
+    load ub[1024], gm[s1{load_at}], dtype=f32, rows=1, cols=1, src_rs=1
+"""
+
+
+@pytest.mark.parametrize("functional", [True, False])
+def test_a_scatter_then_an_unordered_load_of_its_bytes_is_a_race(functional: bool) -> None:
+    """The load of out[12] is not ordered after the scatter that writes it (lane 3 -> element 12)."""
+    idx = np.array([0, 2, 6, 12, 14, 16, 18, 20], np.int32)
+    out = np.zeros(32, np.float32)
+    with pytest.raises(RaceError, match="data race on gm bytes"):
+        Device().run(assemble(SCATTER_THEN_LOAD.format(load_at="+48")), (1,), [idx, out],
+                     SimOptions(functional=functional))
+
+
+def test_a_load_of_bytes_no_scatter_lane_writes_is_not_a_race() -> None:
+    """With the indices known (functional mode), only the lanes' bytes count: out[1] is never written."""
+    idx = np.array([0, 2, 6, 12, 14, 16, 18, 20], np.int32)
+    out = np.zeros(32, np.float32)
+    Device().run(assemble(SCATTER_THEN_LOAD.format(load_at="+4")), (1,), [idx, out])
