@@ -93,7 +93,6 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
     w("transfer_block = run.gm.transfer_block")
-    w("sync = run.launch.sync")
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
@@ -125,16 +124,6 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
     if cached:
         w(f"nonlocal {', '.join(cached)}")
     _load(w, pipes)
-    if prepared.gm_pipes[first]:  # GM is booked in time order across cores (as in run)
-        w(f"key = {UNBOUNDED}")
-        for p in prepared.gm_pipes[first]:
-            w(f"if not q{p}:")
-            w(f"    s = free{p} if free{p} > t else t")
-            w("    if s < key:")
-            w("        key = s")
-        w("if key > sync[0]:")
-        w("    sync[1] = key")
-        w(f"    return {~first}, t, stall_s, count")
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]
         names = [op.instr.op for op in ops] + ([scalar.instr.op] if scalar is not None else [])

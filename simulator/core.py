@@ -262,13 +262,21 @@ class _ProgramRun:
                               UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
                               UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
         nbundles = len(blocks)
-        sync = launch.sync
+        sync, gm_pipes, free, queues = launch.sync, self.prep.gm_pipes, self.free, self.queues
         t, stall_s, count, pc = self.start, 0, 0, 0
         while pc < nbundles:
+            gp = gm_pipes[pc]
+            if gp:  # GM is booked in time order across cores (as in run; such a bundle starts a block)
+                key = UNBOUNDED
+                for p in gp:
+                    if not queues[p]:
+                        s = free[p] if free[p] > t else t
+                        if s < key:
+                            key = s
+                if key > sync[0]:
+                    sync[1] = key
+                    yield key
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
-            if pc < 0:  # the block would book GM after the horizon (at sync[1]): let other cores go first
-                pc = ~pc
-                yield sync[1]
         busy_s = 0
         instr_cycles = self.instr_cycles
         for scalars, n in zip(program.block_scalars, hits):

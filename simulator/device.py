@@ -99,16 +99,17 @@ class Device:
         stats = [CoreStats(c) for c in range(ncores)]
         memories: dict[int, CoreMemory] = {}
         pids = itertools.product(range(grid3[2]), range(grid3[1]), range(grid3[0]))
-        running: dict[int, Generator[int, None, int]] = {}
-        events = [(0, c) for c in range(ncores)]  # (time, core): a core free, or waiting to book GM at time
+        running: list[Generator[int, None, int] | None] = [None] * ncores
+        events = [(0, c) for c in range(ncores)]  # a heap of (time, core): free, or waiting to book GM then
         sync = launch.sync
         makespan = 0
         while events:
-            at, core = heapq.heappop(events)
-            program_run = running.get(core)
+            at, core = events[0]
+            program_run = running[core]
             if program_run is None:  # the core is free: the next program of the grid starts on it
                 pid = next(pids, None)
                 if pid is None:
+                    heapq.heappop(events)
                     continue
                 memory = None
                 if options.functional:
@@ -116,13 +117,18 @@ class Device:
                     if memory is None:
                         memory = memories[core] = CoreMemory(self.spec, gm_args)
                 program_run = running[core] = run_program(launch, core, pid[::-1], at, stats[core], memory)
-            sync[0] = events[0][0] if events else UNBOUNDED
+            # the horizon: the earliest other event, a child of the heap's root
+            n = len(events)
+            horizon = events[1][0] if n > 1 else UNBOUNDED
+            if n > 2 and events[2][0] < horizon:
+                horizon = events[2][0]
+            sync[0] = horizon
             try:
-                heapq.heappush(events, (next(program_run), core))
+                heapq.heapreplace(events, (next(program_run), core))
             except StopIteration as stop:
-                del running[core]
+                running[core] = None
                 makespan = max(makespan, stop.value)
-                heapq.heappush(events, (stop.value, core))
+                heapq.heapreplace(events, (stop.value, core))
         return self._result(launch, stats, makespan, self.gm.bytes_moved - moved0, self.gm.hbm_bytes - hbm0)
 
     def _prepare(self, program: Program) -> Prepared:
