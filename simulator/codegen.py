@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from isa import MachineSpec
 from simulator.ops.base import resolver_parts
 from simulator.ops.scalar import c_div, c_rem
-from simulator.prepare import NPIPES, SET, UNBOUNDED, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
 SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)

@@ -44,8 +44,9 @@ class RunResult:
         pipe_busy, pipe_stall: the same summed over cores, by pipe name.
         line_cycles: busy cycles attributed to each kernel source line (instructions with a loc).
         instructions: dynamic instruction count.
-        prints: device_print output, in simulation order.
-        gm_bytes, hbm_bytes: bytes moved on GM ports (burst-rounded) and fetched from HBM (L2 misses).
+        prints: device_print output, in simulation order (cores interleaved, see the module docstring).
+        gm_bytes, hbm_bytes: bytes moved on GM ports (burst-rounded) and moved to or from HBM (L2 misses,
+            every stored burst).
     """
 
     cycles: int

@@ -75,7 +75,7 @@ def contiguous_bytes(x: GmXfer) -> int:
 
 
 class L2Cache:
-    """Shared L2 residency by line, close to LRU, with writes allocating.
+    """Shared L2 residency by line, close to LRU; fully written lines allocate (see `GlobalMemory`).
 
     Lines are grouped in blocks of `_BLOCK_LINES`; a block holds a bitmask of its resident lines and
     the epoch (transfer number) that last touched it. Residency is exact per line; eviction takes

@@ -172,7 +172,7 @@ def test_l2_residency_follows_simulated_time_not_grid_order(functional: bool) ->
     res = Device(spec).run(program, (2 * late,), [x, y], SimOptions(functional=functional, trace=True))
     assert res.hbm_bytes == x.nbytes + y.nbytes  # Y is fetched once
     y_loads = {}  # core -> (start, occupancy) of its last load: the read of Y
-    for core, pipe, start, occ, index, pid in res._trace:
+    for core, _pipe, start, occ, index, _pid in res._trace:
         if occ and res._instrs[index].op == "load":
             y_loads[core] = (start, occ)
     early = [y_loads[c] for c in range(late, 2 * late)]
