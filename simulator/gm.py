@@ -19,12 +19,13 @@ forward, taking from each at most its port's rate (the issuing pipe's bytes per 
 left of the shared capacities; its occupancy ends where its last byte moves. All bytes pass through
 L2; bytes of lines that miss, and every byte written, also consume HBM capacity. Two rules keep
 buckets from packing their capacity into part of their span (24 cores' loads starting late in a
-bucket would otherwise share all of it, 1.23x the HBM rate): a transfer's first bucket offers it
-capacity only for the part after its start, less what others took (capacity is laid out backward
-from the bucket's end), and a transfer cannot end before the bucket's whole consumption so far, laid
-out forward from the bucket's start at the shared rate, has moved. So the transfers that start and
-end inside any window spanning two or more buckets move at most the spec's rate times the window,
-whatever the order of booking.
+bucket would otherwise share all of it, 1.23x the HBM rate): a booking starting at t cuts what is
+left of its first bucket to the rates times the bucket's span after t, for itself and every later
+booking (bookings come in time order, simulator.device, so little is lost to a later one starting
+earlier), and a transfer cannot end before the bucket's whole consumption so far, laid out forward
+from the bucket's start at the shared rates, has moved. So the transfers that start and end inside
+any window spanning two or more buckets move at most the spec's rates times the window, whatever
+the order of booking.
 """
 
 from __future__ import annotations
@@ -162,10 +163,16 @@ class BandwidthCalendar:
         t = float(start)
         left = float(nbytes)
         b = start // QUANTUM
-        # the first bucket offers only its capacity after `start` (laid out backward from its end)
-        elapsed = start - b * QUANTUM
-        l2_lost = elapsed * self.l2_rate
-        hbm_lost = elapsed * self.hbm_rate
+        if b >= len(l2):
+            grow = b + _GROW - len(l2)
+            l2.extend([self.l2_cap] * grow)
+            hbm.extend([self.hbm_cap] * grow)
+        # what is left of the first bucket is at most its span after `start`, for this and later bookings
+        span = (b + 1) * QUANTUM - start
+        if l2[b] > self.l2_rate * span:
+            l2[b] = self.l2_rate * span
+        if hbm[b] > self.hbm_rate * span:
+            hbm[b] = self.hbm_rate * span
         while True:
             if b >= len(l2):
                 grow = b + _GROW - len(l2)
@@ -174,11 +181,10 @@ class BandwidthCalendar:
             bucket_end = (b + 1) * QUANTUM
             dur = bucket_end - t
             cap = port * dur
-            l2_free = l2[b] - l2_lost
-            if l2_free < cap:
-                cap = l2_free
-            if f > 0 and hbm[b] - hbm_lost < cap * f:
-                cap = (hbm[b] - hbm_lost) / f
+            if l2[b] < cap:
+                cap = l2[b]
+            if f > 0 and hbm[b] < cap * f:
+                cap = hbm[b] / f
             if cap > 0 and cap >= left - _EPS:
                 finish = t + dur * left / cap
                 l2[b] -= left
@@ -198,7 +204,6 @@ class BandwidthCalendar:
                 left -= cap
             t = float(bucket_end)
             b += 1
-            l2_lost = hbm_lost = 0.0
 
 
 class GlobalMemory:
