@@ -21,8 +21,9 @@ L2; bytes of lines that miss, and every byte written, also consume HBM capacity.
 buckets from packing their capacity into part of their span (24 cores' loads starting late in a
 bucket would otherwise share all of it, 1.23x the HBM rate): a booking starting at t cuts what is
 left of its first bucket to the rates times the bucket's span after t, for itself and every later
-booking (bookings come in time order, simulator.device, so little is lost to a later one starting
-earlier), and a transfer cannot end before the bucket's whole consumption so far, laid out forward
+booking (bookings come in time order, simulator.device; one that comes after a later start, a
+transfer that waited on a flag, may take back the part cut from its own span), and a transfer
+cannot end before what the transfers ending in its last bucket took of that bucket, laid out forward
 from the bucket's start at the shared rates, has moved. So the transfers that start and end inside
 any window spanning two or more buckets move at most the spec's rates times the window, whatever
 the order of booking.
@@ -150,8 +151,23 @@ class BandwidthCalendar:
         self.hbm_rate, self.l2_rate = hbm_bytes_per_cycle, l2_bytes_per_cycle
         self.hbm_cap = hbm_bytes_per_cycle * QUANTUM
         self.l2_cap = l2_bytes_per_cycle * QUANTUM
-        self.hbm: list[float] = []
+        self.hbm: list[float] = []  # capacity left per bucket
         self.l2: list[float] = []
+        self.lasts: list[int] = []  # the latest start booked in each bucket
+        self.hbm_cut: list[float] = []  # capacity cut from each bucket before that start
+        self.l2_cut: list[float] = []
+        self.hbm_ended: list[float] = []  # capacity of each bucket taken by transfers that end in it
+        self.l2_ended: list[float] = []
+
+    def _grow(self, b: int) -> None:
+        grow = b + _GROW - len(self.l2)
+        self.l2.extend([self.l2_cap] * grow)
+        self.hbm.extend([self.hbm_cap] * grow)
+        self.lasts.extend([-1] * grow)
+        self.l2_cut.extend([0.0] * grow)
+        self.hbm_cut.extend([0.0] * grow)
+        self.l2_ended.extend([0.0] * grow)
+        self.hbm_ended.extend([0.0] * grow)
 
     def occupy(self, start: int, nbytes: int, hbm_bytes: int, port: float) -> int:
         """Reserve a transfer of `nbytes` (of which `hbm_bytes` come from HBM) starting at cycle `start`
@@ -164,20 +180,30 @@ class BandwidthCalendar:
         left = float(nbytes)
         b = start // QUANTUM
         if b >= len(l2):
-            grow = b + _GROW - len(l2)
-            l2.extend([self.l2_cap] * grow)
-            hbm.extend([self.hbm_cap] * grow)
-        # what is left of the first bucket is at most its span after `start`, for this and later bookings
-        span = (b + 1) * QUANTUM - start
-        if l2[b] > self.l2_rate * span:
-            l2[b] = self.l2_rate * span
-        if hbm[b] > self.hbm_rate * span:
-            hbm[b] = self.hbm_rate * span
+            self._grow(b)
+        lasts = self.lasts
+        last = lasts[b]
+        if start >= last:  # in time order: what is left of the bucket is at most its span after `start`
+            lasts[b] = start
+            span = (b + 1) * QUANTUM - start
+            cut = l2[b] - self.l2_rate * span
+            if cut > 0:
+                l2[b] -= cut
+                self.l2_cut[b] += cut
+            cut = hbm[b] - self.hbm_rate * span
+            if cut > 0:
+                hbm[b] -= cut
+                self.hbm_cut[b] += cut
+        else:  # booked after a later start cut the bucket: it may use the cut part of [start, last)
+            back = min(self.l2_cut[b], self.l2_rate * (last - start))
+            l2[b] += back
+            self.l2_cut[b] -= back
+            back = min(self.hbm_cut[b], self.hbm_rate * (last - start))
+            hbm[b] += back
+            self.hbm_cut[b] -= back
         while True:
             if b >= len(l2):
-                grow = b + _GROW - len(l2)
-                l2.extend([self.l2_cap] * grow)
-                hbm.extend([self.hbm_cap] * grow)
+                self._grow(b)
             bucket_end = (b + 1) * QUANTUM
             dur = bucket_end - t
             cap = port * dur
@@ -189,12 +215,17 @@ class BandwidthCalendar:
                 finish = t + dur * left / cap
                 l2[b] -= left
                 hbm[b] -= left * f
-                # not before the bucket's consumption so far, laid out forward from its start, has moved
-                floor = bucket_end - QUANTUM + (self.l2_cap - l2[b]) / self.l2_rate
+                # not before what the transfers ending in this bucket took of it, laid out forward from its
+                # start at the shared rate, has moved
+                ended = self.l2_ended[b] + left
+                self.l2_ended[b] = ended
+                floor = bucket_end - QUANTUM + ended / self.l2_rate
                 if floor > finish:
                     finish = floor
                 if f > 0:
-                    floor = bucket_end - QUANTUM + (self.hbm_cap - hbm[b]) / self.hbm_rate
+                    ended = self.hbm_ended[b] + left * f
+                    self.hbm_ended[b] = ended
+                    floor = bucket_end - QUANTUM + ended / self.hbm_rate
                     if floor > finish:
                         finish = floor
                 return max(1, math.ceil(finish - start - _EPS))
