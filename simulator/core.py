@@ -123,8 +123,13 @@ class _ProgramRun:
 
     # -- issue ---------------------------------------------------------------------------------------
     def run(self) -> Generator[int, None, int]:
+        """The program's run as a generator (see `run_program`): the generated code for timing only
+        without races or trace, else the general issue loop."""
         if self.races is None and self.trace is None and not self.functional:
-            return (yield from self._run_blocks())
+            return self._run_blocks()
+        return self._run_general()
+
+    def _run_general(self) -> Generator[int, None, int]:
         prep, launch = self.prep, self.launch
         bundles = prep.bundles
         nbundles = len(bundles)
