@@ -77,7 +77,8 @@ class Device:
         self._prepared: OrderedDict[int, tuple[Program, Prepared]] = OrderedDict()
 
     def flush_l2(self) -> None:
-        """Forget L2 contents, for cold-cache measurements."""
+        """Forget L2 contents, for cold-cache measurements. Stores are write-through (simulator.gm): no line
+        is dirty, so there is nothing to write back and nothing a launch leaves uncounted."""
         self.gm = GlobalMemory(self.spec)
 
     def run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
