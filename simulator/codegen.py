@@ -32,9 +32,10 @@ SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexE
 
 
 def block_starts(prepared: Prepared) -> list[int]:
-    """First bundle of every basic block: the entry, every branch target, every bundle after a branch."""
+    """First bundle of every basic block: the entry, every branch target, every bundle after a branch,
+    and every bundle with a GM transfer (where a program may yield to other cores, see simulator.core)."""
     n = len(prepared.bundles)
-    starts = {0}
+    starts = {0} | {pc for pc, pipes in enumerate(prepared.gm_pipes) if pipes}
     for pc, (scalar, _, _) in enumerate(prepared.bundles):
         if scalar is not None and scalar.lowered.target is not None:
             starts.add(scalar.lowered.target)
@@ -275,7 +276,7 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
         at, plus = (f"start + {s}", f"{s} + ") if s else ("start", "")
         w("    if size:  # one contiguous run of bytes")
         w("        rstart = region.start")
-        w(f"        moved = {plus}transfer_block({at}, xaddr + addr - rstart, size, port, rstart << 40)")
+        w(f"        moved = {plus}transfer_block({at}, xaddr + addr - rstart, size, port, rstart << 40, gwrite)")
         w("    else:")
         w(f"        moved = {plus}transfer({at}, xfer, port, addr - region.start, region.start)")
         w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generator
 
 from isa import MachineSpec
 from simulator import codegen
@@ -26,13 +26,12 @@ from simulator.gm import GlobalMemory, contiguous_bytes
 from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES, Plan
 from simulator.options import SimOptions
-from simulator.prepare import NPIPES, S_PIPE, SET, WAIT, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, S_PIPE, SET, UNBOUNDED, WAIT, WORK, Op, Prepared, ScalarStep
 from simulator.races import RaceDetector
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug
 _PLAN_CACHE = 256  # distinct operand tuples remembered per instruction
 _SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
-_UNBOUNDED = 1 << 62  # a bound set to None
 
 
 @dataclass
@@ -63,6 +62,9 @@ class Launch:
     regions: list[GmRegion | None] = field(default_factory=list)  # last GM argument each instruction touched
     trace: list[tuple[int, int, int, int, int, tuple[int, int, int]]] | None = None
     instructions: int = 0
+    # [horizon, key]: the device sets the horizon (the earliest time another core waits to book GM at) before
+    # resuming a program; a program about to book GM later than that stores the time in key and yields
+    sync: list[int] = field(default_factory=lambda: [UNBOUNDED, UNBOUNDED])
 
 
 class _ScalarContext:
@@ -78,8 +80,11 @@ class _ScalarContext:
 
 
 def run_program(launch: Launch, core: int, pid: tuple[int, int, int], start: int, stats: CoreStats,
-                memory: CoreMemory | None) -> int:
-    """Simulate one program on `core` from cycle `start`; return when the core is free again."""
+                memory: CoreMemory | None) -> Generator[int, None, int]:
+    """Simulate one program on `core` from cycle `start`, as a generator: before a bundle with a GM
+    transfer that would start after `launch.sync[0]` (the horizon), it yields that start time, so the
+    device can book other cores' earlier transfers first (simulator.device). Returns (as the
+    StopIteration value) when the core is free again."""
     return _ProgramRun(launch, core, pid, start, stats, memory).run()
 
 
@@ -117,9 +122,14 @@ class _ProgramRun:
                       if opts.detect_races else None)
 
     # -- issue ---------------------------------------------------------------------------------------
-    def run(self) -> int:
+    def run(self) -> Generator[int, None, int]:
+        """The program's run as a generator (see `run_program`): the generated code for timing only
+        without races or trace, else the general issue loop."""
         if self.races is None and self.trace is None and not self.functional:
             return self._run_blocks()
+        return self._run_general()
+
+    def _run_general(self) -> Generator[int, None, int]:
         prep, launch = self.prep, self.launch
         bundles = prep.bundles
         nbundles = len(bundles)
@@ -127,19 +137,31 @@ class _ProgramRun:
         scalar_ctx = _ScalarContext(self.pid, launch)
         depth, penalty = self.depth, launch.spec.scalar.branch_penalty
         opts = launch.options
-        max_cycles = _UNBOUNDED if opts.max_cycles is None else opts.max_cycles
-        max_instructions = _UNBOUNDED if opts.max_instructions is None else opts.max_instructions
+        max_cycles = UNBOUNDED if opts.max_cycles is None else opts.max_cycles
+        max_instructions = UNBOUNDED if opts.max_instructions is None else opts.max_instructions
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
         free, done, stall, tokens = self.free, self.done, self.stall, self.tokens
         sets, waits = self.sets, self.waits
         races, trace, core, pid = self.races, self.trace, self.core, self.pid
         instr_cycles = launch.instr_cycles
         work, advance = self._work, self._advance
+        gm_pipes, sync = prep.gm_pipes, launch.sync
         t = self.start
         pc = 0
         count = 0
         stall_s = busy_s = 0
         while pc < nbundles:
+            gp = gm_pipes[pc]
+            if gp:  # GM is booked in time order across cores: wait until no other core would book earlier
+                key = UNBOUNDED
+                for p in gp:
+                    if not queues[p]:
+                        s = free[p] if free[p] > t else t
+                        if s < key:
+                            key = s
+                if key > sync[0]:
+                    sync[1] = key
+                    yield key
             scalar, ops, size = bundles[pc]
             for op in ops:  # a full queue stalls issue until its oldest instruction starts
                 p = op.pipe
@@ -234,7 +256,7 @@ class _ProgramRun:
             pc += 1
         return self._finish(t, count, busy_s, stall_s)
 
-    def _run_blocks(self) -> int:
+    def _run_blocks(self) -> Generator[int, None, int]:
         """`run` for timing only without races or trace, through the program compiled to one function per
         basic block (simulator.codegen): the same steps in the same order, without per-instruction dispatch."""
         launch = self.launch
@@ -242,11 +264,23 @@ class _ProgramRun:
         program = codegen.compiled(self.prep, launch.spec, opts.max_cycles is not None)
         hits = [0] * len(program.block_scalars)
         blocks = program.bind(self, [0] * launch.spec.scalar.registers, _ScalarContext(self.pid, launch), hits,
-                              _UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
-                              _UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
+                              UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
+                              UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
         nbundles = len(blocks)
+        sync, gm_pipes, free, queues = launch.sync, self.prep.gm_pipes, self.free, self.queues
         t, stall_s, count, pc = self.start, 0, 0, 0
         while pc < nbundles:
+            gp = gm_pipes[pc]
+            if gp:  # GM is booked in time order across cores (as in run; such a bundle starts a block)
+                key = UNBOUNDED
+                for p in gp:
+                    if not queues[p]:
+                        s = free[p] if free[p] > t else t
+                        if s < key:
+                            key = s
+                if key > sync[0]:
+                    sync[1] = key
+                    yield key
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
         busy_s = 0
         instr_cycles = self.instr_cycles
@@ -394,7 +428,7 @@ class _ProgramRun:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
                 if size:
                     moved = setup + self.gm.transfer_block(start + setup, xaddr + addr - region.start, size, port,
-                                                           region.start << 40)
+                                                           region.start << 40, gwrite)
                 else:
                     moved = setup + self.gm.transfer(start + setup, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
@@ -402,8 +436,11 @@ class _ProgramRun:
             if moved > occupancy:
                 occupancy = moved
             if self.races is not None:
-                self._check_race(p, tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
-                                          for s, lo, hi, w in accesses), op)
+                accesses = tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
+                                 for s, lo, hi, w in accesses)
+                if op.gm_spans is not None:
+                    accesses += self._lane_accesses(op, args, addr, xfer.write)
+                self._check_race(p, accesses, op)
         if self.functional:
             try:
                 op.execute(args, self.memory)
@@ -421,6 +458,16 @@ class _ProgramRun:
         resolved[p] += 1
         if self.trace is not None:
             self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
+
+    def _lane_accesses(self, op: Op, args: tuple, addr: int, write: bool) -> tuple:
+        """The GM bytes a gather or scatter touches, for the race detector: in functional mode the runs
+        its active lanes cover; in timing-only mode (no index data) every byte of the argument its base
+        address lies in, or of all GM if it lies in none (the compiler may fold offsets into the base)."""
+        if self.functional:
+            return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
+        region = self.launch.gm_args.find(addr, addr + 1)
+        lo, hi = (region.start, region.end) if region is not None else (0, UNBOUNDED)
+        return (("gm", lo, hi, write),)
 
     def _check_race(self, p: int, accesses: tuple, op: Op) -> None:
         race = self.races.access(p, accesses, op)

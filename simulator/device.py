@@ -1,9 +1,13 @@
 """The multi-core device: argument checking, dispatch of the grid's programs to cores, results.
 
 Programs are dispatched in grid order (axis 0 fastest, like Triton's program ids) to the earliest
-free core (ties: lowest core id), each starting when its core is free. They are simulated one at a
-time; GM bandwidth is shared through the launch's calendar (simulator.gm), so the order of
-simulation does not let any core exceed the spec.
+free core (ties: lowest core id), each starting when its core is free. The cores' programs run
+interleaved, in simulated time order of their GM transfers: each program is a generator that stops
+before a bundle whose GM transfer would start after the earliest time another core is waiting at
+(simulator.core), and the device always resumes the core with the earliest such time (ties: lowest
+core id). So L2 hits and misses and the shares of the bandwidth calendar (simulator.gm) follow
+simulated time, not the order of the grid. The order is that of each transfer's start as known
+when its bundle issues; a transfer queued behind a wait_flag is booked when the flag resolves.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import itertools
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Generator, Sequence
 
 import numpy as np
 
@@ -25,7 +29,7 @@ from simulator.gm import GlobalMemory
 from simulator.memory import CoreMemory, GmArgs, GmRegion
 from simulator.ops import PIPE_NAMES
 from simulator.options import SimOptions
-from simulator.prepare import Prepared, prepare
+from simulator.prepare import UNBOUNDED, Prepared, prepare
 
 _PREPARED_CACHE = 64  # compiled programs kept per device
 
@@ -40,8 +44,9 @@ class RunResult:
         pipe_busy, pipe_stall: the same summed over cores, by pipe name.
         line_cycles: busy cycles attributed to each kernel source line (instructions with a loc).
         instructions: dynamic instruction count.
-        prints: device_print output, in simulation order.
-        gm_bytes, hbm_bytes: bytes moved on GM ports (burst-rounded) and fetched from HBM (L2 misses).
+        prints: device_print output, in simulation order (cores interleaved, see the module docstring).
+        gm_bytes, hbm_bytes: bytes moved on GM ports (burst-rounded) and moved to or from HBM (L2 misses,
+            every stored burst).
     """
 
     cycles: int
@@ -72,7 +77,8 @@ class Device:
         self._prepared: OrderedDict[int, tuple[Program, Prepared]] = OrderedDict()
 
     def flush_l2(self) -> None:
-        """Forget L2 contents, for cold-cache measurements."""
+        """Forget L2 contents, for cold-cache measurements. Stores are write-through (simulator.gm): no line
+        is dirty, so there is nothing to write back and nothing a launch leaves uncounted."""
         self.gm = GlobalMemory(self.spec)
 
     def run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
@@ -94,18 +100,37 @@ class Device:
         ncores = self.spec.cores
         stats = [CoreStats(c) for c in range(ncores)]
         memories: dict[int, CoreMemory] = {}
-        free = [(0, c) for c in range(ncores)]
+        pids = itertools.product(range(grid3[2]), range(grid3[1]), range(grid3[0]))
+        running: list[Generator[int, None, int] | None] = [None] * ncores
+        events = [(0, c) for c in range(ncores)]  # a heap of (time, core): free, or waiting to book GM then
+        sync = launch.sync
         makespan = 0
-        for z, y, x in itertools.product(range(grid3[2]), range(grid3[1]), range(grid3[0])):
-            start, core = heapq.heappop(free)
-            memory = None
-            if options.functional:
-                memory = memories.get(core)
-                if memory is None:
-                    memory = memories[core] = CoreMemory(self.spec, gm_args)
-            end = run_program(launch, core, (x, y, z), start, stats[core], memory)
-            makespan = max(makespan, end)
-            heapq.heappush(free, (end, core))
+        while events:
+            at, core = events[0]
+            program_run = running[core]
+            if program_run is None:  # the core is free: the next program of the grid starts on it
+                pid = next(pids, None)
+                if pid is None:
+                    heapq.heappop(events)
+                    continue
+                memory = None
+                if options.functional:
+                    memory = memories.get(core)
+                    if memory is None:
+                        memory = memories[core] = CoreMemory(self.spec, gm_args)
+                program_run = running[core] = run_program(launch, core, pid[::-1], at, stats[core], memory)
+            # the horizon: the earliest other event, a child of the heap's root
+            n = len(events)
+            horizon = events[1][0] if n > 1 else UNBOUNDED
+            if n > 2 and events[2][0] < horizon:
+                horizon = events[2][0]
+            sync[0] = horizon
+            try:
+                heapq.heapreplace(events, (next(program_run), core))
+            except StopIteration as stop:
+                running[core] = None
+                makespan = max(makespan, stop.value)
+                heapq.heapreplace(events, (stop.value, core))
         return self._result(launch, stats, makespan, self.gm.bytes_moved - moved0, self.gm.hbm_bytes - hbm0)
 
     def _prepare(self, program: Program) -> Prepared:

@@ -1,12 +1,32 @@
 """GM timing: burst rounding, the shared L2 (residency persists across launches) and a bandwidth
 calendar that every core's transfers share, so the device never moves bytes faster than the spec.
 
+Writes are write-through: every stored byte, rounded out to bursts, costs HBM bandwidth when it is
+stored, whether its line is resident or not, so nothing is left to write back and a launch's
+makespan includes all of its HBM traffic (no hidden cost at `flush_l2` or at the next launch).
+Lines a store covers completely become resident (a later read hits them); a partly written line
+keeps its residency as it was, since the rest of it was never fetched. Reads move burst-rounded
+bytes through L2 and fetch every line that misses from HBM.
+
+Gathers and scatters take the same path at the cost of their worst case, because timing-only mode
+has no index data and both modes must give identical cycles: each of the n lanes moves one burst on
+the bus, a gather fetches one line from HBM per lane (n distinct lines, all missing) and a scatter
+writes one burst per lane to HBM. Neither changes L2 residency (which lines is data-dependent).
+
 The calendar splits time into buckets of `QUANTUM` cycles. Each bucket holds QUANTUM x HBM bandwidth
 of HBM capacity and QUANTUM x L2 bandwidth of L2 capacity. A transfer starting at t fills buckets
 forward, taking from each at most its port's rate (the issuing pipe's bytes per cycle) and what is
 left of the shared capacities; its occupancy ends where its last byte moves. All bytes pass through
-L2; bytes of lines that miss also consume HBM capacity. Reservations do not depend on the order in
-which they are made beyond first-come first-served, so programs can be simulated one at a time.
+L2; bytes of lines that miss, and every byte written, also consume HBM capacity. Two rules keep
+buckets from packing their capacity into part of their span (24 cores' loads starting late in a
+bucket would otherwise share all of it, 1.23x the HBM rate): a booking starting at t cuts what is
+left of its first bucket to the rates times the bucket's span after t, for itself and every later
+booking (bookings come in time order, simulator.device; one that comes after a later start, a
+transfer that waited on a flag, may take back the part cut from its own span), and a transfer
+cannot end before what the transfers ending in its last bucket took of that bucket, laid out forward
+from the bucket's start at the shared rates, has moved. So the transfers that start and end inside
+any window spanning two or more buckets move at most the spec's rates times the window, whatever
+the order of booking.
 """
 
 from __future__ import annotations
@@ -33,8 +53,8 @@ class GmXfer:
     The core costs it at an offset in the argument array that holds it (see `GlobalMemory.transfer`),
     so bursts and lines are counted as if every array were aligned.
 
-    `scattered` > 0 marks a gather/scatter of that many elements at data-dependent addresses: each
-    moves one burst and is costed as an L2 miss, so timing never depends on the data.
+    `scattered` > 0 marks a gather/scatter of that many elements at data-dependent addresses, costed
+    at its worst case (see the module docstring), so timing never depends on the data.
     """
 
     addr: int
@@ -57,7 +77,7 @@ def contiguous_bytes(x: GmXfer) -> int:
 
 
 class L2Cache:
-    """Shared L2 residency by line, close to LRU, with writes allocating.
+    """Shared L2 residency by line, close to LRU; fully written lines allocate (see `GlobalMemory`).
 
     Lines are grouped in blocks of `_BLOCK_LINES`; a block holds a bitmask of its resident lines and
     the epoch (transfer number) that last touched it. Residency is exact per line; eviction takes
@@ -128,10 +148,26 @@ class BandwidthCalendar:
     """Shared HBM and L2 capacity per bucket of QUANTUM cycles, for one launch."""
 
     def __init__(self, hbm_bytes_per_cycle: float, l2_bytes_per_cycle: float) -> None:
+        self.hbm_rate, self.l2_rate = hbm_bytes_per_cycle, l2_bytes_per_cycle
         self.hbm_cap = hbm_bytes_per_cycle * QUANTUM
         self.l2_cap = l2_bytes_per_cycle * QUANTUM
-        self.hbm: list[float] = []
+        self.hbm: list[float] = []  # capacity left per bucket
         self.l2: list[float] = []
+        self.lasts: list[int] = []  # the latest start booked in each bucket
+        self.hbm_cut: list[float] = []  # capacity cut from each bucket before that start
+        self.l2_cut: list[float] = []
+        self.hbm_ended: list[float] = []  # capacity of each bucket taken by transfers that end in it
+        self.l2_ended: list[float] = []
+
+    def _grow(self, b: int) -> None:
+        grow = b + _GROW - len(self.l2)
+        self.l2.extend([self.l2_cap] * grow)
+        self.hbm.extend([self.hbm_cap] * grow)
+        self.lasts.extend([-1] * grow)
+        self.l2_cut.extend([0.0] * grow)
+        self.hbm_cut.extend([0.0] * grow)
+        self.l2_ended.extend([0.0] * grow)
+        self.hbm_ended.extend([0.0] * grow)
 
     def occupy(self, start: int, nbytes: int, hbm_bytes: int, port: float) -> int:
         """Reserve a transfer of `nbytes` (of which `hbm_bytes` come from HBM) starting at cycle `start`
@@ -143,11 +179,31 @@ class BandwidthCalendar:
         t = float(start)
         left = float(nbytes)
         b = start // QUANTUM
+        if b >= len(l2):
+            self._grow(b)
+        lasts = self.lasts
+        last = lasts[b]
+        if start >= last:  # in time order: what is left of the bucket is at most its span after `start`
+            lasts[b] = start
+            span = (b + 1) * QUANTUM - start
+            cut = l2[b] - self.l2_rate * span
+            if cut > 0:
+                l2[b] -= cut
+                self.l2_cut[b] += cut
+            cut = hbm[b] - self.hbm_rate * span
+            if cut > 0:
+                hbm[b] -= cut
+                self.hbm_cut[b] += cut
+        else:  # booked after a later start cut the bucket: it may use the cut part of [start, last)
+            back = min(self.l2_cut[b], self.l2_rate * (last - start))
+            l2[b] += back
+            self.l2_cut[b] -= back
+            back = min(self.hbm_cut[b], self.hbm_rate * (last - start))
+            hbm[b] += back
+            self.hbm_cut[b] -= back
         while True:
             if b >= len(l2):
-                grow = b + _GROW - len(l2)
-                l2.extend([self.l2_cap] * grow)
-                hbm.extend([self.hbm_cap] * grow)
+                self._grow(b)
             bucket_end = (b + 1) * QUANTUM
             dur = bucket_end - t
             cap = port * dur
@@ -159,6 +215,19 @@ class BandwidthCalendar:
                 finish = t + dur * left / cap
                 l2[b] -= left
                 hbm[b] -= left * f
+                # not before what the transfers ending in this bucket took of it, laid out forward from its
+                # start at the shared rate, has moved
+                ended = self.l2_ended[b] + left
+                self.l2_ended[b] = ended
+                floor = bucket_end - QUANTUM + ended / self.l2_rate
+                if floor > finish:
+                    finish = floor
+                if f > 0:
+                    ended = self.hbm_ended[b] + left * f
+                    self.hbm_ended[b] = ended
+                    floor = bucket_end - QUANTUM + ended / self.hbm_rate
+                    if floor > finish:
+                        finish = floor
                 return max(1, math.ceil(finish - start - _EPS))
             if cap > 0:
                 l2[b] -= cap
@@ -206,41 +275,49 @@ class GlobalMemory:
 
         The transfer is at offset `x.addr + shift` of the argument array whose host address is
         `region` (the key of its L2 lines). Bytes on the bus are rows rounded out to bursts; bytes
-        from HBM are the lines that miss in L2, whose residency this updates."""
+        from HBM are the lines that miss in L2 (reads) or the bus bytes (writes, write-through)."""
         size = contiguous_bytes(x)
         if size:
-            return self.transfer_block(start, x.addr + shift, size, port, region << 40)
+            return self.transfer_block(start, x.addr + shift, size, port, region << 40, x.write)
         burst = self.burst
-        if x.scattered:
-            nbytes = hbm_bytes = x.scattered * burst
+        l2 = self.l2
+        line = l2.line_bytes
+        if x.scattered:  # the worst case of data-dependent addresses (see the module docstring)
+            nbytes = x.scattered * burst
+            hbm_bytes = nbytes if x.write else x.scattered * line
         elif x.rows <= 0 or x.cols <= 0:
             nbytes = hbm_bytes = 0
         else:
-            l2 = self.l2
-            line = l2.line_bytes
             key = region << 40
             l2.epoch += 1
             nbytes = missed = 0
             base = x.addr + shift
+            write = x.write
             if x.cs == x.itemsize:  # rows of contiguous bytes
                 row = x.cols * x.itemsize
                 for r in range(x.rows):
                     a = base + r * x.rs
                     nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                    missed += l2.touch(key, a // line, (a + row - 1) // line)
+                    if not write:
+                        missed += l2.touch(key, a // line, (a + row - 1) // line)
+                    elif -(-a // line) < (a + row) // line:  # lines the row covers completely
+                        l2.touch(key, -(-a // line), (a + row) // line - 1)
             else:  # column-strided: every element is its own burst
                 for r in range(x.rows):
                     a = base + r * x.rs
                     for c in range(x.cols):
                         e = a + c * x.cs
                         nbytes += burst
-                        missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
-            hbm_bytes = missed * line
+                        if not write:
+                            missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
+                        elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
+                            l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
+            hbm_bytes = nbytes if write else missed * line
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
 
-    def transfer_block(self, start: int, base: int, size: int, port: float, key: int) -> int:
+    def transfer_block(self, start: int, base: int, size: int, port: float, key: int, write: bool) -> int:
         """`transfer` of one contiguous run of `size` > 0 bytes at offset `base` of the array whose L2
         key is `key` (its host address shifted left by 40 bits): the common case, figures precomputed."""
         burst = self.burst
@@ -248,7 +325,13 @@ class GlobalMemory:
         line = l2.line_bytes
         l2.epoch += 1
         nbytes = (-(-(base + size) // burst) - base // burst) * burst
-        hbm_bytes = l2.touch(key, base // line, (base + size - 1) // line) * line
+        if write:  # write-through: every burst goes to HBM; fully covered lines become resident
+            hbm_bytes = nbytes
+            first, last = -(-base // line), (base + size) // line - 1
+            if first <= last:
+                l2.touch(key, first, last)
+        else:
+            hbm_bytes = l2.touch(key, base // line, (base + size - 1) // line) * line
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)

@@ -17,6 +17,7 @@ from simulator.ops import PIPE_INDEX, RULES, Env, PipeOp, ScalarOp, SyncOp
 WORK, SET, WAIT = 0, 1, 2
 NPIPES = len(PIPE_INDEX)
 S_PIPE = PIPE_INDEX[Pipe.S]
+UNBOUNDED = 1 << 62  # a bound set to None; a horizon no core waits at
 
 
 class Op:
@@ -27,7 +28,8 @@ class Op:
     `setup`: the command set-up before its GM side starts (`PipeOp.setup`).
     """
 
-    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos", "setup")
+    __slots__ = ("index", "instr", "pipe", "kind", "resolve", "plan", "execute", "flag", "dst", "gm_pos", "setup",
+                 "gm_spans")
 
     def __init__(self, index: int, instr: Instr, pipe: int, lowered: PipeOp | SyncOp, events: int) -> None:
         self.index = index
@@ -36,6 +38,7 @@ class Op:
         self.resolve: Callable[[list], tuple] | None = None
         self.plan: Callable[[tuple], Any] | None = None
         self.execute: Callable[[tuple, Any], None] | None = None
+        self.gm_spans: Callable[[tuple, Any], list[tuple[int, int]]] | None = None  # see PipeOp.gm_spans
         self.flag = -1
         self.dst = -1
         self.setup = 0
@@ -49,6 +52,7 @@ class Op:
             self.kind = WORK
             self.resolve, self.plan, self.execute = lowered.resolve, lowered.plan, lowered.execute
             self.setup = lowered.setup
+            self.gm_spans = lowered.gm_spans
 
 
 class ScalarStep(NamedTuple):
@@ -76,6 +80,7 @@ class Prepared:
     instrs: tuple[Instr, ...]  # by instruction index, for profiles and traces
     active_pipes: tuple[int, ...]  # pipes with memory instructions
     nflags: int
+    gm_pipes: tuple[tuple[int, ...], ...]  # per bundle, the pipes of its instructions with a GM operand
     compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # simulator.codegen's
 
     def flag_name(self, flag: int, events: int) -> str:
@@ -127,4 +132,6 @@ def prepare(program: Program, spec: MachineSpec) -> Prepared:
                 active.add(pipe)
             ops.append(Op(index, ins, pipe, lowered, events))
         bundles.append(PreparedBundle(scalar, tuple(ops), len(bundle.instrs)))
-    return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events)
+    gm_pipes = tuple(tuple(op.pipe for op in b.ops if op.kind == WORK and op.gm_pos >= 0) for b in bundles)
+    return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events,
+                    gm_pipes)

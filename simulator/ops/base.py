@@ -72,6 +72,8 @@ class PipeOp:
     plan: Callable[[tuple], Plan]
     execute: Callable[[tuple, CoreMemory], None]
     setup: int = 0
+    # a gather's or scatter's data-dependent GM bytes: [lo, hi) runs its active lanes touch (functional mode)
+    gm_spans: Callable[[tuple, CoreMemory], list[tuple[int, int]]] | None = None
 
 
 Lowered = ScalarOp | SyncOp | PipeOp

@@ -55,13 +55,14 @@ def _gather(instr: Instr, env: Env) -> PipeOp:
     e = dt.itemsize
     has_mask = instr.get("mask") is not None
     DST, SRC, IDX, N, MASK, PAD = fields(instr, "dst", "src", "idx", "n", "mask", "pad")
-    latency, port = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle
+    latency, port, command = env.spec.mte2.latency, env.spec.mte2.bytes_per_cycle, env.spec.mte2.command_cycles
 
     def plan(a: tuple) -> Plan:
         n = a[N]
         check_shape(n=n)
         acc = [(space, a[DST], a[DST] + n * e, True), *lane_accesses(a, IDX, MASK, n, has_mask)]
-        return Plan(tuple(acc), 1, latency, GmXfer(a[SRC], 1, n, 0, e, e, False, scattered=n), port)
+        return Plan(tuple(acc), command_cycles(command, n * e, port), latency,
+                    GmXfer(a[SRC], 1, n, 0, e, e, False, scattered=n), port)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         n = a[N]
@@ -72,7 +73,22 @@ def _gather(instr: Instr, env: Env) -> PipeOp:
             out[lanes] = data[offsets].view(dt).reshape(-1)
         mem.vector(space, a[DST], n, dt)[...] = out
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    def spans(a: tuple, mem: CoreMemory) -> list[tuple[int, int]]:
+        idx, lanes = active_lanes(mem, a, IDX, MASK, a[N], has_mask)
+        return lane_spans(a[SRC] + idx[lanes] * e, e)
+
+    return PipeOp(make_resolver(instr), plan, execute, command, gm_spans=spans)
+
+
+def lane_spans(addrs: np.ndarray, e: int) -> list[tuple[int, int]]:
+    """The GM byte ranges [lo, hi) that elements of `e` bytes at `addrs` cover, merged where they touch."""
+    if not addrs.size:
+        return []
+    a = np.unique(addrs)
+    cut = np.flatnonzero(np.diff(a) > e)
+    starts = a[np.concatenate(([0], cut + 1))]
+    ends = a[np.concatenate((cut, [a.size - 1]))] + e
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 def gm_lanes(mem: CoreMemory, addrs: np.ndarray, e: int, lanes: np.ndarray, verb: str) -> tuple[np.ndarray, np.ndarray]:

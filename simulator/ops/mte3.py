@@ -11,7 +11,7 @@ from simulator.ops.base import (
     Env, Plan, PipeOp, active_lanes, check_shape, command_cycles, copy_shape, fields, lane_accesses, make_resolver,
     rule,
 )
-from simulator.ops.mte2 import gm_lanes
+from simulator.ops.mte2 import gm_lanes, lane_spans
 
 
 @rule("store")
@@ -49,13 +49,14 @@ def _scatter(instr: Instr, env: Env) -> PipeOp:
     e = dt.itemsize
     has_mask = instr.get("mask") is not None
     DST, SRC, IDX, N, MASK = fields(instr, "dst", "src", "idx", "n", "mask")
-    latency, port = env.spec.mte3.latency, env.spec.mte3.bytes_per_cycle
+    latency, port, command = env.spec.mte3.latency, env.spec.mte3.bytes_per_cycle, env.spec.mte3.command_cycles
 
     def plan(a: tuple) -> Plan:
         n = a[N]
         check_shape(n=n)
         acc = [("ub", a[SRC], a[SRC] + n * e, False), *lane_accesses(a, IDX, MASK, n, has_mask)]
-        return Plan(tuple(acc), 1, latency, GmXfer(a[DST], 1, n, 0, e, e, True, scattered=n), port)
+        return Plan(tuple(acc), command_cycles(command, n * e, port), latency,
+                    GmXfer(a[DST], 1, n, 0, e, e, True, scattered=n), port)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         n = a[N]
@@ -65,4 +66,8 @@ def _scatter(instr: Instr, env: Env) -> PipeOp:
             src = mem.vector("ub", a[SRC], n, dt)[lanes]
             data[offsets] = np.ascontiguousarray(src).view(np.uint8).reshape(-1, e)
 
-    return PipeOp(make_resolver(instr), plan, execute)
+    def spans(a: tuple, mem: CoreMemory) -> list[tuple[int, int]]:
+        idx, lanes = active_lanes(mem, a, IDX, MASK, a[N], has_mask)
+        return lane_spans(a[DST] + idx[lanes] * e, e)
+
+    return PipeOp(make_resolver(instr), plan, execute, command, gm_spans=spans)

@@ -85,18 +85,18 @@ def test_interpreted_and_compiled_launches_return_the_same_record_type():
 
 
 def test_cold_l2_cycles_do_not_depend_on_what_ran_before():
-    size = 256
-    a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
+    # a memory-bound kernel: 8 MiB of reads, so whether they hit in L2 shows in the makespan
+    n = 1 << 20
+    x, y, out = (np.zeros(n, np.float32) for _ in range(3))
 
     def launch(block: int, **options):
-        grid = (npu.cdiv(size, block), npu.cdiv(size, block))
-        return T.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=block, BN=block, BK=32, timing_only=True,
-                                          **options).cycles
+        return T.add_kernel[(npu.cdiv(n, block),)](x, y, out, n, BLOCK_SIZE=block, timing_only=True,
+                                                   **options).cycles
 
-    alone = launch(64, l2="cold")
-    launch(32)  # another config leaves a and b in L2
-    warm = launch(64)
-    after_other = launch(64, l2="cold")
+    alone = launch(4096, l2="cold")
+    launch(2048)  # another config leaves x and y in L2
+    warm = launch(4096)
+    after_other = launch(4096, l2="cold")
     assert after_other == alone
     assert warm < alone  # the warm state is real, so asking for a cold one matters
 

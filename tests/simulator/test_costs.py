@@ -70,7 +70,8 @@ def test_small_commands_cost_more_than_one_large_on_every_dma_pipe(spec: Machine
 
 def test_set_up_is_not_hidden_behind_a_contended_gm_stream(spec: MachineSpec) -> None:
     """Every core streams its own cold 64 KiB (HBM-bound): the GM side of each command starts after its
-    set-up, so 64 commands of 1 KiB still pay 64 set-ups on every core's MTE2."""
+    set-up, so 64 commands of 1 KiB still pay 64 set-ups on every core's MTE2. Both streams stay
+    HBM-bound (64 set-ups fit inside each core's share of the HBM time), so neither beats the roofline."""
     x = np.zeros(spec.cores * 65536 // 4, np.float32)
 
     def stream(count: int) -> RunResult:
@@ -85,7 +86,8 @@ def test_set_up_is_not_hidden_behind_a_contended_gm_stream(spec: MachineSpec) ->
     assert one.hbm_bytes == many.hbm_bytes == x.nbytes
     for core in many.per_core:
         assert core.busy["mte2"] >= 64 * spec.mte2.command_cycles + 65536 // spec.mte2.bytes_per_cycle
-    assert many.cycles > one.cycles
+    roofline = x.nbytes / spec.hbm_bytes_per_cycle
+    assert min(one.cycles, many.cycles) >= roofline
 
 
 # -- defect 5: on-chip writes cost time --------------------------------------------------------------
