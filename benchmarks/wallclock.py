@@ -1,8 +1,7 @@
 """Wall-clock costs a kernel author feels: functional launches, cold compiles and cache hits.
 
-Reference: Triton 3.9's own CPU interpreter (TRITON_INTERPRET=1) takes 2.5 s for the tutorial
-matmul (512^3, 64x64x32 blocks) and 2.4 s for the tutorial softmax (1024x1024) on this machine
-(figures from the project's issue #3; Triton itself is not installed here).
+The peer comparison (Triton 3.9's CPU interpreter, timed interleaved with npulang in one run) is
+benchmarks/vs_triton.py; this script runs it too when its venv (.bench-venvs/triton) exists.
 
     python benchmarks/wallclock.py
 """
@@ -22,7 +21,7 @@ from examples import tutorials as tut  # noqa: E402
 from npulang.runtime import RUNTIME, Runtime  # noqa: E402
 from npulang.runtime.cache import KernelCache  # noqa: E402
 
-TRITON_INTERPRETER_SECONDS = {"matmul 512^3 (64x64x32)": 2.5, "softmax 1024x1024": 2.4}
+import vs_triton  # noqa: E402  (beside this file)
 
 
 def _times(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -43,13 +42,17 @@ def main() -> None:
         "matmul 512^3 (64x64x32)": lambda: tut.run_matmul(a, b, np.float16, block=(64, 64, 32), group=8),
         "softmax 1024x1024": lambda: tut.run_softmax(x, programs=24),
     }
-    print("| launch (functional, compiled kernel cached) | npulang s | Triton interpreter s | speed-up |")
-    print("|---|---|---|---|")
+    print("| launch (functional, compiled kernel cached) | npulang s |")
+    print("|---|---|")
     for name, fn in launches.items():
-        fn()  # compile once; the launch itself is what is compared
+        fn()  # compile once; the launch itself is what is measured
         secs = statistics.median(_times(fn, 3))
-        ref = TRITON_INTERPRETER_SECONDS[name]
-        print(f"| {name} | {secs:.3f} | {ref} | {ref / secs:.1f}x |")
+        print(f"| {name} | {secs:.3f} |")
+    print()
+    if vs_triton.STAMP.exists():
+        vs_triton.print_table(vs_triton.compare(3), 3)
+    else:
+        print("against Triton's interpreter, side by side: python benchmarks/vs_triton.py (installs the peer once)")
 
     # cold compile of the tutorial matmul: frontend, generic passes and backend, no cache at all
     def cold() -> None:

@@ -9,21 +9,15 @@ accesses from different pipes to overlapping bytes, one a write, neither ordered
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 _MIN_LIMIT = 64
 
-
-@dataclass(frozen=True, slots=True)
-class AccessRecord:
-    lo: int
-    hi: int
-    write: bool
-    pipe: int
-    clock: int  # the pipe's own clock entry at this access
-    who: Any  # the instruction, for the message
-    seq: int  # order of recording, so the earliest conflicting record is the one reported
+# An access record is a plain tuple (creating one is the detector's hot path):
+# (clock, lo, hi, write, seq, who) = (the pipe's own clock entry at the access, the byte range [lo, hi),
+# whether it writes, order of recording (so the earliest conflicting record is the one reported), the
+# instruction for the message). Records are kept per pipe, so a record's pipe is its list's index.
+AccessRecord = tuple[int, int, int, bool, int, Any]
 
 
 class RaceDetector:
@@ -42,6 +36,7 @@ class RaceDetector:
         self.npipes = npipes
         self.clocks = [[0] * npipes for _ in range(npipes)]
         self.active = tuple(active)
+        self._others = [tuple(q for q in self.active if q != p) for p in range(npipes)]
         self.records: dict[str, list[list[AccessRecord]]] = {}  # space -> pipe -> records, oldest first
         self.counts: dict[str, int] = {}
         self.limits: dict[str, int] = {}
@@ -55,10 +50,7 @@ class RaceDetector:
         return tuple(self.clocks[pipe])
 
     def join(self, pipe: int, other: Sequence[int]) -> None:
-        vc = self.clocks[pipe]
-        for i, c in enumerate(other):
-            if c > vc[i]:
-                vc[i] = c
+        self.clocks[pipe] = list(map(max, self.clocks[pipe], other))
 
     def barrier(self) -> None:
         joined = [max(col) for col in zip(*self.clocks)]
@@ -69,37 +61,39 @@ class RaceDetector:
     def access(self, pipe: int, accesses: Sequence[tuple[str, int, int, bool]], who: Any) -> str | None:
         """Record one instruction's accesses; return a race message or None."""
         vc = self.clocks[pipe]
-        vc[pipe] += 1
-        own = vc[pipe]
+        own = vc[pipe] = vc[pipe] + 1
+        others = self._others[pipe]
+        records, counts = self.records, self.counts
         for space, lo, hi, write in accesses:
             if hi <= lo:
                 continue
-            by_pipe = self.records.get(space)
+            by_pipe = records.get(space)
             if by_pipe is None:
-                by_pipe = self.records[space] = [[] for _ in range(self.npipes)]
-                self.counts[space] = 0
+                by_pipe = records[space] = [[] for _ in range(self.npipes)]
+                counts[space] = 0
                 self.limits[space] = _MIN_LIMIT
-            first = None  # the earliest recorded access this one races with
-            for q in self.active:  # only they have records
+            first = None  # the earliest recorded access this one races with, and its pipe
+            for q in others:  # only active pipes have records
                 recs = by_pipe[q]
-                if q == pipe or not recs:
+                if not recs:
                     continue
                 seen = vc[q]
                 n = i = len(recs)
-                while i and recs[i - 1].clock > seen:
+                while i and recs[i - 1][0] > seen:
                     i -= 1
                 for k in range(i, n):
                     r = recs[k]
-                    if r.lo < hi and lo < r.hi and (write or r.write):
-                        if first is None or r.seq < first.seq:
-                            first = r
+                    if r[1] < hi and lo < r[2] and (write or r[3]):
+                        if first is None or r[4] < first[0][4]:
+                            first = (r, q)
                         break
             if first is not None:
-                return self._message(space, max(lo, first.lo), min(hi, first.hi), first, pipe, write, who)
-            by_pipe[pipe].append(AccessRecord(lo, hi, write, pipe, own, who, self.seq))
+                r, q = first
+                return self._message(space, max(lo, r[1]), min(hi, r[2]), r, q, pipe, write, who)
+            by_pipe[pipe].append((own, lo, hi, write, self.seq, who))
             self.seq += 1
-            self.counts[space] += 1
-            if self.counts[space] > self.limits[space]:
+            counts[space] += 1
+            if counts[space] > self.limits[space]:
                 self._prune(space)
         return None
 
@@ -108,26 +102,25 @@ class RaceDetector:
         # a record is live while some other active pipe has not seen it: its clock is above the least
         # clock entry the other active pipes hold for its pipe
         seen = [min((clocks[q][p] for q in active if q != p), default=float("inf")) for p in range(self.npipes)]
-        live = [r for recs in self.records[space] for r in recs if r.clock > seen[r.pipe]]
-        # a newer record of the same pipe, range and kind stands for the older ones
-        latest: dict[tuple, AccessRecord] = {}
-        for r in live:
-            key = (r.pipe, r.lo, r.hi, r.write)
-            if key not in latest or latest[key].seq < r.seq:
-                latest[key] = r
-        kept = [r for r in live if latest[(r.pipe, r.lo, r.hi, r.write)] is r]
-        by_pipe: list[list[AccessRecord]] = [[] for _ in range(self.npipes)]
-        for r in kept:
-            by_pipe[r.pipe].append(r)
+        by_pipe: list[list[AccessRecord]] = []
+        kept = 0
+        for p, recs in enumerate(self.records[space]):
+            live = [r for r in recs if r[0] > seen[p]]
+            # a newer record of the same range and kind stands for the older ones
+            latest = {(r[1], r[2], r[3]): r for r in live}
+            mine = [r for r in live if latest[(r[1], r[2], r[3])] is r]
+            by_pipe.append(mine)
+            kept += len(mine)
         self.records[space] = by_pipe
-        self.counts[space] = len(kept)
-        self.limits[space] = max(_MIN_LIMIT, 2 * len(kept))
+        self.counts[space] = kept
+        self.limits[space] = max(_MIN_LIMIT, 2 * kept)
 
-    def _message(self, space: str, lo: int, hi: int, r: AccessRecord, pipe: int, write: bool, who: Any) -> str:
+    def _message(self, space: str, lo: int, hi: int, r: AccessRecord, rpipe: int, pipe: int, write: bool,
+                 who: Any) -> str:
         def kind(w: bool) -> str:
             return "writes" if w else "reads"
 
-        return (f"data race on {space} bytes [{lo}, {hi}): {self.describe(r.who)} on pipe "
-                f"{self.pipe_names[r.pipe]} {kind(r.write)} them and {self.describe(who)} on pipe "
+        return (f"data race on {space} bytes [{lo}, {hi}): {self.describe(r[5])} on pipe "
+                f"{self.pipe_names[rpipe]} {kind(r[3])} them and {self.describe(who)} on pipe "
                 f"{self.pipe_names[pipe]} {kind(write)} them with no set_flag/wait_flag or barrier "
                 f"ordering the two")

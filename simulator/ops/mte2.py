@@ -43,7 +43,8 @@ def _load(instr: Instr, env: Env) -> PipeOp:
         dst = mem.tile(space, a[DST], rows, cols, drs, 1, dt)
         if vr < rows or vc < cols:
             dst[...] = convert(a[PAD], dt)
-        dst[:vr, :vc] = mem.tile("gm", a[SRC], vr, vc, a[SRS], a[SCS], dt)
+            dst = dst[:vr, :vc]
+        dst[...] = mem.tile("gm", a[SRC], vr, vc, a[SRS], a[SCS], dt)
 
     return PipeOp(make_resolver(instr), plan, execute, command)
 

@@ -125,11 +125,12 @@ def _vbin(instr: Instr, env: Env) -> PipeOp:
     out_dt = BOOL if compare else dt
 
     def compute(v: list[np.ndarray]) -> np.ndarray:
-        r = fn(np.asarray(v[0]).astype(cd), np.asarray(v[1]).astype(cd))
+        # views already in the compute dtype are used as they are: the result is a new array anyway
+        r = fn(np.asarray(v[0], dtype=cd), np.asarray(v[1], dtype=cd))
         if compare:
             return r
         # integer results wrap (int64 -> dtype), except true-division results, which convert
-        return r.astype(dt) if r.dtype.kind != "f" or not integer else convert(r, dt)
+        return r.astype(dt, copy=False) if r.dtype.kind != "f" or not integer else convert(r, dt)
 
     return _vector_op(instr, env, [_Tile(instr, "a", dt), _Tile(instr, "b", dt)], _Tile(instr, "dst", out_dt),
                       compute)
@@ -169,7 +170,7 @@ def _vun(instr: Instr, env: Env) -> PipeOp:
         fn = _UNARY_FLOAT[op]
 
     def compute(v: list[np.ndarray]) -> np.ndarray:
-        return fn(np.asarray(v[0]).astype(cd)).astype(dt)
+        return fn(np.asarray(v[0], dtype=cd)).astype(dt, copy=False)
 
     return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), compute)
 
@@ -233,7 +234,9 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
     DST, ROWS, COLS = fields(instr, "dst", "rows", "cols")
     v = env.spec.vector
     rate, block, latency = v.bytes_per_cycle, v.block_bytes, v.latency
-    reduce = {"sum": np.sum, "max": np.max, "min": np.min, "argmax": np.argmax, "argmin": np.argmin}[op]
+    # the ufuncs' own reduce: what np.sum/np.max/np.min call, without their wrappers' overhead
+    reduce = {"sum": np.add.reduce, "max": np.maximum.reduce, "min": np.minimum.reduce, "argmax": np.argmax,
+              "argmin": np.argmin}[op]
 
     def shape(a: tuple) -> tuple[int, int, int]:
         rows, cols = a[ROWS], a[COLS]
@@ -250,9 +253,8 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
 
     def execute(a: tuple, mem: CoreMemory) -> None:
         rows, cols, n = shape(a)
-        x = src.view(a, mem, rows, cols).astype(cd)
-        r = reduce(x, axis=axis)
-        mem.vector("ub", a[DST], n, out_dt)[...] = r.astype(out_dt)
+        x = np.asarray(src.view(a, mem, rows, cols), dtype=cd)
+        mem.vector("ub", a[DST], n, out_dt)[...] = reduce(x, axis=axis)
 
     return PipeOp(make_resolver(instr), plan, execute)
 
