@@ -102,10 +102,10 @@ def _row(kernel: str, problem: str, config: str, run: Any, roof: float, bound: s
 
 # The best configs found (first of each list) and the other candidates `--sweep` measures.
 CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
-    ("matmul_desc", matmul_desc, [(2048, 128, 128, 32, 3), (2048, 128, 128, 64, 3), (2048, 128, 128, 64, 2),
-                                  (2048, 128, 256, 32, 2), (2048, 256, 128, 64, 2)]),
-    ("matmul_tutorial", matmul_tutorial, [(2048, 128, 128, 32, 16, 3), (2048, 128, 128, 32, 8, 3),
-                                          (2048, 128, 128, 64, 8, 2), (2048, 128, 256, 32, 8, 2)]),
+    ("matmul_desc", matmul_desc, [(2048, 128, 256, 32, 2), (2048, 128, 128, 32, 3), (2048, 128, 128, 64, 3),
+                                  (2048, 128, 128, 64, 2), (2048, 256, 128, 64, 2)]),
+    ("matmul_tutorial", matmul_tutorial, [(2048, 128, 256, 32, 8, 2), (2048, 128, 128, 32, 16, 3),
+                                          (2048, 128, 128, 32, 8, 3), (2048, 128, 128, 64, 8, 2)]),
     ("softmax", softmax, [(4096, 4096, 192, 2), (4096, 4096, 96, 3), (4096, 4096, 48, 3),
                           (4096, 4096, 24, 2)]),
     ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
