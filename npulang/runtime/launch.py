@@ -68,6 +68,11 @@ def resolve_grid(kernel: str, grid: Grid, meta: Callable[[], dict[str, Any]]) ->
     return dims[0], dims[1], dims[2]
 
 
+def device_args(call: BoundCall) -> list[Any]:
+    """The call's runtime values as the device takes them: a bool argument (an i1 scalar) is passed as 0 or 1."""
+    return [int(v) if isinstance(v, (bool, np.bool_)) else v for v in call.runtime.values()]
+
+
 class Runtime:
     """The machine launches run on, its devices, the kernel cache and the open profiles."""
 
@@ -156,7 +161,7 @@ class Runtime:
             with lock:  # the flush and the run are one step: no other thread's launch comes between
                 if options.l2 == "cold":
                     device.flush_l2()
-                result = device.run(program, grid3, list(call.runtime.values()), sim)
+                result = device.run(program, grid3, device_args(call), sim)
         except OutOfBounds as exc:
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: mask the access "
                                           f"(mask=offs < n) or check the grid and strides") from exc

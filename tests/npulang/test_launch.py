@@ -202,7 +202,7 @@ def add_scalar(x_ptr, out_ptr, s, BLOCK: npu.constexpr):
     npu.store(out_ptr + offs, npu.load(x_ptr + offs) + s)
 
 
-@pytest.mark.parametrize("s", [np.float16(2.5), np.int8(-3), np.float32(2.5), np.int32(7)],
+@pytest.mark.parametrize("s", [np.float16(2.5), np.int8(-3), np.float32(2.5), np.int32(7), True, np.bool_(False)],
                          ids=lambda s: type(s).__name__)
 def test_every_scalar_argument_type_compiles_and_matches_the_interpreter(s):
     """A runtime scalar of any accepted type (f16, i8, bool: i1) compiles and runs like the interpreter."""
