@@ -42,6 +42,10 @@ def test_argument_checks_run_on_a_cache_hit_too():
         axpy[_grid(64)](x, out, 2**40, BLOCK=64)
     with pytest.raises(npu.NpuError, match="not a contiguous array"):
         axpy[_grid(64)](np.zeros(128, np.float32)[::2], out, 64, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="float64 has no NPU equivalent"):
+        axpy[_grid(64)](np.zeros(64, np.float64), out, 64, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="missing a required argument: 'n'"):
+        axpy[_grid(64)](x, out, BLOCK=64)
 
 
 @pytest.mark.parametrize("interpret", [False, True])
