@@ -119,7 +119,7 @@ class Runtime:
 
     def program(self, kernel: KernelDef, call: BoundCall, num_stages: int, spec: isa.MachineSpec) -> isa.Program:
         """The program for this call on `spec`: from memory (microseconds), disk, or a fresh compile."""
-        signature = (kernel, call.signature(), num_stages, spec.fingerprint)
+        signature = (kernel, call.signature(), kernel.globals_state(), num_stages, spec.fingerprint)
         program = self.cache.lookup(signature)
         if program is not None:
             return program

@@ -156,3 +156,23 @@ def test_leaving_a_nested_profile_closes_that_profile_even_when_both_recorded_th
             pass  # both empty, so equal as data
         run = axpy[(1,)](x, x, 8, BLOCK=8, timing_only=True)
     assert outer.launches == [run] and inner.launches == []
+
+
+OFFSET = 1.0  # a global constant read by `add_offset`; the test below rebinds it
+
+
+@npu.jit
+def add_offset(x_ptr, out_ptr, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    npu.store(out_ptr + offs, npu.load(x_ptr + offs) + OFFSET)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_rebinding_a_global_constant_after_a_launch_recompiles(monkeypatch, interpret):
+    """A cached launch must not run code built for a global's old value (both modes agree)."""
+    x = np.arange(16, dtype=np.float32)
+    for offset in (1.0, 5.0):
+        monkeypatch.setitem(globals(), "OFFSET", offset)
+        out = np.zeros_like(x)
+        add_offset[(1,)](x, out, BLOCK=16, interpret=interpret)
+        np.testing.assert_array_equal(out, x + np.float32(offset))
