@@ -52,6 +52,9 @@ class LaunchOptions:
     def __post_init__(self) -> None:
         if isinstance(self.num_stages, bool) or not isinstance(self.num_stages, int) or self.num_stages < 1:
             raise errors.NpuError(f"num_stages must be a positive int, got {self.num_stages!r}")
+        for name in ("trace", "timing_only", "interpret"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise errors.NpuError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.l2 not in ("warm", "cold"):
             raise errors.NpuError(f"l2 must be 'warm' or 'cold', got {self.l2!r}")
 

@@ -114,6 +114,8 @@ def test_launch_options_are_a_frozen_keyword_only_dataclass_checked_on_launch():
     x, out = np.zeros(8, np.float32), np.zeros(8, np.float32)
     with pytest.raises(npu.NpuError, match="l2 must be"):
         axpy[(1,)](x, out, 8, BLOCK=8, l2="lukewarm")
+    with pytest.raises(npu.NpuError, match="trace must be True or False"):
+        axpy[(1,)](x, out, 8, BLOCK=8, trace="yes")  # a truthy string is not silently taken as True
     with pytest.raises(npu.NpuError, match="num_stages"):
         axpy[(1,)](x, out, 8, BLOCK=8, num_stages=0)
 
