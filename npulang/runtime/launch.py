@@ -166,8 +166,9 @@ class Runtime:
                     device.flush_l2()
                 result = device.run(program, grid3, device_args(call), sim)
         except OutOfBounds as exc:
-            raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: mask the access "
-                                          f"(mask=offs < n) or check the grid and strides") from exc
+            hint = interpreter.READ_ONLY_HINT if "read-only" in str(exc) else \
+                "mask the access (mask=offs < n) or check the grid and strides"
+            raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
         return RunRecord(

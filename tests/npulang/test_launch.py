@@ -212,3 +212,15 @@ def test_every_scalar_argument_type_compiles_and_matches_the_interpreter(s):
         out = np.zeros_like(x)
         add_scalar[(1,)](x, out, s, BLOCK=16, interpret=interpret)
         np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_storing_to_a_read_only_array_says_so_in_both_modes(interpret):
+    """The hint is about the array, not about masking (the access is in bounds)."""
+    x, out = np.zeros(256, np.float32), np.zeros(256, np.float32)
+    out.setflags(write=False)
+    with pytest.raises(npu.NpuRuntimeError) as err:
+        unmasked_copy[(1,)](x, out, BLOCK=256, interpret=interpret)
+    text = str(err.value)
+    assert "out_ptr" in text and "read-only array" in text and "test_launch.py" in text
+    assert "hint: pass a writeable array" in text and "hint: mask" not in text
