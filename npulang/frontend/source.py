@@ -139,6 +139,7 @@ class KernelDef:
         self.constexpr_params = {name for name, p in self.signature.parameters.items()
                                  if p.annotation in _CONSTEXPR_ANNOTATIONS}
         self._source: KernelSource | None = None
+        self._global_names: list[str] | None = None  # what referenced_globals found (the source is fixed)
 
     @property
     def name(self) -> str:
@@ -173,6 +174,27 @@ class KernelDef:
                 h.update(f"{name}={value!r}".encode())
         return h.hexdigest()[:32]
 
+    def globals_state(self) -> tuple[Any, ...]:
+        """The current values of the global constants and kernel callees this kernel reads, hashable.
+
+        A launch's cache signature includes it, so rebinding a global constant (or redefining a callee)
+        after a launch recompiles instead of running the stale program; the names are found once.
+        """
+        return self._globals_state(set())
+
+    def _globals_state(self, seen: set[int]) -> tuple[Any, ...]:
+        seen.add(id(self))
+        if self._global_names is None:
+            self._global_names = sorted(referenced_globals(self.source))
+        src, state = self.source, []
+        for name in self._global_names:
+            value = _resolve(src, name)
+            if isinstance(value, KernelDef):
+                state.append((name, value, value._globals_state(seen) if id(value) not in seen else ()))
+            elif isinstance(value, lang.constexpr) or is_constexpr_value(value):
+                state.append((name, repr(value)))
+        return tuple(state)
+
     def bind(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> BoundCall:
         """Split and check one call's arguments; runs on every launch, so it stays in microseconds."""
         try:
@@ -203,6 +225,15 @@ class KernelDef:
         parts = [self.source_hash(), repr(sorted((k, repr(v)) for k, v in call.constexprs.items())),
                  repr([(k, str(t)) for k, t in call.types.items()])]
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
+
+
+def _resolve(src: KernelSource, name: str) -> Any:
+    """The current value of a name `referenced_globals` found (`name` or `module.name`), None if gone."""
+    base, _, attr = name.partition(".")
+    for table in (src.closure, src.globals):
+        if base in table:
+            return getattr(table[base], attr, None) if attr else table[base]
+    return None
 
 
 def referenced_globals(src: KernelSource) -> dict[str, Any]:

@@ -47,6 +47,7 @@ class Desc:
 
 Rule = Callable[["Program", Op, list[Any]], tuple[Any, ...]]
 RULES: dict[OpKind, Rule] = {}
+READ_ONLY_HINT = "pass a writeable array for every output (np.array(x) is a writeable copy)"
 # Ops with no rule: `Program.run_block` ends a block at them and hands back their operands.
 TERMINATORS = (OpKind.YIELD, OpKind.RETURN)
 
@@ -334,6 +335,9 @@ def _load(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
 def _store(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     ptr, value, mask = a[0], a[1], (a[2] if len(a) > 2 else None)
     active, used = _lanes(p, op, "store to", ptr, mask)
+    if used.size and not p.memory[ptr.buf].flags.writeable:
+        raise NpuRuntimeError(f"kernel '{p.fn.name}' at {op.loc}: stores to '{p.names[ptr.buf]}', a read-only "
+                              f"array\n  hint: {READ_ONLY_HINT}")
     p.memory[ptr.buf][used] = np.broadcast_to(value, active.shape)[active]
     return ()
 

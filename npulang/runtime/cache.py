@@ -7,9 +7,9 @@ go stale on their own. On disk a program is assembly text; a corrupt or unreadab
 recompiled, never trusted, and writes are atomic so processes may share the directory.
 
 Computing the specialisation key hashes the kernel's source, so a launch first asks the cache by
-its cheap launch signature (kernel, argument types, constexprs, options, machine): an alias to the
-key the first launch with that signature computed. Global constants are therefore read when a
-signature first launches; rebinding a global later changes `source_hash()` but not a cached launch.
+its cheap launch signature (kernel, argument types, constexprs, the current values of the global
+constants and callees it reads, options, machine): an alias to the key the first launch with that
+signature computed, so rebinding a global constant after a launch recompiles, as in interpret mode.
 
 The cache is thread-safe: a tuner may compile from several threads; two threads missing the same key
 may both compile it (the compiler is deterministic), and the first stored program is kept.

@@ -52,6 +52,9 @@ class LaunchOptions:
     def __post_init__(self) -> None:
         if isinstance(self.num_stages, bool) or not isinstance(self.num_stages, int) or self.num_stages < 1:
             raise errors.NpuError(f"num_stages must be a positive int, got {self.num_stages!r}")
+        for name in ("trace", "timing_only", "interpret"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise errors.NpuError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.l2 not in ("warm", "cold"):
             raise errors.NpuError(f"l2 must be 'warm' or 'cold', got {self.l2!r}")
 
@@ -66,6 +69,11 @@ def resolve_grid(kernel: str, grid: Grid, meta: Callable[[], dict[str, Any]]) ->
         raise errors.NpuError(f"kernel {kernel}: the grid must be 1 to 3 non-negative ints, got {g!r}")
     dims = [int(d) for d in g] + [1] * (3 - len(g))
     return dims[0], dims[1], dims[2]
+
+
+def device_args(call: BoundCall) -> list[Any]:
+    """The call's runtime values as the device takes them: a bool argument (an i1 scalar) is passed as 0 or 1."""
+    return [int(v) if isinstance(v, (bool, np.bool_)) else v for v in call.runtime.values()]
 
 
 class Runtime:
@@ -114,7 +122,7 @@ class Runtime:
 
     def program(self, kernel: KernelDef, call: BoundCall, num_stages: int, spec: isa.MachineSpec) -> isa.Program:
         """The program for this call on `spec`: from memory (microseconds), disk, or a fresh compile."""
-        signature = (kernel, call.signature(), num_stages, spec.fingerprint)
+        signature = (kernel, call.signature(), kernel.globals_state(), num_stages, spec.fingerprint)
         program = self.cache.lookup(signature)
         if program is not None:
             return program
@@ -156,10 +164,11 @@ class Runtime:
             with lock:  # the flush and the run are one step: no other thread's launch comes between
                 if options.l2 == "cold":
                     device.flush_l2()
-                result = device.run(program, grid3, list(call.runtime.values()), sim)
+                result = device.run(program, grid3, device_args(call), sim)
         except OutOfBounds as exc:
-            raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: mask the access "
-                                          f"(mask=offs < n) or check the grid and strides") from exc
+            hint = interpreter.READ_ONLY_HINT if "read-only" in str(exc) else \
+                "mask the access (mask=offs < n) or check the grid and strides"
+            raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
         return RunRecord(

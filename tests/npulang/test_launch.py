@@ -194,3 +194,33 @@ def test_a_runtime_argument_passed_by_keyword_stays_runtime():
     fn_b, key_b = scale_add.specialize(x, y, out, n=500, alpha=3.0, BLOCK=256)
     assert key_a == key_b and fn_a.constexprs == {"BLOCK": 256}
     np.testing.assert_allclose(out, 2.0 * x + y, rtol=1e-6)
+
+
+@npu.jit
+def add_scalar(x_ptr, out_ptr, s, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    npu.store(out_ptr + offs, npu.load(x_ptr + offs) + s)
+
+
+@pytest.mark.parametrize("s", [np.float16(2.5), np.int8(-3), np.float32(2.5), np.int32(7), True, np.bool_(False)],
+                         ids=lambda s: type(s).__name__)
+def test_every_scalar_argument_type_compiles_and_matches_the_interpreter(s):
+    """A runtime scalar of any accepted type (f16, i8, bool: i1) compiles and runs like the interpreter."""
+    x = np.arange(16, dtype=np.float32)
+    want = x + np.float32(s)
+    for interpret in (True, False):
+        out = np.zeros_like(x)
+        add_scalar[(1,)](x, out, s, BLOCK=16, interpret=interpret)
+        np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_storing_to_a_read_only_array_says_so_in_both_modes(interpret):
+    """The hint is about the array, not about masking (the access is in bounds)."""
+    x, out = np.zeros(256, np.float32), np.zeros(256, np.float32)
+    out.setflags(write=False)
+    with pytest.raises(npu.NpuRuntimeError) as err:
+        unmasked_copy[(1,)](x, out, BLOCK=256, interpret=interpret)
+    text = str(err.value)
+    assert "out_ptr" in text and "read-only array" in text and "test_launch.py" in text
+    assert "hint: pass a writeable array" in text and "hint: mask" not in text

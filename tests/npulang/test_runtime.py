@@ -42,6 +42,10 @@ def test_argument_checks_run_on_a_cache_hit_too():
         axpy[_grid(64)](x, out, 2**40, BLOCK=64)
     with pytest.raises(npu.NpuError, match="not a contiguous array"):
         axpy[_grid(64)](np.zeros(128, np.float32)[::2], out, 64, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="float64 has no NPU equivalent"):
+        axpy[_grid(64)](np.zeros(64, np.float64), out, 64, BLOCK=64)
+    with pytest.raises(npu.NpuError, match="missing a required argument: 'n'"):
+        axpy[_grid(64)](x, out, BLOCK=64)
 
 
 @pytest.mark.parametrize("interpret", [False, True])
@@ -110,6 +114,8 @@ def test_launch_options_are_a_frozen_keyword_only_dataclass_checked_on_launch():
     x, out = np.zeros(8, np.float32), np.zeros(8, np.float32)
     with pytest.raises(npu.NpuError, match="l2 must be"):
         axpy[(1,)](x, out, 8, BLOCK=8, l2="lukewarm")
+    with pytest.raises(npu.NpuError, match="trace must be True or False"):
+        axpy[(1,)](x, out, 8, BLOCK=8, trace="yes")  # a truthy string is not silently taken as True
     with pytest.raises(npu.NpuError, match="num_stages"):
         axpy[(1,)](x, out, 8, BLOCK=8, num_stages=0)
 
@@ -152,3 +158,23 @@ def test_leaving_a_nested_profile_closes_that_profile_even_when_both_recorded_th
             pass  # both empty, so equal as data
         run = axpy[(1,)](x, x, 8, BLOCK=8, timing_only=True)
     assert outer.launches == [run] and inner.launches == []
+
+
+OFFSET = 1.0  # a global constant read by `add_offset`; the test below rebinds it
+
+
+@npu.jit
+def add_offset(x_ptr, out_ptr, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    npu.store(out_ptr + offs, npu.load(x_ptr + offs) + OFFSET)
+
+
+@pytest.mark.parametrize("interpret", [False, True])
+def test_rebinding_a_global_constant_after_a_launch_recompiles(monkeypatch, interpret):
+    """A cached launch must not run code built for a global's old value (both modes agree)."""
+    x = np.arange(16, dtype=np.float32)
+    for offset in (1.0, 5.0):
+        monkeypatch.setitem(globals(), "OFFSET", offset)
+        out = np.zeros_like(x)
+        add_offset[(1,)](x, out, BLOCK=16, interpret=interpret)
+        np.testing.assert_array_equal(out, x + np.float32(offset))

@@ -107,6 +107,18 @@ def _unary(lowering: Lowering, op: ir.Op) -> None:
     lowering.vals[op.result.id] = dst
 
 
+def _cast_scalar(lowering: Lowering, value: Operand, src_dt: str, dt: str) -> Operand:
+    """One scalar cast: a constant folds; a register converts with `cvt` when int and float differ."""
+    to_float = dt in ir.FLOAT_DTYPES
+    if isinstance(value, (int, float)) and not isinstance(value, VReg):
+        return float(value) if to_float else int(bool(value)) if dt == "i1" else int(value)
+    if to_float == (src_dt in ir.FLOAT_DTYPES):
+        return value
+    d = VReg("cvt")
+    lowering.emit("cvt", d=d, a=value, to="f32" if to_float else "i32")
+    return d
+
+
 @rule(K.CAST)
 def _cast(lowering: Lowering, op: ir.Op) -> None:
     x = lowering.get(op.operands[0])
@@ -114,19 +126,9 @@ def _cast(lowering: Lowering, op: ir.Op) -> None:
     if src_dt == dt:
         lowering.vals[op.result.id] = x
     elif isinstance(x, Scalar):
-        to_float = dt in ir.FLOAT_DTYPES
-        constant = isinstance(x.value, (int, float)) and not isinstance(x.value, VReg)
-        if to_float == (src_dt in ir.FLOAT_DTYPES) or constant:
-            value = x.value
-            if isinstance(value, (int, float)):
-                value = float(value) if to_float else int(value)
-            lowering.vals[op.result.id] = Scalar(value, dt)
-        else:
-            d = VReg("cvt")
-            lowering.emit("cvt", d=d, a=x.value, to="f32" if to_float else "i32")
-            lowering.vals[op.result.id] = Scalar(d, dt)
-    elif isinstance(x, Uniform):
-        lowering.vals[op.result.id] = Uniform(float(x.value) if dt in ir.FLOAT_DTYPES else x.value, x.shape, dt)
+        lowering.vals[op.result.id] = Scalar(_cast_scalar(lowering, x.value, src_dt, dt), dt)
+    elif isinstance(x, Uniform):  # a splat of a scalar, constant or runtime (a register)
+        lowering.vals[op.result.id] = Uniform(_cast_scalar(lowering, x.value, src_dt, dt), x.shape, dt)
     elif isinstance(x, TileView) and x.space == "l0c":
         lowering.vals[op.result.id] = TileView(x.buffer, x.offset, x.shape, x.strides, x.dtype, dt)
     else:
