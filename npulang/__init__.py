@@ -18,6 +18,8 @@ from npulang.language import (
     store, sum, tanh, trans, view, where, zeros,
 )
 
+from npulang.backend.errors import UnsupportedKernelError  # a tuner tells "cannot lower" from ResourceError
+
 # Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
 # These are methods of the one process-wide `Runtime` (see npulang.runtime.launch).
 from npulang.runtime import RUNTIME, JITFunction, LaunchOptions, Profile, RunRecord
@@ -37,5 +39,5 @@ __all__ = [
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
     "tanh", "trans", "view", "where", "zeros",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
-    "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError",
+    "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",
 ]
