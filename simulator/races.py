@@ -63,26 +63,25 @@ class RaceDetector:
         vc = self.clocks[pipe]
         own = vc[pipe] = vc[pipe] + 1
         others = self._others[pipe]
-        records, counts = self.records, self.counts
+        records = self.records
         for space, lo, hi, write in accesses:
             if hi <= lo:
                 continue
             by_pipe = records.get(space)
             if by_pipe is None:
                 by_pipe = records[space] = [[] for _ in range(self.npipes)]
-                counts[space] = 0
+                self.counts[space] = 0
                 self.limits[space] = _MIN_LIMIT
             first = None  # the earliest recorded access this one races with, and its pipe
             for q in others:  # only active pipes have records
                 recs = by_pipe[q]
-                if not recs:
-                    continue
                 seen = vc[q]
-                n = i = len(recs)
+                if not recs or recs[-1][0] <= seen:  # the usual case: every record of q is ordered before
+                    continue
+                i = len(recs) - 1
                 while i and recs[i - 1][0] > seen:
                     i -= 1
-                for k in range(i, n):
-                    r = recs[k]
+                for r in recs[i:] if i else recs:
                     if r[1] < hi and lo < r[2] and (write or r[3]):
                         if first is None or r[4] < first[0][4]:
                             first = (r, q)
@@ -92,8 +91,8 @@ class RaceDetector:
                 return self._message(space, max(lo, r[1]), min(hi, r[2]), r, q, pipe, write, who)
             by_pipe[pipe].append((own, lo, hi, write, self.seq, who))
             self.seq += 1
-            counts[space] += 1
-            if counts[space] > self.limits[space]:
+            n = self.counts[space] = self.counts[space] + 1
+            if n > self.limits[space]:
                 self._prune(space)
         return None
 
