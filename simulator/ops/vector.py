@@ -265,7 +265,8 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
         return Plan((src.access(a, rows, cols, False), out), vector_cycles(blocks, rate, block), latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
-        rows, cols, n = shape(a)
+        rows, cols = a[ROWS], a[COLS]  # checked by the plan
+        n = rows if axis == 1 else cols
         x = np.asarray(src.view(a, mem, rows, cols), dtype=cd)
         mem.vector("ub", a[DST], n, out_dt)[...] = reduce(x, axis=axis)
 
