@@ -50,7 +50,7 @@ class RaceDetector:
         return tuple(self.clocks[pipe])
 
     def join(self, pipe: int, other: Sequence[int]) -> None:
-        self.clocks[pipe] = list(map(max, self.clocks[pipe], other))
+        self.clocks[pipe] = [a if a > b else b for a, b in zip(self.clocks[pipe], other)]
 
     def barrier(self) -> None:
         joined = [max(col) for col in zip(*self.clocks)]
@@ -63,15 +63,15 @@ class RaceDetector:
         vc = self.clocks[pipe]
         own = vc[pipe] = vc[pipe] + 1
         others = self._others[pipe]
-        records = self.records
+        records, counts, limits = self.records, self.counts, self.limits
         for space, lo, hi, write in accesses:
             if hi <= lo:
                 continue
             by_pipe = records.get(space)
             if by_pipe is None:
                 by_pipe = records[space] = [[] for _ in range(self.npipes)]
-                self.counts[space] = 0
-                self.limits[space] = _MIN_LIMIT
+                counts[space] = 0
+                limits[space] = _MIN_LIMIT
             first = None  # the earliest recorded access this one races with, and its pipe
             for q in others:  # only active pipes have records
                 recs = by_pipe[q]
@@ -89,10 +89,11 @@ class RaceDetector:
             if first is not None:
                 r, q = first
                 return self._message(space, max(lo, r[1]), min(hi, r[2]), r, q, pipe, write, who)
-            by_pipe[pipe].append((own, lo, hi, write, self.seq, who))
-            self.seq += 1
-            n = self.counts[space] = self.counts[space] + 1
-            if n > self.limits[space]:
+            seq = self.seq
+            by_pipe[pipe].append((own, lo, hi, write, seq, who))
+            self.seq = seq + 1
+            n = counts[space] = counts[space] + 1
+            if n > limits[space]:
                 self._prune(space)
         return None
 
