@@ -9,9 +9,12 @@ accesses from different pipes to overlapping bytes, one a write, neither ordered
 
 from __future__ import annotations
 
+import bisect
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 _MIN_LIMIT = 64
+_clock = itemgetter(0)  # an access record's clock entry
 
 # An access record is a plain tuple (creating one is the detector's hot path):
 # (clock, lo, hi, write, seq, who) = (the pipe's own clock entry at the access, the byte range [lo, hi),
@@ -105,12 +108,13 @@ class RaceDetector:
         by_pipe: list[list[AccessRecord]] = []
         kept = 0
         for p, recs in enumerate(self.records[space]):
-            live = [r for r in recs if r[0] > seen[p]]
-            # a newer record of the same range and kind stands for the older ones
-            latest = {(r[1], r[2], r[3]): r for r in live}
-            mine = [r for r in live if latest[(r[1], r[2], r[3])] is r]
-            by_pipe.append(mine)
-            kept += len(mine)
+            # clocks are non-decreasing along a pipe's records: the live ones are a suffix
+            live = recs[bisect.bisect_right(recs, seen[p], key=_clock):] if recs else []
+            if len(live) > 1:  # a newer record of the same range and kind stands for the older ones
+                latest = {r[1:4]: r for r in live}
+                live = [r for r in live if latest[r[1:4]] is r]
+            by_pipe.append(live)
+            kept += len(live)
         self.records[space] = by_pipe
         self.counts[space] = kept
         self.limits[space] = max(_MIN_LIMIT, 2 * kept)
