@@ -436,8 +436,8 @@ class _ProgramRun:
             if moved > occupancy:
                 occupancy = moved
             if self.races is not None:
-                accesses = tuple((s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
-                                 for s, lo, hi, w in accesses)
+                accesses = tuple([(s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
+                                  for s, lo, hi, w in accesses])
                 if op.gm_spans is not None:
                     accesses += self._lane_accesses(op, args, addr, xfer.write)
                 self._check_race(p, accesses, op)

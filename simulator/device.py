@@ -87,6 +87,13 @@ class Device:
 
         Outputs are written into the argument arrays in place (functional mode).
         """
+        # float math gives inf/NaN as the hardware does, never a warning: entered once per launch, not per
+        # vector instruction
+        with np.errstate(all="ignore"):
+            return self._run(program, grid, args, options)
+
+    def _run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
+             options: SimOptions | None) -> RunResult:
         options = options if options is not None else SimOptions()
         prepared = self._prepare(program)
         grid3 = _grid(grid)

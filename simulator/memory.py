@@ -16,6 +16,8 @@ import numpy as np
 from isa import MachineSpec
 from isa.instructions import ON_CHIP
 
+_VIEW_CACHE = 4096  # cached views per core and launch; a miss only rebuilds a view
+
 
 def span(addr: int, rows: int, cols: int, rs: int, cs: int, itemsize: int) -> tuple[int, int]:
     """The byte range [lo, hi) touched by a rows x cols tile with element strides rs, cs."""
@@ -91,6 +93,9 @@ class CoreMemory:
     def __init__(self, spec: MachineSpec, gm: GmArgs) -> None:
         self.buffers = {s: np.zeros(spec.buffer_bytes(s), np.uint8) for s in ON_CHIP}
         self.gm = gm
+        # on-chip tile views by (space, addr, rows, cols, rs, cs, dtype), and rules' bound views by their own
+        # keys (`bound`): on-chip buffers never move, and a kernel's loops touch the same tiles again and again
+        self.views: dict[tuple, Any] = {}
         self.print: Callable[[str, Any], None] = lambda fmt, value: None  # set by the core per program
 
     def raw(self, space: str, addr: int, nbytes: int = 1) -> tuple[np.ndarray, int]:
@@ -106,10 +111,27 @@ class CoreMemory:
         """A rows x cols view of dtype `dt` at byte `addr`, element strides rs, cs (writes go through)."""
         if rows <= 0 or cols <= 0:
             return np.empty((max(rows, 0), max(cols, 0)), dt)
+        on_chip = space != "gm"
+        if on_chip:
+            key = (space, addr, rows, cols, rs, cs, dt)
+            view = self.views.get(key)
+            if view is not None:
+                return view
         e = dt.itemsize
         lo, hi = span(addr, rows, cols, rs, cs, e)
         buf, base = self.raw(space, lo, hi - lo)
-        return np.ndarray((rows, cols), dtype=dt, buffer=buf, offset=base + addr - lo, strides=(rs * e, cs * e))
+        view = np.ndarray((rows, cols), dtype=dt, buffer=buf, offset=base + addr - lo, strides=(rs * e, cs * e))
+        if on_chip:
+            self.remember(key, view)
+        return view
+
+    def remember(self, key: tuple, value: Any) -> Any:
+        """Keep `value` in the view cache under `key` (bounded: cleared when full) and return it."""
+        views = self.views
+        if len(views) >= _VIEW_CACHE:
+            views.clear()
+        views[key] = value
+        return value
 
     def vector(self, space: str, addr: int, n: int, dt: np.dtype) -> np.ndarray:
         """n contiguous elements at byte `addr`."""

@@ -9,9 +9,12 @@ accesses from different pipes to overlapping bytes, one a write, neither ordered
 
 from __future__ import annotations
 
+import bisect
+from operator import itemgetter
 from typing import Any, Callable, Sequence
 
 _MIN_LIMIT = 64
+_clock = itemgetter(0)  # an access record's clock entry
 
 # An access record is a plain tuple (creating one is the detector's hot path):
 # (clock, lo, hi, write, seq, who) = (the pipe's own clock entry at the access, the byte range [lo, hi),
@@ -50,7 +53,7 @@ class RaceDetector:
         return tuple(self.clocks[pipe])
 
     def join(self, pipe: int, other: Sequence[int]) -> None:
-        self.clocks[pipe] = list(map(max, self.clocks[pipe], other))
+        self.clocks[pipe] = [a if a > b else b for a, b in zip(self.clocks[pipe], other)]
 
     def barrier(self) -> None:
         joined = [max(col) for col in zip(*self.clocks)]
@@ -63,7 +66,7 @@ class RaceDetector:
         vc = self.clocks[pipe]
         own = vc[pipe] = vc[pipe] + 1
         others = self._others[pipe]
-        records, counts = self.records, self.counts
+        records, counts, limits = self.records, self.counts, self.limits
         for space, lo, hi, write in accesses:
             if hi <= lo:
                 continue
@@ -71,18 +74,17 @@ class RaceDetector:
             if by_pipe is None:
                 by_pipe = records[space] = [[] for _ in range(self.npipes)]
                 counts[space] = 0
-                self.limits[space] = _MIN_LIMIT
+                limits[space] = _MIN_LIMIT
             first = None  # the earliest recorded access this one races with, and its pipe
             for q in others:  # only active pipes have records
                 recs = by_pipe[q]
-                if not recs:
-                    continue
                 seen = vc[q]
-                n = i = len(recs)
+                if not recs or recs[-1][0] <= seen:  # the usual case: every record of q is ordered before
+                    continue
+                i = len(recs) - 1
                 while i and recs[i - 1][0] > seen:
                     i -= 1
-                for k in range(i, n):
-                    r = recs[k]
+                for r in recs[i:] if i else recs:
                     if r[1] < hi and lo < r[2] and (write or r[3]):
                         if first is None or r[4] < first[0][4]:
                             first = (r, q)
@@ -90,10 +92,11 @@ class RaceDetector:
             if first is not None:
                 r, q = first
                 return self._message(space, max(lo, r[1]), min(hi, r[2]), r, q, pipe, write, who)
-            by_pipe[pipe].append((own, lo, hi, write, self.seq, who))
-            self.seq += 1
-            counts[space] += 1
-            if counts[space] > self.limits[space]:
+            seq = self.seq
+            by_pipe[pipe].append((own, lo, hi, write, seq, who))
+            self.seq = seq + 1
+            n = counts[space] = counts[space] + 1
+            if n > limits[space]:
                 self._prune(space)
         return None
 
@@ -105,12 +108,13 @@ class RaceDetector:
         by_pipe: list[list[AccessRecord]] = []
         kept = 0
         for p, recs in enumerate(self.records[space]):
-            live = [r for r in recs if r[0] > seen[p]]
-            # a newer record of the same range and kind stands for the older ones
-            latest = {(r[1], r[2], r[3]): r for r in live}
-            mine = [r for r in live if latest[(r[1], r[2], r[3])] is r]
-            by_pipe.append(mine)
-            kept += len(mine)
+            # clocks are non-decreasing along a pipe's records: the live ones are a suffix
+            live = recs[bisect.bisect_right(recs, seen[p], key=_clock):] if recs else []
+            if len(live) > 1:  # a newer record of the same range and kind stands for the older ones
+                latest = {r[1:4]: r for r in live}
+                live = [r for r in live if latest[r[1:4]] is r]
+            by_pipe.append(live)
+            kept += len(live)
         self.records[space] = by_pipe
         self.counts[space] = kept
         self.limits[space] = max(_MIN_LIMIT, 2 * kept)

@@ -146,11 +146,13 @@ def clamp(valid: int | None, full: int) -> int:
 
 
 def copy_shape(a: tuple, rows_at: int, cols_at: int, valid_rows_at: int, valid_cols_at: int, src_rs_at: int,
-               dst_rs_at: int, dst_cs_at: int) -> tuple[int, int, int, int, int]:
+               dst_rs_at: int, dst_cs_at: int, check: bool = True) -> tuple[int, int, int, int, int]:
     """A 2-D copy that writes only its valid part (fixpipe, store): valid rows and columns, then the source
-    row stride and the destination row and column strides, with None row strides meaning contiguous."""
+    row stride and the destination row and column strides, with None row strides meaning contiguous.
+    `check=False` skips the shape check, for `execute` (its plan has checked the same operands)."""
     rows, cols = a[rows_at], a[cols_at]
-    check_shape(rows=rows, cols=cols)
+    if check:
+        check_shape(rows=rows, cols=cols)
     srs = cols if a[src_rs_at] is None else a[src_rs_at]
     drs = cols if a[dst_rs_at] is None else a[dst_rs_at]
     return clamp(a[valid_rows_at], rows), clamp(a[valid_cols_at], cols), srs, drs, a[dst_cs_at]

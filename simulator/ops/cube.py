@@ -62,15 +62,21 @@ def _mmad(instr: Instr, env: Env) -> PipeOp:
         return Plan((("l0a", a[A], a[A] + m * k * e, False), ("l0b", a[B], a[B] + k * n * e, False),
                      ("l0c", a[DST], a[DST] + m * n * ACC_BYTES, True)), occ, spec.cube.latency)
 
+    wide = np.float32 if d.is_float else np.int64
+
     def execute(a: tuple, mem: CoreMemory) -> None:
         m, n, k = a[M], a[N], a[K]
-        wide = np.float32 if d.is_float else np.int64
         lhs = mem.tile("l0a", a[A], m, k, k, 1, dt).astype(wide)
         rhs = mem.tile("l0b", a[B], k, n, n, 1, dt).astype(wide)
         out = mem.tile("l0c", a[DST], m, n, n, 1, acc)
-        prod = lhs @ rhs
-        if not a[INIT]:
-            prod = prod + out
-        out[...] = prod.astype(acc)  # int64 -> int32 wraps as the accumulator would
+        if not d.is_float:
+            prod = lhs @ rhs
+            if not a[INIT]:
+                prod += out
+            out[...] = prod.astype(acc)  # int64 -> int32 wraps as the accumulator would
+        elif a[INIT]:
+            out[...] = lhs @ rhs
+        else:  # f32 += f32 in place: the same rounding as a new sum, without the temporaries
+            out += lhs @ rhs
 
     return PipeOp(make_resolver(instr), plan, execute)

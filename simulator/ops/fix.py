@@ -21,8 +21,8 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
         instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs", "dst_cs", "valid_rows", "valid_cols")
     rate, command, latency = env.spec.fix.bytes_per_cycle, env.spec.fix.command_cycles, env.spec.fix.latency
 
-    def shape(a: tuple) -> tuple[int, int, int, int, int]:
-        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
+    def shape(a: tuple, check: bool = True) -> tuple[int, int, int, int, int]:
+        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS, check)
 
     def plan(a: tuple) -> Plan:
         vr, vc, srs, drs, dcs = shape(a)
@@ -35,7 +35,7 @@ def _fixpipe(instr: Instr, env: Env) -> PipeOp:
         return Plan((("l0c", slo, shi, False), (space, dlo, dhi, True)), occ, latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
-        vr, vc, srs, drs, dcs = shape(a)
+        vr, vc, srs, drs, dcs = shape(a, False)
         x = mem.tile("l0c", a[SRC], vr, vc, srs, 1, sdt)
         if relu:
             x = np.maximum(x, 0)

@@ -23,8 +23,8 @@ def _store(instr: Instr, env: Env) -> PipeOp:
         instr, "dst", "src", "rows", "cols", "src_rs", "dst_rs", "dst_cs", "valid_rows", "valid_cols")
     rate, command, latency = env.spec.mte3.bytes_per_cycle, env.spec.mte3.command_cycles, env.spec.mte3.latency
 
-    def shape(a: tuple) -> tuple[int, int, int, int, int]:
-        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS)
+    def shape(a: tuple, check: bool = True) -> tuple[int, int, int, int, int]:
+        return copy_shape(a, ROWS, COLS, VR, VC, SRS, DRS, DCS, check)
 
     def plan(a: tuple) -> Plan:
         vr, vc, srs, drs, dcs = shape(a)
@@ -37,7 +37,7 @@ def _store(instr: Instr, env: Env) -> PipeOp:
         return Plan(acc, occ, latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
-        vr, vc, srs, drs, dcs = shape(a)
+        vr, vc, srs, drs, dcs = shape(a, False)
         mem.tile(space, a[DST], vr, vc, drs, dcs, dt)[...] = mem.tile("ub", a[SRC], vr, vc, srs, 1, dt)
 
     return PipeOp(make_resolver(instr), plan, execute, command)

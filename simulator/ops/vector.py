@@ -72,12 +72,25 @@ def _vector_op(instr: Instr, env: Env, ins: list[_Tile], out: _Tile,
         blocks = max(t.blocks(a, rows, cols, block) for t in tiles)
         return Plan(tuple(acc), vector_cycles(blocks, rate, block), latency)
 
-    def execute(a: tuple, mem: CoreMemory) -> None:
+    scalars = [(i, t) for i, t in enumerate(ins) if not t.is_mem]
+
+    def bind(key: tuple, a: tuple, mem: CoreMemory) -> tuple[list, np.ndarray]:
         rows, cols = a[ROWS], a[COLS]
-        values = [t.view(a, mem, rows, cols) for t in ins]
-        with np.errstate(all="ignore"):
-            result = compute(values)
-        out.view(a, mem, rows, cols)[...] = result
+        # scalar operands are converted at every execute: equal keys may hold 0.0 and -0.0
+        values = [t.view(a, mem, rows, cols) if t.is_mem else None for t in ins]
+        return mem.remember(key, (values, out.view(a, mem, rows, cols)))
+
+    def execute(a: tuple, mem: CoreMemory) -> None:
+        """The views of these operands are bound once per core (`CoreMemory.views`); floating-point
+        warnings are silenced for the whole launch (simulator.device)."""
+        key = (execute, a)
+        bound = mem.views.get(key)
+        values, dst = bound if bound is not None else bind(key, a, mem)
+        if scalars:
+            values = list(values)
+            for i, t in scalars:
+                values[i] = convert(a[t.pos], t.dt)
+        dst[...] = compute(values)
 
     return PipeOp(make_resolver(instr), plan, execute)
 
@@ -252,7 +265,8 @@ def _vred(instr: Instr, env: Env) -> PipeOp:
         return Plan((src.access(a, rows, cols, False), out), vector_cycles(blocks, rate, block), latency)
 
     def execute(a: tuple, mem: CoreMemory) -> None:
-        rows, cols, n = shape(a)
+        rows, cols = a[ROWS], a[COLS]  # checked by the plan
+        n = rows if axis == 1 else cols
         x = np.asarray(src.view(a, mem, rows, cols), dtype=cd)
         mem.vector("ub", a[DST], n, out_dt)[...] = reduce(x, axis=axis)
 

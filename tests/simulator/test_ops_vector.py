@@ -11,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sim_harness import run_vector, strided
+from isa.asm import assemble
+from simulator import Device
 
 SETTINGS = settings(max_examples=25, deadline=None)
 FLOATS = {"f32": np.float32, "f16": np.float16, "bf16": ml_dtypes.bfloat16}
@@ -199,3 +201,31 @@ def test_ops_reject_bad_dtypes() -> None:
     with pytest.raises(SimError, match=r"vbin and needs an integer or i1 dtype, not f32"):
         run_vector("vbin and, {out}, {in0}, {in0}, dtype=f32, rows=1, cols=2", [np.zeros(2, np.float32)],
                    np.zeros(2, np.float32))
+
+
+def test_bound_views_take_each_scalar_operand_afresh() -> None:
+    """One vbin runs twice with the same tiles and a divisor of 0.0, then -0.0 (equal as keys): the
+    functional launch binds the tile views once per core, but 1 / 0.0 = +inf and 1 / -0.0 = -inf."""
+    program = assemble("""
+.kernel signed_zero
+.arg out ptr f32
+    arg s0, 0
+    mov s1, 0.0
+    mov s2, 0
+    mov s3, 0
+    vdup ub[0], 1.0, dtype=f32, rows=1, cols=8
+loop:
+    vbin fdiv, ub[256], ub[0], s1, dtype=f32, rows=1, cols=8
+    vcopy ub[s3 + 512], ub[256], dtype=f32, rows=1, cols=8
+    mul s1, s1, -1.0
+    add s3, s3, 32
+    add s2, s2, 1
+    lt s4, s2, 2
+    bnz s4, loop
+    set_flag v, mte3, 0
+    wait_flag v, mte3, 0
+    store gm[s0], ub[512], dtype=f32, rows=1, cols=16, dst_rs=16
+""")
+    out = np.zeros(16, np.float32)
+    Device().run(program, (1,), [out])
+    np.testing.assert_array_equal(out, [np.inf] * 8 + [-np.inf] * 8)
