@@ -92,6 +92,9 @@ class L2Cache:
         self.epochs: dict[int, int] = {}
         self.resident = 0  # lines
         self.epoch = 0
+        # (first block key, shape) of strided transfers (GlobalMemory._row_masks) whose lines have all been
+        # resident since they were touched: emptied whenever a line leaves L2
+        self.covered: set[tuple[int, tuple]] = set()
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -154,12 +157,14 @@ class L2Cache:
 
     def forget(self, region: int) -> None:
         """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
+        self.covered.clear()
         for block in [b for b in self.masks if region <= b < region + (1 << 40)]:
             self.resident -= self.masks.pop(block).bit_count()
             del self.epochs[block]
 
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
+        self.covered.clear()
         for block in sorted(self.epochs, key=self.epochs.__getitem__):
             if self.resident <= keep:
                 break
@@ -320,9 +325,15 @@ class GlobalMemory:
             if masks is None:
                 masks = self._row_masks(shape)
             blocks, nbytes, lines = masks
-            if l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
+            key = (region << 40) + block0
+            if (key, shape) in l2.covered:  # every line is still resident: only the epochs change
                 l2.epoch += 1
-                missed = l2.touch_masks((region << 40) + block0, blocks)
+                l2.epochs.update(dict.fromkeys([key + d for d, _ in blocks], l2.epoch))
+                missed = 0
+            elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
+                l2.epoch += 1
+                missed = l2.touch_masks(key, blocks)
+                l2.covered.add((key, shape))
             else:  # it may evict between rows: touch row by row, as the definition says
                 nbytes, missed = self._rows(x, base, region << 40)
             hbm_bytes = nbytes if x.write else missed * line

@@ -26,22 +26,31 @@ def _state(gm: GlobalMemory) -> tuple:
 
 
 def test_block_masks_match_row_by_row_with_evictions() -> None:
-    spec = MachineSpec.load("davinci").replace(l2={"bytes": 96 * 1024})
-    fast, slow = GlobalMemory(spec), GlobalMemory(spec)
-    rng = random.Random(6)
-    evictions = fast_paths = 0
-    for i in range(3000):
-        itemsize = rng.choice((1, 2, 4))
-        cols = rng.randint(1, 300)
-        rs = rng.choice((0, cols * itemsize + rng.randint(1, 64), rng.randint(1, 20000), 4096, 8192, 8320))
-        x = GmXfer(addr=rng.randrange(0, 1 << 20), rows=rng.randint(2, 130), cols=cols, rs=rs, cs=itemsize,
-                   itemsize=itemsize, write=rng.random() < 0.3)
-        region, shift, start = rng.choice((0x1000, 0x9000)), rng.randrange(0, 512), i * 37
-        before = fast.l2.resident
-        lines = fast._row_masks((divmod(x.addr + shift, fast._span)[1], x.rs, x.cols * itemsize, x.rows,
-                                 x.write))[2]
-        fast_paths += before + lines <= fast.l2.capacity_lines
-        assert fast.transfer(start, x, 64.0, shift, region) == _reference(slow, start, x, 64.0, shift, region)
-        assert _state(fast) == _state(slow), f"transfer {i}: {x}"
-        evictions += fast.l2.resident < before
-    assert evictions > 20 and fast_paths > 1000  # both paths and many evictions were exercised
+    evictions = fast_paths = repeats = 0
+    for l2_bytes in (96 * 1024, 2 << 20):  # evicting at almost every transfer; rarely, so tiles stay covered
+        spec = MachineSpec.load("davinci").replace(l2={"bytes": l2_bytes})
+        fast, slow = GlobalMemory(spec), GlobalMemory(spec)
+        rng = random.Random(6)
+        done: list[tuple[GmXfer, int, int]] = []
+        for i in range(3000):
+            start = i * 37
+            if done and rng.random() < 0.4:  # a tile loaded again (all its lines resident unless evicted since)
+                x, region, shift = rng.choice(done)
+            else:
+                itemsize = rng.choice((1, 2, 4))
+                cols = rng.randint(1, 300)
+                rs = rng.choice((0, cols * itemsize + rng.randint(1, 64), rng.randint(1, 20000), 4096, 8192, 8320))
+                x = GmXfer(addr=rng.randrange(0, 1 << 20), rows=rng.randint(2, 130), cols=cols, rs=rs, cs=itemsize,
+                           itemsize=itemsize, write=rng.random() < 0.3)
+                region, shift = rng.choice((0x1000, 0x9000)), rng.randrange(0, 512)
+                done.append((x, region, shift))
+            before = fast.l2.resident
+            block0, off = divmod(x.addr + shift, fast._span)
+            shape = (off, x.rs, x.cols * x.itemsize, x.rows, x.write)
+            lines = fast._row_masks(shape)[2]
+            repeats += ((region << 40) + block0, shape) in fast.l2.covered
+            fast_paths += before + lines <= fast.l2.capacity_lines
+            assert fast.transfer(start, x, 64.0, shift, region) == _reference(slow, start, x, 64.0, shift, region)
+            assert _state(fast) == _state(slow), f"transfer {i}: {x}"
+            evictions += fast.l2.resident < before
+    assert evictions > 20 and fast_paths > 1000 and repeats > 100  # every path and many evictions ran
