@@ -324,11 +324,11 @@ class GlobalMemory:
             masks = self._shapes.get(shape)
             if masks is None:
                 masks = self._row_masks(shape)
-            blocks, nbytes, lines = masks
+            blocks, nbytes, lines, deltas = masks
             key = (region << 40) + block0
             if (key, shape) in l2.covered:  # every line is still resident: only the epochs change
                 l2.epoch += 1
-                l2.epochs.update(dict.fromkeys([key + d for d, _ in blocks], l2.epoch))
+                l2.epochs.update(dict.fromkeys(map(key.__add__, deltas), l2.epoch))
                 missed = 0
             elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
                 l2.epoch += 1
@@ -373,10 +373,12 @@ class GlobalMemory:
                         l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
         return nbytes, missed
 
-    def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int]:
+    def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int,
+                                                                          tuple[int, ...]]:
         """For rows of `row` bytes every `rs` bytes from byte `off` of an L2 block: the (block offset,
         line mask) of every block the rows touch (read) or cover completely (write), in ascending
-        order (the order row by row touching first reaches them), the bus bytes, and the lines touched.
+        order (the order row by row touching first reaches them), the bus bytes, the lines touched, and the
+        block offsets alone.
         None of it depends on L2 state or on which block the transfer starts in (a block spans whole
         bursts), so it is computed once per shape."""
         off, rs, row, rows, write = shape
@@ -391,7 +393,7 @@ class GlobalMemory:
                 block, bit = divmod(ln, _BLOCK_LINES)
                 bits[block] = bits.get(block, 0) | (1 << bit)
         blocks = tuple((d, _FULL if m == _FULL else m) for d, m in sorted(bits.items()))
-        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks))
+        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks))
         if len(self._shapes) >= _SHAPES:
             self._shapes.clear()
         self._shapes[shape] = masks
