@@ -44,6 +44,7 @@ _GROW = 4096  # buckets added at a time
 _EPS = 1e-9
 _BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
 _FULL = (1 << _BLOCK_LINES) - 1  # the mask of a fully resident block (always this very object)
+_SHAPES = 4096  # strided transfer shapes whose L2 block masks are kept (GlobalMemory._row_masks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,9 @@ class L2Cache:
         self.epochs: dict[int, int] = {}
         self.resident = 0  # lines
         self.epoch = 0
+        # (first block key, shape) of strided transfers (GlobalMemory._row_masks) whose lines have all been
+        # resident since they were touched: emptied whenever a line leaves L2
+        self.covered: set[tuple[int, tuple]] = set()
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -129,14 +133,38 @@ class L2Cache:
                 self._evict()
         return missed
 
+    def touch_masks(self, key: int, blocks: tuple[tuple[int, int], ...]) -> int:
+        """Touch the lines `blocks` gives ((block offset from `key`, line mask), ascending) in the current
+        epoch without evicting (the caller has checked that they fit); return how many missed."""
+        masks, epochs, epoch = self.masks, self.epochs, self.epoch
+        missed = 0
+        for d, bits in blocks:
+            block = key + d
+            old = masks.get(block)
+            if old is not _FULL:
+                if old is None:
+                    masks[block] = bits
+                    missed += bits.bit_count()
+                else:
+                    new = bits & ~old
+                    if new:
+                        missed += new.bit_count()
+                        both = old | bits
+                        masks[block] = _FULL if both == _FULL else both
+            epochs[block] = epoch
+        self.resident += missed
+        return missed
+
     def forget(self, region: int) -> None:
         """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
+        self.covered.clear()
         for block in [b for b in self.masks if region <= b < region + (1 << 40)]:
             self.resident -= self.masks.pop(block).bit_count()
             del self.epochs[block]
 
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
+        self.covered.clear()
         for block in sorted(self.epochs, key=self.epochs.__getitem__):
             if self.resident <= keep:
                 break
@@ -249,6 +277,8 @@ class GlobalMemory:
         self.bytes_moved = 0
         self.hbm_bytes = 0
         self._owners: dict[int, weakref.ref] = {}  # array start address -> the array owning it
+        self._span = spec.l2.line_bytes * _BLOCK_LINES  # bytes per L2 residency block
+        self._shapes: dict[tuple[int, int, int, int, bool], tuple] = {}  # see _row_masks
 
     def new_launch(self, regions: Sequence[GmRegion] = ()) -> None:
         """Start a launch at cycle 0 with an empty calendar; L2 contents stay, for arrays still alive.
@@ -287,35 +317,87 @@ class GlobalMemory:
             hbm_bytes = nbytes if x.write else x.scattered * line
         elif x.rows <= 0 or x.cols <= 0:
             nbytes = hbm_bytes = 0
-        else:
-            key = region << 40
-            l2.epoch += 1
-            nbytes = missed = 0
+        elif x.cs == x.itemsize and x.rs >= 0 and self._span % burst == 0:  # rows of contiguous bytes
             base = x.addr + shift
-            write = x.write
-            if x.cs == x.itemsize:  # rows of contiguous bytes
-                row = x.cols * x.itemsize
-                for r in range(x.rows):
-                    a = base + r * x.rs
-                    nbytes += (-(-(a + row) // burst) - a // burst) * burst
-                    if not write:
-                        missed += l2.touch(key, a // line, (a + row - 1) // line)
-                    elif -(-a // line) < (a + row) // line:  # lines the row covers completely
-                        l2.touch(key, -(-a // line), (a + row) // line - 1)
-            else:  # column-strided: every element is its own burst
-                for r in range(x.rows):
-                    a = base + r * x.rs
-                    for c in range(x.cols):
-                        e = a + c * x.cs
-                        nbytes += burst
-                        if not write:
-                            missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
-                        elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
-                            l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
-            hbm_bytes = nbytes if write else missed * line
+            block0, off = divmod(base, self._span)
+            shape = (off, x.rs, x.cols * x.itemsize, x.rows, x.write)
+            masks = self._shapes.get(shape)
+            if masks is None:
+                masks = self._row_masks(shape)
+            blocks, nbytes, lines, deltas = masks
+            key = (region << 40) + block0
+            if (key, shape) in l2.covered:  # every line is still resident: only the epochs change
+                l2.epoch += 1
+                l2.epochs.update(dict.fromkeys(map(key.__add__, deltas), l2.epoch))
+                missed = 0
+            elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
+                l2.epoch += 1
+                missed = l2.touch_masks(key, blocks)
+                l2.covered.add((key, shape))
+            else:  # it may evict between rows: touch row by row, as the definition says
+                nbytes, missed = self._rows(x, base, region << 40)
+            hbm_bytes = nbytes if x.write else missed * line
+        else:
+            nbytes, missed = self._rows(x, x.addr + shift, region << 40)
+            hbm_bytes = nbytes if x.write else missed * line
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
+
+    def _rows(self, x: GmXfer, base: int, key: int) -> tuple[int, int]:
+        """(bus bytes, lines missed) of a strided transfer at offset `base` of the array keyed `key`,
+        touching L2 row by row (element by element if column-strided), evicting as it goes."""
+        burst, l2 = self.burst, self.l2
+        line = l2.line_bytes
+        l2.epoch += 1
+        nbytes = missed = 0
+        write = x.write
+        if x.cs == x.itemsize:  # rows of contiguous bytes
+            row = x.cols * x.itemsize
+            for r in range(x.rows):
+                a = base + r * x.rs
+                nbytes += (-(-(a + row) // burst) - a // burst) * burst
+                if not write:
+                    missed += l2.touch(key, a // line, (a + row - 1) // line)
+                elif -(-a // line) < (a + row) // line:  # lines the row covers completely
+                    l2.touch(key, -(-a // line), (a + row) // line - 1)
+        else:  # column-strided: every element is its own burst
+            for r in range(x.rows):
+                a = base + r * x.rs
+                for c in range(x.cols):
+                    e = a + c * x.cs
+                    nbytes += burst
+                    if not write:
+                        missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
+                    elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
+                        l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
+        return nbytes, missed
+
+    def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int,
+                                                                          tuple[int, ...]]:
+        """For rows of `row` bytes every `rs` bytes from byte `off` of an L2 block: the (block offset,
+        line mask) of every block the rows touch (read) or cover completely (write), in ascending
+        order (the order row by row touching first reaches them), the bus bytes, the lines touched, and the
+        block offsets alone.
+        None of it depends on L2 state or on which block the transfer starts in (a block spans whole
+        bursts), so it is computed once per shape."""
+        off, rs, row, rows, write = shape
+        line, burst = self.l2.line_bytes, self.burst
+        bits: dict[int, int] = {}
+        nbytes = 0
+        for r in range(rows):
+            a = off + r * rs
+            nbytes += (-(-(a + row) // burst) - a // burst) * burst
+            first, last = (-(-a // line), (a + row) // line - 1) if write else (a // line, (a + row - 1) // line)
+            for ln in range(first, last + 1):
+                block, bit = divmod(ln, _BLOCK_LINES)
+                bits[block] = bits.get(block, 0) | (1 << bit)
+        blocks = tuple((d, _FULL if m == _FULL else m) for d, m in sorted(bits.items()))
+        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks))
+        if len(self._shapes) >= _SHAPES:
+            self._shapes.clear()
+        self._shapes[shape] = masks
+        return masks
 
     def transfer_block(self, start: int, base: int, size: int, port: float, key: int, write: bool) -> int:
         """`transfer` of one contiguous run of `size` > 0 bytes at offset `base` of the array whose L2
