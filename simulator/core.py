@@ -88,6 +88,19 @@ def run_program(launch: Launch, core: int, pid: tuple[int, int, int], start: int
     return _ProgramRun(launch, core, pid, start, stats, memory).run()
 
 
+def gm_start(pipes: tuple[int, ...], queues: list[deque], free: list[int], t: int) -> int:
+    """When the earliest GM transfer of a bundle issued at `t` on `pipes` would start: on a pipe whose
+    queue is empty, at max(t, the pipe's free time); a pipe with queued work books later, when it
+    resolves (UNBOUNDED if every pipe is busy)."""
+    key = UNBOUNDED
+    for p in pipes:
+        if not queues[p]:
+            s = free[p] if free[p] > t else t
+            if s < key:
+                key = s
+    return key
+
+
 class _ProgramRun:
     def __init__(self, launch: Launch, core: int, pid: tuple[int, int, int], start: int, stats: CoreStats,
                  memory: CoreMemory | None) -> None:
@@ -153,12 +166,7 @@ class _ProgramRun:
         while pc < nbundles:
             gp = gm_pipes[pc]
             if gp:  # GM is booked in time order across cores: wait until no other core would book earlier
-                key = UNBOUNDED
-                for p in gp:
-                    if not queues[p]:
-                        s = free[p] if free[p] > t else t
-                        if s < key:
-                            key = s
+                key = gm_start(gp, queues, free, t)
                 if key > sync[0]:
                     sync[1] = key
                     yield key
@@ -272,12 +280,7 @@ class _ProgramRun:
         while pc < nbundles:
             gp = gm_pipes[pc]
             if gp:  # GM is booked in time order across cores (as in run; such a bundle starts a block)
-                key = UNBOUNDED
-                for p in gp:
-                    if not queues[p]:
-                        s = free[p] if free[p] > t else t
-                        if s < key:
-                            key = s
+                key = gm_start(gp, queues, free, t)
                 if key > sync[0]:
                     sync[1] = key
                     yield key
