@@ -61,7 +61,15 @@ class LaunchOptions:
 
 def resolve_grid(kernel: str, grid: Grid, meta: Callable[[], dict[str, Any]]) -> tuple[int, int, int]:
     """A tuple or callable grid as exactly three non-negative ints (`meta()` is what a callable grid sees)."""
-    g = grid(meta()) if callable(grid) else grid
+    if callable(grid):
+        named = meta()
+        try:
+            g = grid(named)
+        except KeyError as exc:  # the usual mistake: a name the launch does not have
+            raise errors.NpuError(f"kernel {kernel}: the grid callable asked for {exc.args[0]!r}, which is not an "
+                                  f"argument of this launch (it has: {', '.join(named)})") from None
+    else:
+        g = grid
     if isinstance(g, (int, np.integer)):
         g = (g,)
     if not isinstance(g, (tuple, list)) or not 1 <= len(g) <= 3 \
@@ -89,6 +97,9 @@ class Runtime:
     # -- the machine ------------------------------------------------------------------------------
     def set_machine(self, machine: str | Path | isa.MachineSpec) -> isa.MachineSpec:
         """Choose the machine later launches compile for and run on: a preset name, a TOML path or a spec."""
+        if not isinstance(machine, (str, Path, isa.MachineSpec)):
+            raise errors.NpuError(f"set_machine takes a preset name, a TOML path or an isa.MachineSpec, "
+                                  f"got {type(machine).__name__} {machine!r}")
         self._machine = machine if isinstance(machine, isa.MachineSpec) else isa.MachineSpec.load(machine)
         return self._machine
 

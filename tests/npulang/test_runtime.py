@@ -178,3 +178,12 @@ def test_rebinding_a_global_constant_after_a_launch_recompiles(monkeypatch, inte
         out = np.zeros_like(x)
         add_offset[(1,)](x, out, BLOCK=16, interpret=interpret)
         np.testing.assert_array_equal(out, x + np.float32(offset))
+
+
+def test_a_grid_callable_asking_for_a_missing_name_and_a_wrong_machine_are_clear_errors():
+    x = np.zeros(64, np.float32)
+    with pytest.raises(npu.NpuError, match=r"grid callable asked for 'BLOCK'.*it has: x_ptr, y_ptr, output_ptr"):
+        T.add_kernel[lambda meta: (npu.cdiv(64, meta["BLOCK"]),)](x, x, np.empty_like(x), 64, BLOCK_SIZE=32)
+    with pytest.raises(npu.NpuError, match="set_machine takes a preset name, a TOML path or an isa.MachineSpec, "
+                                           "got int 3"):
+        npu.set_machine(3)
