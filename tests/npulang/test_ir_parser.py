@@ -12,13 +12,12 @@ from isa import MachineSpec
 from isa.asm import disassemble
 from npulang import ir
 from npulang.compiler import compile_ir
-from npulang.ir.interpreter import interpret
 from npulang.ir.parser import PrintedConstexpr, parse_function, parse_module
 from npulang.passes import PassManager, generic_pipeline
 from npulang.ir.verifier import verify
 from tests.npulang import backend_kernels as BK
 from tests.npulang import kernels as K
-from tests.npulang.test_passes_pipeline import LAUNCHES
+from tests.npulang.ir_launches import LAUNCHES, assert_same_results
 
 SPEC = MachineSpec.load()
 F32 = np.zeros(64, np.float32)
@@ -86,14 +85,7 @@ def test_source_lines_survive_a_round_trip_with_locs(fn: ir.Function) -> None:
 def test_parsed_tutorials_compute_what_the_frontend_ir_computes(kernel, grid, args, meta) -> None:
     fn, _ = kernel.specialize(*args, **meta)
     parsed = parse_function(ir.print_function(fn))
-    results = []
-    for f in (fn, parsed):
-        arrays = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-        interpret(f, grid, arrays)
-        results.append(arrays)
-    for x, y in zip(*results):
-        if isinstance(x, np.ndarray):
-            np.testing.assert_array_equal(x, y)
+    assert_same_results(fn, parsed, grid, args)
 
 
 def test_constexprs_are_read_back_as_values() -> None:

@@ -6,38 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import npulang as npu
 from npulang import ir
 from npulang.errors import IRVerifyError
 from npulang.ir.interpreter import interpret
 from npulang.passes import Pass, PassManager, generic_pipeline
 from examples import tutorials as T
+from tests.npulang.ir_launches import LAUNCHES, assert_same_results
 
-RNG = np.random.default_rng(7)
-
-
-def _launches():
-    """(kernel, grid, args, meta) for each tutorial kernel, with fresh arrays."""
-    x = RNG.standard_normal(100).astype(np.float32)
-    yield T.add_kernel, (4, 1, 1), [x, x.copy(), np.zeros_like(x), 100], {"BLOCK_SIZE": 32}
-    s = RNG.standard_normal((5, 20)).astype(np.float16)
-    yield T.softmax_kernel, (3, 1, 1), [np.zeros_like(s), s, 20, 20, 5, 20], {"BLOCK_SIZE": 32,
-                                                                              "num_stages": 2}
-    w = RNG.standard_normal(20).astype(np.float32)
-    yield (T.layer_norm_fwd_fused, (5, 1, 1),
-           [s.astype(np.float32), np.zeros((5, 20), np.float32), w, w.copy(), np.zeros(5, np.float32),
-            np.zeros(5, np.float32), 20, 20, 1e-5], {"BLOCK_SIZE": 8})
-    a = RNG.standard_normal((20, 24)).astype(np.float16)
-    b = RNG.standard_normal((24, 12)).astype(np.float16)
-    yield (T.matmul_kernel, (4, 1, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24, 24, 1, 12, 1, 12,
-                                        1],
-           {"BLOCK_SIZE_M": 16, "BLOCK_SIZE_N": 8, "BLOCK_SIZE_K": 16, "GROUP_SIZE_M": 2,
-            "ACTIVATION": "leaky_relu", "ACC_DTYPE": npu.float32})
-    yield T.matmul_desc_kernel, (2, 2, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24], \
-        {"BM": 16, "BN": 8, "BK": 8}
-
-
-LAUNCHES = list(_launches())
 
 
 @pytest.mark.parametrize("kernel, grid, args, meta", LAUNCHES, ids=[case[0].__name__ for case in LAUNCHES])
@@ -49,14 +24,7 @@ def test_generic_pipeline_verifies_and_preserves_results(kernel, grid, args, met
     assert [s.name for s in pm.stages] == ["frontend", "canonicalize", "fold", "canonicalize", "cse", "dce"]
     assert ir.print_function(fn) == before_text  # passes never mutate their input
     assert len(list(ir.walk(optimized.body))) <= len(list(ir.walk(fn.body)))
-    results = []
-    for f in (fn, optimized):
-        arrays = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
-        interpret(f, grid, arrays)
-        results.append(arrays)
-    for x, y in zip(*results):
-        if isinstance(x, np.ndarray):
-            np.testing.assert_array_equal(x, y)
+    assert_same_results(fn, optimized, grid, args)
 
 
 class _Breaks(Pass):
