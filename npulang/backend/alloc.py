@@ -23,10 +23,13 @@ class BufferAllocation:
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
         """Place every buffer, preferring fresh bytes; if that does not fit, pack tightly (or raise)."""
-        live = _live_ranges(nodes)
-        usage = self._place(live, fresh_first=True)
-        if isinstance(usage, BufferOverflowError):
-            usage = self._place(live, fresh_first=False)
+        for per_iteration in (False, True):
+            live = _live_ranges(nodes, per_iteration)
+            usage = self._place(live, fresh_first=True)
+            if isinstance(usage, BufferOverflowError):
+                usage = self._place(live, fresh_first=False)
+            if not isinstance(usage, BufferOverflowError):
+                break
         if isinstance(usage, BufferOverflowError):
             raise usage
         symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
@@ -76,8 +79,13 @@ class BufferAllocation:
             hint="use smaller BLOCK_* sizes or a lower num_stages")
 
 
-def _live_ranges(nodes: list[Node]) -> dict[Buffer, tuple[int, int]]:
+def _live_ranges(nodes: list[Node], per_iteration: bool) -> dict[Buffer, tuple[int, int]]:
+    """First to last access in program text. A buffer touched inside a loop is live for the whole loop
+    if it outlives an iteration (owned by an enclosing scope: carried or loop-invariant); with
+    `per_iteration`, a tile the iteration owns keeps its own span unless a DMA load writes it, so
+    temporaries share bytes by liveness while the loads the pipeline overlaps keep private copies."""
     live: dict[Buffer, list[int]] = {}
+    loaded: set[Buffer] = set()
     pos = 0
 
     def visit(block: list[Node]) -> None:
@@ -88,14 +96,28 @@ def _live_ranges(nodes: list[Node]) -> dict[Buffer, tuple[int, int]]:
                     if isinstance(r.key, Buffer):
                         span = live.setdefault(r.key, [pos, pos])
                         span[1] = pos
+                if n.op in ("load", "gather"):
+                    loaded.update(r.key for r in n.writes if isinstance(r.key, Buffer))
                 pos += 1
                 continue
             start = pos
             for b in blocks_of(n):
                 visit(b)
             if isinstance(n, Loop):
-                for span in live.values():
-                    if start <= span[1] and span[0] <= pos:  # touched inside: live for the whole loop
+                inner = {id(x) for x in _loops_in([n])}
+                for buf, span in live.items():
+                    owned = per_iteration and id(buf.scope) in inner and buf not in loaded
+                    if start <= span[1] and span[0] <= pos and not owned:  # live for the whole loop
                         span[0], span[1] = min(span[0], start), max(span[1], pos)
     visit(nodes)
     return {b: (s[0], s[1]) for b, s in live.items()}
+
+
+def _loops_in(nodes: list[Node]) -> list[Loop]:
+    """Every loop in `nodes`, nested ones included."""
+    out: list[Loop] = []
+    for n in nodes:
+        out += [n] if isinstance(n, Loop) else []
+        for b in blocks_of(n):
+            out += _loops_in(b)
+    return out
