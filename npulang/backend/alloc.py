@@ -23,7 +23,7 @@ class BufferAllocation:
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
         """Place every buffer, preferring fresh bytes; if that does not fit, pack tightly (or raise)."""
-        for per_iteration in (False, True):
+        for per_iteration in (None, "temporaries", "all"):
             live = _live_ranges(nodes, per_iteration)
             usage = self._place(live, fresh_first=True)
             if isinstance(usage, BufferOverflowError):
@@ -79,11 +79,12 @@ class BufferAllocation:
             hint="use smaller BLOCK_* sizes or a lower num_stages")
 
 
-def _live_ranges(nodes: list[Node], per_iteration: bool) -> dict[Buffer, tuple[int, int]]:
-    """First to last access in program text. A buffer touched inside a loop is live for the whole loop
-    if it outlives an iteration (owned by an enclosing scope: carried or loop-invariant); with
-    `per_iteration`, a tile the iteration owns keeps its own span unless a DMA load writes it, so
-    temporaries share bytes by liveness while the loads the pipeline overlaps keep private copies."""
+def _live_ranges(nodes: list[Node], per_iteration: str | None) -> dict[Buffer, tuple[int, int]]:
+    """First to last access in program text. A buffer touched inside a loop is live for the whole loop,
+    except, with `per_iteration`, a tile the iteration owns (never one that outlives an iteration: carried
+    or loop-invariant): with "temporaries" unless a DMA load writes it, so temporaries share bytes by
+    liveness while the loads the pipeline overlaps keep their private copies; with "all" loads too (the
+    copies may then share bytes, and a load waits for the previous iteration's readers)."""
     live: dict[Buffer, list[int]] = {}
     loaded: set[Buffer] = set()
     pos = 0
@@ -106,7 +107,7 @@ def _live_ranges(nodes: list[Node], per_iteration: bool) -> dict[Buffer, tuple[i
             if isinstance(n, Loop):
                 inner = {id(x) for x in _loops_in([n])}
                 for buf, span in live.items():
-                    owned = per_iteration and id(buf.scope) in inner and buf not in loaded
+                    owned = id(buf.scope) in inner and (per_iteration == "all" or per_iteration and buf not in loaded)
                     if start <= span[1] and span[0] <= pos and not owned:  # live for the whole loop
                         span[0], span[1] = min(span[0], start), max(span[1], pos)
     visit(nodes)
