@@ -1,10 +1,14 @@
 """Buffer allocation: an aligned address for every symbolic buffer, reusing dead tiles' space.
 
-A buffer is live from its first to its last access in program text. A buffer touched inside a
-loop is live for the whole loop: its space is needed again on the next iteration, and giving two
-tiles of one loop body the same bytes would serialise the pipes that software pipelining wants
-to overlap. First fit per space, preferring bytes no earlier tile used while they last, checked
-against the spec's capacity.
+A buffer is live from its first to its last access in program text. Three layouts are tried, the
+first that fits wins (`_live_ranges`):
+1. a buffer touched inside a loop is live for the whole loop, so no two tiles of a loop body share
+   bytes and nothing serialises the pipes that software pipelining wants to overlap;
+2. the tiles an iteration owns, except the loads' private copies, live only from first to last
+   access, so temporaries (vector work, the cube's L0 operands) share bytes by liveness;
+3. the loads' copies too (a load then waits for the previous iteration's readers; a note says so).
+Tiles that outlive an iteration (carried, loop-invariant) are always live for the whole loop. First
+fit per space, preferring bytes no earlier tile used while they last, checked against the capacity.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class BufferAllocation:
 
     def __init__(self, spec: MachineSpec, kernel: str, kernel_loc: SourceLoc) -> None:
         self.spec, self.kernel, self.kernel_loc = spec, kernel, kernel_loc
+        self.notes: list[str] = []
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
         """Place every buffer, preferring fresh bytes; if that does not fit, pack tightly (or raise)."""
@@ -32,6 +37,9 @@ class BufferAllocation:
                 break
         if isinstance(usage, BufferOverflowError):
             raise usage
+        if per_iteration == "all":
+            self.notes.append("on-chip buffers are too small for private copies of the loops' loads: "
+                              "pipelined loads share bytes, so num_stages > 1 overlaps less")
         symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
         return symbols, usage
 
@@ -70,12 +78,19 @@ class BufferAllocation:
 
     def _overflow(self, buf: Buffer, capacity: int,
                   taken: list[tuple[int | None, int]]) -> BufferOverflowError:
-        used = sum(hi - (lo or 0) for lo, hi in taken)
+        spans = sorted((lo or 0, hi) for lo, hi in taken)
+        used = sum(hi - lo for lo, hi in spans)
+        free = max(capacity - used, 0)
+        gaps, end = [], 0
+        for lo, hi in spans + [(capacity, capacity)]:
+            gaps.append(lo - end)
+            end = max(end, hi)
+        split = f"; the largest free range is {max(gaps)} bytes" if free >= buf.nbytes else ""
         return resource_error(
             BufferOverflowError, self.kernel, buf.loc, self.kernel_loc,
             f"tile '{buf.name}' needs {buf.nbytes} bytes of {buf.space.upper()} but only "
-            f"{max(capacity - used, 0)} of its {capacity} bytes are available "
-            f"({used} bytes are taken by other live tiles)",
+            f"{free} of its {capacity} bytes are available "
+            f"({used} bytes are taken by other live tiles{split})",
             hint="use smaller BLOCK_* sizes or a lower num_stages")
 
 

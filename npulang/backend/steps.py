@@ -46,7 +46,9 @@ class AllocateBuffers:
     name = "allocate-buffers"
 
     def run(self, unit: Compilation) -> None:
-        unit.symbols, unit.usage = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
+        unit.symbols, unit.usage = allocation.apply(unit.nodes)
+        unit.notes += allocation.notes
 
 
 class InsertFlags:

@@ -74,6 +74,7 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
         elif isinstance(arg.type, ir.TileType):
             view = _carry_buffer(lowering, arg, init, y)
             carried.append(view)
+            lowering.carried.add((id(loop), id(view.buffer)))
             lowering.vals[arg.id] = view
             producer = lowering.producers.get(y.id)
             if (view.space == "ub" and producer is not None and producer in body.ops
@@ -96,6 +97,11 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
             lowering.emit("eq", d=first, a=iv, b=lb)
             lowering.first_iter[id(c.buffer)] = first
     lowering.block(ir.Block([], body.ops[:-1]))
+    for c, y in zip(carried, yields):  # a value computed in place in another carried tile: copy it out first,
+        x = lowering.get(y)             # or the yield copies below could overwrite it before it is read
+        if (isinstance(c, TileView) and isinstance(x, TileView) and x.buffer is not c.buffer
+                and (id(loop), id(x.buffer)) in lowering.carried):
+            lowering.vals[y.id] = lowering.copy_dense(x)
     for c, y, arg in zip(carried, yields, iter_args):
         if isinstance(c, VReg) and isinstance(lowering.get(arg), (Affine, Wrapped, PtrTile)):
             lowering.emit("mov", d=c, a=_carried_base(lowering, lowering.get(arg), lowering.get(y)))

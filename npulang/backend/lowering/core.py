@@ -44,6 +44,7 @@ class Lowering:
         self.vals: dict[int, Lowered] = {}
         self.uses: dict[int, int] = {}
         self.remaining: dict[int, int] = {}  # value id -> uses not lowered yet (an input dies at its last use)
+        self.carried: set[tuple[int, int]] = set()  # (id(loop), id(buffer)) of each loop's carried UB tiles
         self.in_ub: dict[tuple[int, int], TileView] = {}  # (value id, id(scope)) -> its L0C tile copied to UB
         self.feeds_dot: set[int] = set()
         self.out: list[Node] = []
@@ -59,6 +60,8 @@ class Lowering:
         self.cse: list[dict[tuple[str, Any, Any], VReg]] = [{}]  # scalar ops per enclosing block
         # value id -> the op defining it (carried-buffer placement looks at a yield's producer)
         self.producers: dict[int, ir.Op] = {r.id: op for op in ir.walk(fn.body) for r in op.results}
+        self.consumers: dict[int, list[ir.Op]] = {}  # value id -> the ops using it
+        self.cast_early: dict[int, TileView] = {}  # cast result id -> its tile, already converted by fixpipe
 
     def apply(self) -> list[Node]:
         self._analyse(self.fn.body)
@@ -74,6 +77,7 @@ class Lowering:
         for op in ir.walk(block):
             for v in op.operands:
                 self.uses[v.id] = self.uses.get(v.id, 0) + 1
+                self.consumers.setdefault(v.id, []).append(op)
             if op.kind is ir.OpKind.DOT:
                 for v in op.operands[:2]:
                     self.feeds_dot.add(v.id)
@@ -273,12 +277,17 @@ class Lowering:
             return into
         for s in srcs:
             if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
-                    and s.buffer.scope is self.scope and self.dies_here(s.buffer, op)
+                    and self.owned_here(s.buffer) and self.dies_here(s.buffer, op)
                     and all(t == s for t in srcs if isinstance(t, TileView) and t.buffer is s.buffer)
                     and s.buffer.nbytes >= max(1, numel(shape)) * isa_dtype(dt).itemsize
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
+
+    def owned_here(self, buf: Buffer) -> bool:
+        """`buf` belongs to the code being lowered: made in this scope, or carried by the loop being lowered
+        (a carried tile, once its iteration value is dead, may take the next value in place)."""
+        return buf.scope is self.scope or (id(self.scope), id(buf)) in self.carried
 
     def dies_here(self, buf: Buffer, op: ir.Op) -> bool:
         """No value held in `buf` (directly, as a view, or as an L0C value's UB copy) is used after `op`."""
