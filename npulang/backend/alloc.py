@@ -97,11 +97,13 @@ class BufferAllocation:
 def _live_ranges(nodes: list[Node], per_iteration: str | None) -> dict[Buffer, tuple[int, int]]:
     """First to last access in program text. A buffer touched inside a loop is live for the whole loop,
     except, with `per_iteration`, a tile the iteration owns (never one that outlives an iteration: carried
-    or loop-invariant): with "temporaries" unless a DMA load writes it, so temporaries share bytes by
+    or loop-invariant, or read before it is written, as the pipelining's hoisted work is): with
+    "temporaries" unless a DMA load writes it, so temporaries share bytes by
     liveness while the loads the pipeline overlaps keep their private copies; with "all" loads too (the
     copies may then share bytes, and a load waits for the previous iteration's readers)."""
     live: dict[Buffer, list[int]] = {}
     loaded: set[Buffer] = set()
+    read_first: set[Buffer] = set()  # first touched by a read: its value comes from an earlier iteration
     pos = 0
 
     def visit(block: list[Node]) -> None:
@@ -110,6 +112,8 @@ def _live_ranges(nodes: list[Node], per_iteration: str | None) -> dict[Buffer, t
             if isinstance(n, MInstr):
                 for r in n.reads + n.writes:
                     if isinstance(r.key, Buffer):
+                        if r.key not in live and r in n.reads:
+                            read_first.add(r.key)
                         span = live.setdefault(r.key, [pos, pos])
                         span[1] = pos
                 if n.op in ("load", "gather"):
@@ -122,7 +126,8 @@ def _live_ranges(nodes: list[Node], per_iteration: str | None) -> dict[Buffer, t
             if isinstance(n, Loop):
                 inner = {id(x) for x in _loops_in([n])}
                 for buf, span in live.items():
-                    owned = id(buf.scope) in inner and (per_iteration == "all" or per_iteration and buf not in loaded)
+                    owned = id(buf.scope) in inner and span[0] >= start and buf not in read_first and (
+                        per_iteration == "all" or per_iteration is not None and buf not in loaded)
                     if start <= span[1] and span[0] <= pos and not owned:  # live for the whole loop
                         span[0], span[1] = min(span[0], start), max(span[1], pos)
     visit(nodes)

@@ -35,6 +35,7 @@ class Compilation:
     num_stages: int
     record: bool = False
     nodes: list[Node] = field(default_factory=list)  # machine IR, from lowering to flag insertion
+    unhoisted: list[Node] | None = None  # the lowered IR again, when pipelining hoisted work that may not fit
     notes: list[str] = field(default_factory=list)  # how the lowering treated ops (e.g. "lowered to gather")
     symbols: list[Symbol] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)

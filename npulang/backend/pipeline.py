@@ -14,18 +14,24 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Iterator
 
+from isa import Pipe
 from npulang.backend.mir import Buffer, BufRef, GmRef, If, Loop, MInstr, Node, Region, VReg, blocks_of, buffers_of, walk
 
 
 class SoftwarePipelining:
     """Unroll every innermost loop that issues DMA loads into `num_stages` buffer-private copies."""
 
-    def __init__(self, num_stages: int) -> None:
-        self.num_stages = num_stages
+    def __init__(self, num_stages: int, hoist: bool = True) -> None:
+        self.num_stages, self.hoist = num_stages, hoist
 
     def apply(self, nodes: list[Node]) -> None:
         self.defs = _body_defs(nodes)
         self._apply(nodes)
+
+    def hoists(self, nodes: list[Node]) -> bool:
+        """Whether `apply` would hoist some loop's early work (see `_early`)."""
+        return self.hoist and any(self._stages(x) > 1 and self._worth_it(x) and _early(x, _body_defs(x.body))
+                                  for x in _loops(nodes))
 
     def _apply(self, nodes: list[Node]) -> None:
         out: list[Node] = []
@@ -46,39 +52,115 @@ class SoftwarePipelining:
         return innermost and any(i.op in ("load", "gather") for i in walk(loop.body))
 
     def _unroll(self, loop: Loop, stages: int) -> list[Node]:
-        """Unroll in place; returns instructions to run before the loop (a runtime step's multiples)."""
+        """Unroll in place; returns instructions to run before the loop (a runtime step's multiples, and
+        the first iterations' cube-feeding work when it is hoisted: see `_early`)."""
         pre: list[Node] = []
-        steps: dict[int, VReg | int] = {}
-        for c in range(1, stages + 1):
+        steps: dict[int, VReg | int] = {0: 0}
+        for c in range(1, 2 * stages):
             if isinstance(loop.step, int):
                 steps[c] = c * loop.step
             else:
                 steps[c] = VReg("step")
                 pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
         local = [b for b in buffers_of(loop.body) if b.scope is loop]
-        copies: list[Node] = list(loop.body)
         defs = _body_defs(loop.body)
+        early = _early(loop, defs) if self.hoist else set()
+        rest = [n for i, n in enumerate(loop.body) if i not in early or isinstance(n, MInstr) and n.defs()]
+        bufs: list[dict[int, Buffer]] = [{}]
         for c in range(1, stages):
-            iv = VReg(f"iv{c}")
-            bufs = {id(b): Buffer(f"{b.name}.{c}", b.space, b.nbytes, b.loc, loop) for b in local}
-            # Registers defined only in the body are per-iteration temporaries: fresh ones per copy keep
-            # their live ranges short. Loop-carried registers (also defined outside) stay shared.
-            regs = {r: VReg(r.name) for r, n in defs.items() if self.defs[r] == n}
-            regs[loop.iv] = iv
-            body = [_clone(n, bufs, regs) for n in loop.body]
-            head = MInstr("add", {"d": iv, "a": loop.iv, "b": steps[c]}, loop.loc)
-            more = VReg("more")
-            test = MInstr("lt", {"d": more, "a": iv, "b": loop.ub}, loop.loc)
-            if loop.min_trips >= (c + 1) and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
-                    (loop.min_trips % stages == 0):
-                copies += [head] + body
-            else:
-                copies += [head, test, If(more, body, [], loop.loc)]
+            bufs.append({id(b): Buffer(f"{b.name}.{c}", b.space, b.nbytes, b.loc, loop) for b in local})
+        static = loop.min_trips >= stages and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
+            loop.min_trips % stages == 0
+        copies: list[Node] = []
+        if early:  # iterations lb .. lb + (stages - 2) * step get their early work before the loop
+            first = [loop.body[i] for i in sorted(early)]
+            for f in range(stages - 1):
+                pre += self._guarded(loop, _sum(loop.lb, steps[f], pre, loop), first, bufs[f], defs, static)
+        for c in range(stages):
+            if early:  # the early work of the iteration stages - 1 ahead, into that iteration's own tiles
+                f = c + stages - 1
+                x = _sum(loop.iv, steps[f], copies, loop)
+                copies += self._guarded(loop, x, [loop.body[i] for i in sorted(early)], bufs[f % stages], defs,
+                                        static and f < stages)
+            if c == 0:
+                copies += rest
+                continue
+            iv = _sum(loop.iv, steps[c], copies, loop)
+            copies += self._guarded(loop, iv, rest, bufs[c], defs, static)
         loop.body[:] = copies
         loop.step = steps[stages]
         if loop.min_trips:
             loop.min_trips = 1
         return pre
+
+    def _guarded(self, loop: Loop, iv: VReg | int, body: list[Node], bufs: dict[int, Buffer],
+                 defs: Counter[VReg], unguarded: bool) -> list[Node]:
+        """`body` for the iteration at `iv` with private tiles `bufs`, run only when iv < ub (unless known)."""
+        # Registers defined only in the body are per-iteration temporaries: fresh ones per copy keep
+        # their live ranges short. Loop-carried registers (also defined outside) stay shared.
+        regs = {r: VReg(r.name) for r, n in defs.items() if self.defs[r] == n}
+        regs[loop.iv] = iv  # type: ignore[assignment]
+        cloned = [_clone(n, bufs, regs) for n in body]
+        if unguarded:
+            return cloned
+        more = VReg("more")
+        return [MInstr("lt", {"d": more, "a": iv, "b": loop.ub}, loop.loc), If(more, cloned, [], loop.loc)]
+
+
+def _sum(a: VReg | int, b: VReg | int, out: list[Node], loop: Loop) -> VReg | int:
+    """a + b as an operand, emitting the add into `out` unless both are constants."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    if b == 0:
+        return a
+    d = VReg("iv")
+    out.append(MInstr("add", {"d": d, "a": a, "b": b}, loop.loc))
+    return d
+
+
+_FEEDS_CUBE = (Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX)
+
+
+def _early(loop: Loop, defs: Counter[VReg]) -> set[int]:
+    """Positions in the loop body of the work that feeds the cube and depends only on the induction variable
+    and loop invariants (loads, moves, mmads, fixpipes and their address arithmetic), when it includes an
+    mmad and vector work remains: e.g. attention's Q Kᵀ, whose next iteration then runs on the cube while
+    the vector unit does this iteration's softmax. Empty when there is nothing to hoist.
+
+    An instruction is early if every register it uses is the induction variable, loop-invariant or set by
+    earlier early work, and every buffer it reads is loop-invariant or written by earlier early work (and
+    not rewritten since); it may not write GM, nor a buffer the rest of the body touched before it."""
+    written = {r.key for ins in walk(loop.body) for r in ins.writes}
+    early: set[int] = set()
+    e_regs: set[VReg] = {loop.iv}
+    e_written: set[object] = set()
+    r_touched: set[object] = set()
+    for i, n in enumerate(loop.body):
+        ok = isinstance(n, MInstr) and n.flag is None and n.pipe in _FEEDS_CUBE and (n.pipe is not Pipe.S or (
+            len(n.defs()) == 1 and defs[n.defs()[0]] == 1 and not n.reads and not n.writes))
+        if ok:
+            assert isinstance(n, MInstr)
+            ok = all(u in e_regs or defs[u] == 0 for u in n.uses()) and \
+                all(r.key in e_written or r.key not in written for r in n.reads) and \
+                all(isinstance(r.key, Buffer) and r.key not in r_touched for r in n.writes)
+        if ok:
+            assert isinstance(n, MInstr)
+            early.add(i)
+            e_regs.update(n.defs())
+            e_written.update(r.key for r in n.writes)
+            continue
+        for ins in walk([n]):
+            r_touched.update(r.key for r in ins.reads + ins.writes)
+            e_written.difference_update(r.key for r in ins.writes)
+    # An L0A/L0B operand moved early for an mmad that stays would only hold L0 space across iterations.
+    late_reads = {r.key for i, n in enumerate(loop.body) if i not in early for ins in walk([n]) for r in ins.reads}
+    early = {i for i in early if not any(isinstance(r.key, Buffer) and r.key.space in ("l0a", "l0b")
+                                         and r.key in late_reads for r in loop.body[i].writes)}  # type: ignore
+    moved = [loop.body[i] for i in early if loop.body[i].pipe is not Pipe.S]  # type: ignore[union-attr]
+    rest = [ins for i, n in enumerate(loop.body) if i not in early for ins in walk([n])]
+    if not any(ins.op == "mmad" for ins in moved) or not any(ins.pipe is Pipe.V for ins in rest):
+        return set()
+    return early
 
 
 def _loops(nodes: list[Node]) -> Iterator[Loop]:

@@ -5,6 +5,8 @@ Steps are made fresh for every compile; whatever a step computes goes on the `Co
 
 from __future__ import annotations
 
+import copy
+
 from isa import ArgSpec, Program
 from isa.asm import disassemble
 from npulang import ir
@@ -16,6 +18,7 @@ from npulang.backend.lowering import Lowering
 from npulang.backend.mir import format_mir
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import FlagInsertion
+from npulang.errors import BufferOverflowError
 
 
 class Lower:
@@ -36,18 +39,31 @@ class SoftwarePipeline:
     name = "software-pipeline"
 
     def run(self, unit: Compilation) -> None:
+        if SoftwarePipelining(unit.num_stages).hoists(unit.nodes):  # kept in case the hoisting does not fit
+            unit.unhoisted = copy.deepcopy(unit.nodes)
         SoftwarePipelining(unit.num_stages).apply(unit.nodes)
         unit.stage(self.name, lambda: format_mir(unit.nodes))
 
 
 class AllocateBuffers:
-    """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`."""
+    """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`.
+
+    Hoisting the next iteration's cube work keeps more tiles live; if that does not fit, the loops are
+    pipelined again without it."""
 
     name = "allocate-buffers"
 
     def run(self, unit: Compilation) -> None:
         allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
-        unit.symbols, unit.usage = allocation.apply(unit.nodes)
+        try:
+            unit.symbols, unit.usage = allocation.apply(unit.nodes)
+        except BufferOverflowError:
+            if unit.unhoisted is None:
+                raise
+            unit.nodes, unit.unhoisted = unit.unhoisted, None
+            SoftwarePipelining(unit.num_stages, hoist=False).apply(unit.nodes)
+            allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
+            unit.symbols, unit.usage = allocation.apply(unit.nodes)
         unit.notes += allocation.notes
 
 
