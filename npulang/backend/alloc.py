@@ -27,12 +27,14 @@ class BufferAllocation:
         self.notes: list[str] = []
 
     def apply(self, nodes: list[Node]) -> tuple[list[Symbol], dict[str, int]]:
-        """Place every buffer, preferring fresh bytes; if that does not fit, pack tightly (or raise)."""
+        """Place every buffer: the first layout (see the module docstring) that fits, with the first
+        placement of `_place` that fits it (spread out, then first fit, then packed tightly), or raise."""
         for per_iteration in (None, "temporaries", "all"):
             live = _live_ranges(nodes, per_iteration)
-            usage = self._place(live, fresh_first=True)
-            if isinstance(usage, BufferOverflowError):
-                usage = self._place(live, fresh_first=False)
+            for fresh_first, spread in ((True, True), (True, False), (False, False)):
+                usage = self._place(live, fresh_first, spread)
+                if not isinstance(usage, BufferOverflowError):
+                    break
             if not isinstance(usage, BufferOverflowError):
                 break
         if isinstance(usage, BufferOverflowError):
@@ -43,11 +45,12 @@ class BufferAllocation:
         symbols = [Symbol(b.name, b.space, b.addr, b.nbytes) for b in live if b.addr is not None]
         return symbols, usage
 
-    def _place(self, live: dict[Buffer, tuple[int, int]],
-               fresh_first: bool) -> dict[str, int] | BufferOverflowError:
+    def _place(self, live: dict[Buffer, tuple[int, int]], fresh_first: bool,
+               spread: bool) -> dict[str, int] | BufferOverflowError:
         """First fit among the tiles live at the same time. With `fresh_first`, bytes no earlier tile used
         are taken while they last: a tile that reuses a dead tile's bytes must wait for its last reader, so
         fresh bytes let a later load start early (e.g. the next pass over a row while this one computes).
+        With `spread`, reused bytes are those freed longest ago (`_coldest_fit`), which fragments more.
         Returns the usage per space, or the error for the first tile that does not fit."""
         placed: dict[str, list[tuple[Buffer, int, int]]] = {}
         usage: dict[str, int] = {}
@@ -57,13 +60,34 @@ class BufferAllocation:
             others = [(p.addr, p.addr + p.nbytes) for p, plo, phi in everything if plo <= hi and lo <= phi]
             fresh = [(p.addr, p.addr + p.nbytes) for p, _, _ in everything]
             addr = self._first_fit(buf, fresh) if fresh_first else None
-            buf.addr = addr if addr is not None else self._first_fit(buf, others)
+            if addr is None:
+                addr = self._coldest_fit(buf, others, everything) if spread else self._first_fit(buf, others)
+            buf.addr = addr
             if buf.addr is None:
                 return self._overflow(buf, self.spec.buffer_bytes(buf.space), others)
             everything.append((buf, lo, hi))
             placed[buf.space] = everything
             usage[buf.space] = max(usage.get(buf.space, 0), buf.addr + buf.nbytes)
         return usage
+
+    def _coldest_fit(self, buf: Buffer, taken: list[tuple[int | None, int]],
+                     everything: list[tuple[Buffer, int, int]]) -> int | None:
+        """Among the aligned addresses where `buf` overlaps no live tile, the one whose earlier tiles died
+        first (lowest on ties): back-to-back tiles of one size (e.g. the K pieces of a split dot) then
+        alternate between two places, so one is written while the previous one is still being read."""
+        align = self.spec.buffer_alignment(buf.space)
+        capacity = self.spec.buffer_bytes(buf.space)
+        starts = {0} | {-(-(p.addr + p.nbytes) // align) * align for p, _, _ in everything if p.addr is not None}
+        best: tuple[int, int] | None = None
+        for addr in sorted(starts):
+            end = addr + buf.nbytes
+            if end > capacity or any(addr < hi and (lo or 0) < end for lo, hi in taken):
+                continue
+            died = max((phi for p, _, phi in everything if p.addr is not None and addr < p.addr + p.nbytes
+                        and p.addr < end), default=-1)
+            if best is None or died < best[0]:
+                best = (died, addr)
+        return None if best is None else best[1]
 
     def _first_fit(self, buf: Buffer, taken: list[tuple[int | None, int]]) -> int | None:
         """The lowest aligned address where `buf` overlaps none of `taken`, or None if it does not fit."""

@@ -30,8 +30,13 @@ class SoftwarePipelining:
 
     def hoists(self, nodes: list[Node]) -> bool:
         """Whether `apply` would hoist some loop's early work (see `_early`)."""
-        return self.hoist and any(self._stages(x) > 1 and self._worth_it(x) and _early(x, _body_defs(x.body))
+        self.defs = _body_defs(nodes)
+        return self.hoist and any(self._stages(x) > 1 and self._worth_it(x) and _early(x, self._carried(x))
                                   for x in _loops(nodes))
+
+    def _carried(self, loop: Loop) -> set[VReg]:
+        """Registers the loop body sets that are also set outside it (loop-carried scalars)."""
+        return {r for r, n in _body_defs(loop.body).items() if self.defs[r] != n}
 
     def _apply(self, nodes: list[Node]) -> None:
         out: list[Node] = []
@@ -64,7 +69,7 @@ class SoftwarePipelining:
                 pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
         local = [b for b in buffers_of(loop.body) if b.scope is loop]
         defs = _body_defs(loop.body)
-        early = _early(loop, defs) if self.hoist else set()
+        early = _early(loop, self._carried(loop)) if self.hoist else set()
         rest = [n for i, n in enumerate(loop.body) if i not in early or isinstance(n, MInstr) and n.defs()]
         bufs: list[dict[int, Buffer]] = [{}]
         for c in range(1, stages):
@@ -72,16 +77,25 @@ class SoftwarePipelining:
         static = loop.min_trips >= stages and isinstance(loop.ub, int) and isinstance(loop.lb, int) and \
             loop.min_trips % stages == 0
         copies: list[Node] = []
+        ahead = [loop.body[i] for i in sorted(early)]
+        # Tiles the early work keeps to itself (e.g. L0 operands of its mmad) are fresh for every placement
+        # of it, so those before the loop do not stay live through it; the ones late work reads are the
+        # iteration's own.
+        late_keys = {r.key for n in rest for ins in walk([n]) for r in ins.reads + ins.writes}
+        inner = [b for b in local if b not in late_keys]
+
+        def early_bufs(f: int) -> dict[int, Buffer]:
+            own = {id(b): Buffer(f"{b.name}.e{f}", b.space, b.nbytes, b.loc, loop) for b in inner}
+            return {**bufs[f % stages], **own}
+
         if early:  # iterations lb .. lb + (stages - 2) * step get their early work before the loop
-            first = [loop.body[i] for i in sorted(early)]
             for f in range(stages - 1):
-                pre += self._guarded(loop, _sum(loop.lb, steps[f], pre, loop), first, bufs[f], defs, static)
+                pre += self._guarded(loop, _sum(loop.lb, steps[f], pre, loop), ahead, early_bufs(f), defs, static)
         for c in range(stages):
             if early:  # the early work of the iteration stages - 1 ahead, into that iteration's own tiles
                 f = c + stages - 1
                 x = _sum(loop.iv, steps[f], copies, loop)
-                copies += self._guarded(loop, x, [loop.body[i] for i in sorted(early)], bufs[f % stages], defs,
-                                        static and f < stages)
+                copies += self._guarded(loop, x, ahead, early_bufs(f), defs, static and f < stages)
             if c == 0:
                 copies += rest
                 continue
@@ -118,49 +132,61 @@ def _sum(a: VReg | int, b: VReg | int, out: list[Node], loop: Loop) -> VReg | in
     return d
 
 
-_FEEDS_CUBE = (Pipe.S, Pipe.MTE2, Pipe.MTE1, Pipe.M, Pipe.FIX)
+def _early(loop: Loop, carried: set[VReg]) -> set[int]:
+    """Positions in the loop body of the work that may run one iteration ahead of the rest: everything
+    before the hand-off from the vector unit back to the cube (a UB -> L1 store) that the hand-off's
+    chain does not need. In attention that is Q Kᵀ and the softmax of iteration i+1, which then run
+    while the cube does P V of iteration i, and the vector unit never waits for the cube's round trip.
+    Empty unless the early work has an mmad and vector work stays late (plain matmul loops are left as
+    they are).
 
-
-def _early(loop: Loop, defs: Counter[VReg]) -> set[int]:
-    """Positions in the loop body of the work that feeds the cube and depends only on the induction variable
-    and loop invariants (loads, moves, mmads, fixpipes and their address arithmetic), when it includes an
-    mmad and vector work remains: e.g. attention's Q Kᵀ, whose next iteration then runs on the cube while
-    the vector unit does this iteration's softmax. Empty when there is nothing to hoist.
-
-    An instruction is early if every register it uses is the induction variable, loop-invariant or set by
-    earlier early work, and every buffer it reads is loop-invariant or written by earlier early work (and
-    not rewritten since); it may not write GM, nor a buffer the rest of the body touched before it."""
-    written = {r.key for ins in walk(loop.body) for r in ins.writes}
-    early: set[int] = set()
-    e_regs: set[VReg] = {loop.iv}
-    e_written: set[object] = set()
-    r_touched: set[object] = set()
-    for i, n in enumerate(loop.body):
-        ok = isinstance(n, MInstr) and n.flag is None and n.pipe in _FEEDS_CUBE and (n.pipe is not Pipe.S or (
-            len(n.defs()) == 1 and defs[n.defs()[0]] == 1 and not n.reads and not n.writes))
-        if ok:
-            assert isinstance(n, MInstr)
-            ok = all(u in e_regs or defs[u] == 0 for u in n.uses()) and \
-                all(r.key in e_written or r.key not in written for r in n.reads) and \
-                all(isinstance(r.key, Buffer) and r.key not in r_touched for r in n.writes)
-        if ok:
-            assert isinstance(n, MInstr)
-            early.add(i)
-            e_regs.update(n.defs())
-            e_written.update(r.key for r in n.writes)
-            continue
-        for ins in walk([n]):
-            r_touched.update(r.key for r in ins.reads + ins.writes)
-            e_written.difference_update(r.key for r in ins.writes)
-    # An L0A/L0B operand moved early for an mmad that stays would only hold L0 space across iterations.
-    late_reads = {r.key for i, n in enumerate(loop.body) if i not in early for ins in walk([n]) for r in ins.reads}
-    early = {i for i in early if not any(isinstance(r.key, Buffer) and r.key.space in ("l0a", "l0b")
-                                         and r.key in late_reads for r in loop.body[i].writes)}  # type: ignore
-    moved = [loop.body[i] for i in early if loop.body[i].pipe is not Pipe.S]  # type: ignore[union-attr]
-    rest = [ins for i, n in enumerate(loop.body) if i not in early for ins in walk([n])]
+    The late set starts at the hand-offs and grows to a fixed point with every instruction that reads
+    a register or buffer late work writes earlier in the body, conflicts with late work on a tile the
+    iterations share (carried, GM) anywhere in the body (early work of i+1 runs before late work of i),
+    writes a carried register (`carried`), or moves an L0A/L0B operand for a late mmad (it would hold L0
+    space across iterations). Nested ifs and loops stay late."""
+    body = loop.body
+    late = {i for i, n in enumerate(body) if not isinstance(n, MInstr) or n.flag is not None
+            or (n.pipe is Pipe.S and (len(n.defs()) != 1 or n.defs()[0] in carried or n.reads or n.writes))}
+    seeds = {i for i, n in enumerate(body) if isinstance(n, MInstr) and n.op == "store"
+             and any(isinstance(r.key, Buffer) and r.key.space == "l1" for r in n.writes)}
+    if not seeds:
+        return set()
+    late |= seeds
+    touched = [(list(walk([n])), i) for i, n in enumerate(body)]
+    changed = True
+    while changed:
+        changed = False
+        late_defs = {d for ins, i in touched if i in late for x in ins for d in x.defs()}
+        for ins, i in touched:
+            if i in late:
+                continue
+            x = ins[0]
+            if any(u in late_defs for u in x.uses()) or any(
+                    _conflicts(x, y, loop, shared_only=j > i) for ys, j in touched if j in late for y in ys):
+                late.add(i)
+                changed = True
+    early = set(range(len(body))) - late
+    moved = [body[i] for i in early if body[i].pipe is not Pipe.S]  # type: ignore[union-attr]
+    rest = [ins for i in late for ins in walk([body[i]])]
     if not any(ins.op == "mmad" for ins in moved) or not any(ins.pipe is Pipe.V for ins in rest):
         return set()
     return early
+
+
+def _conflicts(x: MInstr, y: MInstr, loop: Loop, shared_only: bool) -> bool:
+    """x and y touch the same buffer or GM argument, one writing. With `shared_only`, only what the
+    iterations share counts (a tile of the loop's own has a private copy per pipelined iteration), and
+    an L0A/L0B tile x writes for y to read (an operand moved early would hold L0 space)."""
+    for mine, theirs, x_writes in ((x.writes, y.reads + y.writes, True), (x.reads, y.writes, False)):
+        for r in mine:
+            if not any(q.key is r.key or q.key == r.key for q in theirs):
+                continue
+            private = isinstance(r.key, Buffer) and r.key.scope is loop and not (
+                x_writes and r.key.space in ("l0a", "l0b"))
+            if not shared_only or not private:
+                return True
+    return False
 
 
 def _loops(nodes: list[Node]) -> Iterator[Loop]:

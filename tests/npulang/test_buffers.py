@@ -53,10 +53,11 @@ def test_flash_attention_matches_numpy(block, d, heads, blocks, causal) -> None:
     _close(compiled, ref, atol=3e-3)
 
 
-@pytest.mark.parametrize("block, d, causal", [((128, 64), 64, False), ((128, 64), 64, True),
-                                              ((32, 64), 128, True)])
-def test_flash_attention_at_the_tutorial_block_sizes(block, d, causal) -> None:
-    q, k, v = _qkv(2, 256, d, seed=d)
+@pytest.mark.parametrize("block, d, causal, n_ctx", [((128, 64), 64, False, 256), ((128, 64), 64, True, 256),
+                                                     ((32, 64), 128, True, 256), ((64, 256), 128, False, 768)])
+def test_flash_attention_at_the_tutorial_block_sizes(block, d, causal, n_ctx) -> None:
+    """The last: three iterations of a loop whose pipelined copies share L0C bytes (a flag once missed)."""
+    q, k, v = _qkv(2, n_ctx, d, seed=d)
     out, record = kx.run_attention(q, k, v, causal=causal, block=block)
     _close(out, kx.ref_attention(q, k, v, causal), atol=3e-3)
     assert record.cycles > 0
@@ -138,11 +139,52 @@ def _compiled_attention(bm: int, bn: int, d: int, stage: int):
 
 
 def test_flash_attention_buffer_usage() -> None:
-    """BM=128, BN=64, D=64: two pipelined copies of K and V (8 KiB each) in L1, the 128x64 f32 scores and
-    accumulator (32 KiB each) in UB with the softmax chain run in place, Q in L0A once per copy."""
+    """BM=128, BN=64, D=64: the 128x64 f32 scores and accumulator (32 KiB each) in UB with the softmax
+    chain run in place; the next iteration's scores (Q Kᵀ and softmax, run ahead) in tiles of their own."""
     ck = _compiled_attention(128, 64, 64, 1)
-    assert ck.usage == {"l1": 81920, "ub": 183296, "l0a": 65536, "l0b": 32768, "l0c": 131072}
+    assert ck.usage == {"l1": 90112, "ub": 185344, "l0a": 65536, "l0b": 40960, "l0c": 131072}
     assert ck.notes == []
+
+
+def test_online_softmax_at_8192_keeps_private_load_copies() -> None:
+    """Four 32 KiB tiles live per iteration, two carried: the temporaries share bytes by liveness and the
+    two pipelined copies of x keep their own, so there is no note about loads sharing bytes."""
+    x = np.zeros((2, 20000), np.float32)
+    fn, _ = kx.online_softmax_kernel.specialize(x, x, 2, 20000, BLOCK=8192)
+    ck = compile_ir(fn, SPEC, num_stages=2)
+    assert ck.usage == {"ub": 196608}
+    assert ck.notes == []
+
+
+def _stage(ck, name: str) -> str:
+    return dict(ck.stages)[name]
+
+
+def test_attention_runs_the_next_scores_ahead_and_a_matmul_loop_does_not() -> None:
+    """The pipelining puts iteration i+1's Q Kᵀ mmad and its softmax before iteration i's P V mmad: the first
+    Q Kᵀ (n=BN=64) is issued before the loop, and inside it a Q Kᵀ precedes each P V (n=D=32)."""
+    x = np.zeros((256, 32), np.float16)
+    fn, _ = kx.attn_fwd.specialize(x, x, x, x, 0.1, 1, 1, 256, HEAD_DIM=32, BLOCK_M=64, BLOCK_N=64, STAGE=1)
+    text = _stage(compile_ir(fn, SPEC, num_stages=2, record=True), "software-pipeline")
+    before, loop = text.split("for ", 1)
+    assert [line.split("n=")[1].split(",")[0] for line in before.splitlines() if "mmad" in line] == ["64"]
+    in_loop = [line.split("n=")[1].split(",")[0] for line in loop.splitlines() if "mmad" in line]
+    assert in_loop == ["64", "32", "64", "32"]
+    a = np.zeros((64, 64), np.float16)
+    fn, _ = kx.matmul_gelu_kernel.specialize(a, a, np.zeros(64, np.float32), a, 64, 64, 64, BM=32, BN=32, BK=16)
+    text = _stage(compile_ir(fn, SPEC, num_stages=2, record=True), "software-pipeline")
+    assert "mmad" not in text.split("for ", 1)[0]
+
+
+def test_back_to_back_split_dot_pieces_alternate_between_two_places() -> None:
+    """Once L0B has no fresh bytes, each piece takes the bytes freed longest ago: the move of one piece
+    then overlaps the mmad reading the previous one."""
+    loc = SourceLoc("k.py", 1)
+    pieces = [Buffer(f"p{i}", "l0b", 32768, loc) for i in range(4)]
+    nodes = [MInstr("move", {}, loc, (), (Region(b, 0, b.nbytes),)) for b in pieces]
+    nodes = [n for i, b in enumerate(pieces) for n in (nodes[i], MInstr("mmad", {}, loc, (Region(b, 0, b.nbytes),)))]
+    BufferAllocation(SPEC, "k", loc).apply(nodes)
+    assert [b.addr for b in pieces] == [0, 32768, 0, 32768]
 
 
 def test_matmul_gelu_epilogue_runs_in_place() -> None:

@@ -70,7 +70,7 @@ def _dot_plan(lowering: Lowering, m: int, n: int, k: int, in_dt: str,
         ms = _pieces(m, cap_c // 2 // (nc * acc), gm) if m * nc * acc > cap_c // 2 else ms
     mc, nc = max(size for _, size in ms), max(size for _, size in ns)
     ks = [(0, k)]
-    if mc * k * isz > cap_a or k * nc * isz > cap_b:
+    if mc * k * isz > cap_a // 2 or k * nc * isz > cap_b // 2:
         ks = _pieces(k, min(cap_a // 2 // (mc * isz), cap_b // 2 // (nc * isz)), gk)
     return ms, ns, ks
 

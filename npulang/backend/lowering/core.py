@@ -44,7 +44,9 @@ class Lowering:
         self.vals: dict[int, Lowered] = {}
         self.uses: dict[int, int] = {}
         self.remaining: dict[int, int] = {}  # value id -> uses not lowered yet (an input dies at its last use)
-        self.carried: set[tuple[int, int]] = set()  # (id(loop), id(buffer)) of each loop's carried UB tiles
+        # (id(loop), id(buffer)) of a loop's carried UB tile -> ids of the values that may be computed in it
+        # (those that update it; None: any, in a loop without dots, whose iterations never run ahead)
+        self.carried: dict[tuple[int, int], set[int] | None] = {}
         self.in_ub: dict[tuple[int, int], TileView] = {}  # (value id, id(scope)) -> its L0C tile copied to UB
         self.feeds_dot: set[int] = set()
         self.out: list[Node] = []
@@ -277,17 +279,23 @@ class Lowering:
             return into
         for s in srcs:
             if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
-                    and self.owned_here(s.buffer) and self.dies_here(s.buffer, op)
+                    and self.owned_here(s.buffer, op) and self.dies_here(s.buffer, op)
                     and all(t == s for t in srcs if isinstance(t, TileView) and t.buffer is s.buffer)
                     and s.buffer.nbytes >= max(1, numel(shape)) * isa_dtype(dt).itemsize
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
 
-    def owned_here(self, buf: Buffer) -> bool:
+    def owned_here(self, buf: Buffer, op: ir.Op) -> bool:
         """`buf` belongs to the code being lowered: made in this scope, or carried by the loop being lowered
-        (a carried tile, once its iteration value is dead, may take the next value in place)."""
-        return buf.scope is self.scope or (id(self.scope), id(buf)) in self.carried
+        and `op` may use it (a carried tile, once its iteration value is dead, may take the next value in
+        place; in a loop with dots not other values, whose writes would tie the iterations together and
+        keep the pipelining from running vector work an iteration ahead)."""
+        key = (id(self.scope), id(buf))
+        if key not in self.carried:
+            return buf.scope is self.scope
+        values = self.carried[key]
+        return values is None or op.result.id in values
 
     def dies_here(self, buf: Buffer, op: ir.Op) -> bool:
         """No value held in `buf` (directly, as a view, or as an L0C value's UB copy) is used after `op`."""
