@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 import npulang as npu
+from examples.tutorials import desc_matmul_tile
 
 # -- flash attention (Triton tutorial 06, forward) -----------------------------------------------
 
@@ -122,14 +123,8 @@ def matmul_gelu_kernel(a_ptr, b_ptr, bias_ptr, c_ptr, M, N, K, BM: npu.constexpr
     """C = gelu(A @ B + bias) in fp16, the erf form of GELU, fp32 epilogue."""
     pid_m = npu.program_id(0)
     pid_n = npu.program_id(1)
-    a_desc = npu.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[K, 1], block_shape=[BM, BK])
-    b_desc = npu.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[N, 1], block_shape=[BK, BN])
     c_desc = npu.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[N, 1], block_shape=[BM, BN])
-    acc = npu.zeros((BM, BN), dtype=npu.float32)
-    for k in range(0, K, BK):
-        a = a_desc.load([pid_m * BM, k])
-        b = b_desc.load([k, pid_n * BN])
-        acc = npu.dot(a, b, acc=acc)
+    acc = desc_matmul_tile(a_ptr, b_ptr, M, N, K, pid_m, pid_n, BM, BN, BK)
     offs_n = pid_n * BN + npu.arange(0, BN)
     bias = npu.load(bias_ptr + offs_n, mask=offs_n < N, other=0.0)
     x = acc + bias[None, :]

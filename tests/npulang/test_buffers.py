@@ -18,17 +18,9 @@ from isa import SourceLoc
 from npulang.backend.alloc import BufferAllocation
 from npulang.backend.mir import Buffer, MInstr, Region
 from npulang.compiler import compile_ir
-from tests.npulang.backend_kernels import SPEC, run_compiled
+from tests.npulang.backend_kernels import SPEC, both, run_compiled
 
 SETTINGS = settings(max_examples=6, deadline=None, derandomize=True)
-
-
-def _both(run, *args, **kwargs):
-    """(interpreted, compiled) outputs; the compiled launch runs with the race detector on."""
-    interpreted, _ = run(*args, interpret=True, **kwargs)
-    compiled, record = run(*args, **kwargs)
-    assert record.cycles > 0
-    return interpreted, compiled
 
 
 def _close(out: np.ndarray, ref: np.ndarray, atol: float, rtol: float = 1e-2) -> None:
@@ -48,7 +40,7 @@ def test_flash_attention_matches_numpy(block, d, heads, blocks, causal) -> None:
     n_ctx = max(block) * blocks
     q, k, v = _qkv(heads, n_ctx, d, seed=n_ctx * d + heads)
     ref = kx.ref_attention(q, k, v, causal)
-    interpreted, compiled = _both(kx.run_attention, q, k, v, causal=causal, block=block)
+    interpreted, compiled = both(kx.run_attention, q, k, v, causal=causal, block=block)
     _close(interpreted, ref, atol=3e-3)
     _close(compiled, ref, atol=3e-3)
 
@@ -71,7 +63,7 @@ def test_matmul_gelu_at_128x128_matches_numpy(m, n, k) -> None:
     a, b = rng.standard_normal((m, k)).astype(np.float16), rng.standard_normal((k, n)).astype(np.float16)
     bias = rng.standard_normal(n).astype(np.float32)
     ref = kx.ref_matmul_gelu(a, b, bias)
-    for out in _both(kx.run_matmul_gelu, a, b, bias, block=(128, 128, 32)):
+    for out in both(kx.run_matmul_gelu, a, b, bias, block=(128, 128, 32)):
         _close(out, ref, atol=2e-2)
 
 
@@ -79,7 +71,7 @@ def test_matmul_gelu_at_128x128_matches_numpy(m, n, k) -> None:
 @given(rows=st.integers(1, 3), cols=st.integers(1, 20000))
 def test_online_softmax_with_8192_lanes_matches_numpy(rows, cols) -> None:
     x = (np.random.default_rng(cols).standard_normal((rows, cols)) * 4).astype(np.float32)
-    for out in _both(kx.run_online_softmax, x, block=8192):
+    for out in both(kx.run_online_softmax, x, block=8192):
         np.testing.assert_allclose(out, kx.ref_softmax(x), rtol=1e-5, atol=1e-9)
 
 
