@@ -144,9 +144,9 @@ def _early(loop: Loop, carried: set[VReg]) -> set[int]:
     a register or buffer late work writes earlier in the body, conflicts with late work on a tile the
     iterations share (carried, GM) anywhere in the body (early work of i+1 runs before late work of i),
     writes a carried register (`carried`), or moves an L0A/L0B operand for a late mmad (it would hold L0
-    space across iterations). Nested ifs and loops stay late."""
+    space across iterations). Nested ifs and loops, and prints (their order is visible), stay late."""
     body = loop.body
-    late = {i for i, n in enumerate(body) if not isinstance(n, MInstr) or n.flag is not None
+    late = {i for i, n in enumerate(body) if not isinstance(n, MInstr) or n.flag is not None or n.op == "vprint"
             or (n.pipe is Pipe.S and (len(n.defs()) != 1 or n.defs()[0] in carried or n.reads or n.writes))}
     seeds = {i for i, n in enumerate(body) if isinstance(n, MInstr) and n.op == "store"
              and any(isinstance(r.key, Buffer) and r.key.space == "l1" for r in n.writes)}

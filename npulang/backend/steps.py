@@ -18,7 +18,7 @@ from npulang.backend.lowering import Lowering
 from npulang.backend.mir import format_mir
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import FlagInsertion
-from npulang.errors import BufferOverflowError
+from npulang.errors import BufferOverflowError, EventIdOverflowError
 
 
 class Lower:
@@ -48,33 +48,50 @@ class SoftwarePipeline:
 class AllocateBuffers:
     """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`.
 
-    Hoisting the next iteration's cube work keeps more tiles live; if that does not fit, the loops are
-    pipelined again without it."""
+    Running work an iteration ahead keeps more tiles live; if that does not fit, the loops are pipelined
+    again without it."""
 
     name = "allocate-buffers"
 
     def run(self, unit: Compilation) -> None:
-        allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
         try:
-            unit.symbols, unit.usage = allocation.apply(unit.nodes)
+            _allocate(unit)
         except BufferOverflowError:
             if unit.unhoisted is None:
                 raise
-            unit.nodes, unit.unhoisted = unit.unhoisted, None
-            SoftwarePipelining(unit.num_stages, hoist=False).apply(unit.nodes)
-            allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
-            unit.symbols, unit.usage = allocation.apply(unit.nodes)
-        unit.notes += allocation.notes
+            _without_running_ahead(unit)
 
 
 class InsertFlags:
-    """set_flag/wait_flag for every cross-pipe conflict; raises `EventIdOverflowError`."""
+    """set_flag/wait_flag for every cross-pipe conflict; raises `EventIdOverflowError` (after retrying
+    without work run an iteration ahead, whose flags are outstanding longer)."""
 
     name = "insert-flags"
 
     def run(self, unit: Compilation) -> None:
-        FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        try:
+            FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        except EventIdOverflowError:
+            if unit.unhoisted is None:
+                raise
+            _without_running_ahead(unit)
+            FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
         unit.stage(self.name, lambda: format_mir(unit.nodes))
+
+
+def _allocate(unit: Compilation) -> None:
+    allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
+    unit.symbols, unit.usage = allocation.apply(unit.nodes)
+    unit.allocation_notes = allocation.notes
+
+
+def _without_running_ahead(unit: Compilation) -> None:
+    """Back to the lowered machine IR kept by `SoftwarePipeline`, pipelined and allocated again plainly."""
+    assert unit.unhoisted is not None
+    unit.nodes, unit.unhoisted = unit.unhoisted, None
+    SoftwarePipelining(unit.num_stages, hoist=False).apply(unit.nodes)
+    unit.stage(SoftwarePipeline.name, lambda: format_mir(unit.nodes))  # `inspect` shows what was kept
+    _allocate(unit)
 
 
 class Flatten:

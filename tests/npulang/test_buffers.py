@@ -232,3 +232,16 @@ def test_a_fragmented_buffer_overflow_names_the_largest_free_range() -> None:
     assert err.value.message == ("tile 'big' needs 65536 bytes of UB but only 98304 of its 196608 bytes are "
                                  "available (98304 bytes are taken by other live tiles; the largest free range "
                                  "is 49152 bytes)")
+
+
+@pytest.mark.parametrize("bm, bn, d, event_ids, num_stages", [
+    (128, 128, 128, 8, 2),  # running ahead needs a second 64 KiB score tile in UB: does not fit
+    (16, 16, 16, 4, 3),  # fits, but its flags stay outstanding longer than 4 event ids allow
+])
+def test_attention_that_cannot_run_ahead_is_pipelined_plainly(bm, bn, d, event_ids, num_stages) -> None:
+    x = np.zeros((256, d), np.float16)
+    fn, _ = kx.attn_fwd.specialize(x, x, x, x, 0.1, 1, 1, 256, HEAD_DIM=d, BLOCK_M=bm, BLOCK_N=bn, STAGE=1)
+    ck = compile_ir(fn, SPEC.replace(sync={"event_ids": event_ids}), num_stages=num_stages, record=True)
+    pipelined = [text.split("for ", 1)[0] for name, text in ck.stages if name == "software-pipeline"]
+    assert ["mmad" in text for text in pipelined] == [True, False]  # the first attempt ran ahead, then not
+    assert "mmad" not in _stage(ck, "insert-flags").split("for ", 1)[0]
