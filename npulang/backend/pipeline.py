@@ -7,6 +7,12 @@ of iteration i+1 run while iteration i computes: the flag pass then only orders 
 buffers with themselves (loads wait for the consumer of the same copy `num_stages` iterations
 back). Event ids are immediates, so the copies must be distinct code: the loop body is repeated
 `num_stages` times, each later copy guarded by `iv + c*step < ub` for ragged trip counts.
+
+Queues are in order, so a loop that hands tiles from the vector unit back to the cube (attention:
+scores -> softmax -> P V) would make the two units take turns. There the work before the hand-off
+that does not need it (`_early`) runs `num_stages - 1` iterations ahead of the rest: the first
+iterations' share before the loop, and in each copy the share of the iteration that far ahead
+(guarded like the copies), into that iteration's own tiles.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ class SoftwarePipelining:
         self._apply(nodes)
 
     def hoists(self, nodes: list[Node]) -> bool:
-        """Whether `apply` would hoist some loop's early work (see `_early`)."""
+        """Whether `apply` would run some loop's early work ahead (see `_early`)."""
         self.defs = _body_defs(nodes)
         return self.hoist and any(self._stages(x) > 1 and self._worth_it(x) and _early(x, self._carried(x))
                                   for x in _loops(nodes))
@@ -58,10 +64,11 @@ class SoftwarePipelining:
 
     def _unroll(self, loop: Loop, stages: int) -> list[Node]:
         """Unroll in place; returns instructions to run before the loop (a runtime step's multiples, and
-        the first iterations' cube-feeding work when it is hoisted: see `_early`)."""
+        the first iterations' early work when it runs ahead: see `_early`)."""
         pre: list[Node] = []
+        early = _early(loop, self._carried(loop)) if self.hoist else set()
         steps: dict[int, VReg | int] = {0: 0}
-        for c in range(1, 2 * stages):
+        for c in range(1, max(stages, 2 * stages - 2 if early else 0) + 1):
             if isinstance(loop.step, int):
                 steps[c] = c * loop.step
             else:
@@ -69,7 +76,6 @@ class SoftwarePipelining:
                 pre.append(MInstr("mul", {"d": steps[c], "a": loop.step, "b": c}, loop.loc))
         local = [b for b in buffers_of(loop.body) if b.scope is loop]
         defs = _body_defs(loop.body)
-        early = _early(loop, self._carried(loop)) if self.hoist else set()
         rest = [n for i, n in enumerate(loop.body) if i not in early or isinstance(n, MInstr) and n.defs()]
         bufs: list[dict[int, Buffer]] = [{}]
         for c in range(1, stages):

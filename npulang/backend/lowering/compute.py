@@ -1,5 +1,5 @@
 """Lowering rules for the cube and reductions: dot (L1 -> L0A/L0B -> mmad into L0C, accumulating in
-place when the accumulator allows) and reduce (one vred)."""
+place when the accumulator allows, split into pieces that fit L0A/L0B/L0C) and reduce (one vred)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ load or store turns them into strided DMA descriptors with valid extents; other 
 buffers chosen by placement: loads feeding `dot` go to L1 and move to L0A/L0B, dot results stay
 in L0C (a loop-carried accumulator accumulates in place; its first iteration overwrites, and a
 loop that may run zero times is followed by a guarded k=0 mmad that zeroes it), and elementwise
-work happens in UB (a loop-carried tile updated as `acc = acc op x` is updated in place). A dot
-result that is stored leaves by fixpipe straight to GM.
+work happens in UB (a loop-carried tile updated as `acc = acc op x` is updated in place, and an
+elementwise result takes the tile of an operand that dies there). A dot result that is stored leaves by
+fixpipe straight to GM.
 """
 
 from __future__ import annotations
