@@ -194,6 +194,9 @@ class Runtime:
         except OutOfBounds as exc:
             hint = interpreter.READ_ONLY_HINT if "read-only" in str(exc) else \
                 "mask the access (mask=offs < n) or check the grid and strides"
+            if grid != grid3:  # the simulator names the core's persistent program, not the logical one
+                hint += ("\n  note: the grid ran as one persistent loop per core, so 'program' above is the "
+                         "core's; launch with persistent=False to see the logical program id")
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc

@@ -170,3 +170,19 @@ def test_persistent_must_be_a_bool_or_none():
     with pytest.raises(npu.NpuError, match=r"^persistent must be True, False or None, got 'yes'$"):
         program_ids[(1,)](np.zeros(6, np.int32), persistent="yes")
 
+
+
+@npu.jit
+def unmasked_row_copy(X, Out, BLOCK: npu.constexpr):
+    offs = npu.program_id(0) * BLOCK + npu.arange(0, BLOCK)
+    npu.store(Out + offs, npu.load(X + offs))
+
+
+def test_an_out_of_bounds_access_says_the_program_named_is_the_cores():
+    x, out = np.zeros(30 * 64 - 5, np.float32), np.zeros(30 * 64, np.float32)
+    with pytest.raises(npu.OutOfBoundsError) as info:
+        unmasked_row_copy[(30,)](x, out, BLOCK=64)
+    assert "launch with persistent=False to see the logical program id" in str(info.value)
+    with pytest.raises(npu.OutOfBoundsError) as info:
+        unmasked_row_copy[(30,)](x, out, BLOCK=64, persistent=False)
+    assert "program (29, 0, 0)" in str(info.value) and "persistent loop" not in str(info.value)
