@@ -115,6 +115,21 @@ def test_softmax_grid_stride_loop_inside_the_persistent_loop(rows, cols, program
             np.testing.assert_allclose(y, e / e.sum(axis=1, keepdims=True), rtol=2e-6, atol=1e-6)
 
 
+@SETTINGS
+@given(m=st.integers(1, 80), n=st.integers(1, 80), k=st.integers(1, 40), activation=st.sampled_from(["", "leaky_relu"]))
+def test_matmuls_over_one_and_two_dimensional_grids(m, n, k, activation):
+    # a K loop and L0C accumulators inside the loop over programs; grids of 1 to 25 programs on 4 cores
+    rng = np.random.default_rng(m * n + k)
+    a, b = rng.standard_normal((m, k)).astype(np.float16), rng.standard_normal((k, n)).astype(np.float16)
+    with four_cores():
+        for interpret in (True, False):
+            c, _ = tut.run_matmul(a, b, activation=activation, interpret=interpret, persistent=True)
+            np.testing.assert_allclose(c, tut.ref_matmul(a, b, activation=activation), rtol=1e-4, atol=1e-4)
+            c, _ = tut.run_matmul_desc(a, b, interpret=interpret, persistent=True)
+            np.testing.assert_allclose(c.astype(np.float32), (a.astype(np.float32) @ b.astype(np.float32)),
+                                       rtol=2e-3, atol=2e-3)
+
+
 @pytest.mark.parametrize("rows", [3, 4, 11])
 def test_results_are_identical_with_and_without_the_persistent_loop(rows):
     with four_cores():
