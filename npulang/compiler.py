@@ -28,13 +28,17 @@ def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, persi
     Raises a `ResourceError` when the kernel does not fit the machine, `UnsupportedKernelError` for
     constructs the backend cannot lower, both pointing at the kernel line.
 
-    With `persistent=True` the program is one loop per core over the grid's programs, pipelined
-    `num_stages` deep across them (`npulang.backend.persistent`; its `meta["grid"]` is "persistent" and
-    it takes the logical grid as three extra arguments). If that does not fit the machine, it is
-    pipelined one deep, then not persistent at all; `notes` say which.
+    With `persistent=True` the program is one loop per core over the grid's programs
+    (`npulang.backend.persistent`; its `meta["grid"]` is "persistent" and it takes the logical grid as
+    three extra arguments), pipelined `num_stages` deep across them if the kernel has no loop of its
+    own, else one deep: a kernel's loops already overlap consecutive programs through their own
+    copies, and a second copy of everything costs event ids and buffers for no gain (measured on the
+    softmax and layer norm tutorials). If that does not fit the machine, it is pipelined one deep, then
+    not persistent at all; `notes` say which.
     """
     tried: list[str] = []
-    for program_stages in dict.fromkeys((num_stages, 1) if persistent else ()):
+    own_loops = any(op.kind is ir.OpKind.FOR for op in ir.walk(fn.body))
+    for program_stages in dict.fromkeys(() if not persistent else (1,) if own_loops else (num_stages, 1)):
         try:
             ck = _compile(fn, spec, num_stages, program_stages, record)
         except ResourceError as exc:

@@ -168,20 +168,28 @@ def test_inspect_shows_the_loop_over_programs():
     assert "grid" not in plain.program.meta and "persistent-grid" not in [n for n, _ in plain.stages]
 
 
-def test_a_loop_over_programs_that_does_not_fit_falls_back_and_says_why():
-    # the layer norm tutorial at BLOCK_SIZE=4096: two programs' copies of its tiles overflow UB
-    x, w, b = np.zeros((64, 4096), np.float32), np.zeros(4096, np.float32), np.zeros(4096, np.float32)
-    y, mean, rstd = np.zeros_like(x), np.zeros(64, np.float32), np.zeros(64, np.float32)
-    ins = tut.layer_norm_fwd_fused.inspect(x, y, w, b, mean, rstd, 4096, 4096, 1e-5, BLOCK_SIZE=4096)
+@pytest.mark.parametrize("event_ids, grid, first", [
+    (2, "persistent", "programs: a persistent loop per core over the grid's programs, software-pipelined 1 deep"),
+    (1, None, "programs: one per dispatch (no persistent loop fits the machine)"),
+])
+def test_a_loop_over_programs_that_does_not_fit_falls_back_and_says_why(event_ids, grid, first):
+    # the RMS norm's copies for two programs need 3 event ids from V to MTE2, one program's 2, the plain kernel 1
+    rng = np.random.default_rng(event_ids)
+    x, w = rng.standard_normal((9, 256)).astype(np.float32), rng.standard_normal(256).astype(np.float32)
+    y, rstd = np.zeros_like(x), np.zeros(9, np.float32)
+    base = RUNTIME.get_machine()
+    RUNTIME.set_machine(base.replace(cores=CORES, sync={"event_ids": event_ids}))
+    try:
+        ins = norms.rms_norm_fwd.inspect(x, y, w, rstd, 256, 256, 1e-6, BLOCK_SIZE=256)
+        (y, rstd), _ = norms.run_rms_norm(x, w)
+    finally:
+        RUNTIME.set_machine(base)
+    assert ins.program.meta.get("grid") == grid
     assert ins.notes[0].startswith("programs: a persistent loop pipelined 2 deep does not fit: ")
-    assert "tutorials.py:" in ins.notes[0] and "BufferOverflowError" not in ins.notes[0]
-    if ins.program.meta.get("grid") == "persistent":
-        assert "software-pipelined 1 deep" in ins.notes[1]
-    else:
-        assert ins.notes[1].startswith("programs: a persistent loop pipelined 1 deep does not fit: ")
-        assert ins.notes[2] == "programs: one per dispatch (no persistent loop fits the machine)"
-    run = tut.run_layer_norm(x, w, b, block=4096, timing_only=True)[1]
-    assert run.cycles > 0
+    assert ins.notes[0].endswith(f"norms.py:20:5: {event_ids + 1} flags from v to mte2 would be outstanding at once, "
+                                 f"but the machine has {event_ids} event id(s) per pipe pair")
+    assert ins.notes[-1].startswith(first)
+    np.testing.assert_allclose(y, norms.ref_rms_norm(x, w)[0], rtol=2e-6, atol=2e-6)
 
 
 def test_a_kernel_with_device_print_keeps_one_program_per_dispatch():
