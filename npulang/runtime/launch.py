@@ -204,7 +204,8 @@ class Runtime:
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
             prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
-            hbm_bytes=result.hbm_bytes, trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
+            hbm_bytes=result.hbm_bytes, persistent=grid != grid3,
+            trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
 
 
 RUNTIME = Runtime()
