@@ -180,7 +180,8 @@ class Runtime:
         program = self.program(kernel, call, options.num_stages, spec, persistent)
         args = device_args(call)
         grid = grid3
-        if program.meta.get("grid") == "persistent":  # one program per core, each looping over its share
+        looped = program.meta.get("grid") == "persistent"
+        if looped:  # one program per core, each looping over its share
             args += list(grid3)
             grid = (min(spec.cores, programs), 1, 1)
         functional = not options.timing_only
@@ -194,7 +195,7 @@ class Runtime:
         except OutOfBounds as exc:
             hint = interpreter.READ_ONLY_HINT if "read-only" in str(exc) else \
                 "mask the access (mask=offs < n) or check the grid and strides"
-            if grid != grid3:  # the simulator names the core's persistent program, not the logical one
+            if looped:  # the simulator names the core's persistent program, not the logical one
                 hint += ("\n  note: the grid ran as one persistent loop per core, so 'program' above is the "
                          "core's; launch with persistent=False to see the logical program id")
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
@@ -204,7 +205,7 @@ class Runtime:
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
             prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
-            hbm_bytes=result.hbm_bytes, persistent=grid != grid3,
+            hbm_bytes=result.hbm_bytes, persistent=looped,
             trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
 
 
