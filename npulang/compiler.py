@@ -48,7 +48,9 @@ def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, persi
         ck.notes[:0] = tried
         return ck
     ck = _compile(fn, spec, num_stages, 0, record)
-    ck.notes[:0] = tried + (["programs: one per dispatch (no persistent loop fits the machine)"] if tried else [])
+    hint = "; with a lower num_stages for its loops one may" if own_loops and num_stages > 1 else ""
+    if tried:
+        ck.notes[:0] = tried + [f"programs: one per dispatch (no persistent loop fits the machine{hint})"]
     return ck
 
 

@@ -194,6 +194,21 @@ def test_a_loop_over_programs_that_does_not_fit_falls_back_and_says_why(event_id
     np.testing.assert_allclose(y, norms.ref_rms_norm(x, w)[0], rtol=2e-6, atol=2e-6)
 
 
+def test_a_kernel_whose_loops_use_up_the_event_ids_is_told_to_lower_num_stages():
+    x, w, b = np.zeros((64, 4096), np.float32), np.zeros(4096, np.float32), np.zeros(4096, np.float32)
+    y, mean, rstd = np.zeros_like(x), np.zeros(64, np.float32), np.zeros(64, np.float32)
+    base = RUNTIME.get_machine()
+    RUNTIME.set_machine(base.replace(sync={"event_ids": 6}))
+    try:
+        two, one = (tut.layer_norm_fwd_fused.inspect(x, y, w, b, mean, rstd, 4096, 4096, 1e-5, BLOCK_SIZE=2048,
+                                                     num_stages=stages) for stages in (2, 1))
+    finally:
+        RUNTIME.set_machine(base)
+    assert two.notes[-1] == ("programs: one per dispatch (no persistent loop fits the machine; with a lower "
+                             "num_stages for its loops one may)")
+    assert "grid" not in two.program.meta and one.program.meta["grid"] == "persistent"
+
+
 def test_a_kernel_with_device_print_keeps_one_program_per_dispatch():
     with four_cores():
         x = np.arange(9 * 8, dtype=np.float32)
