@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
+from isa.asm import assemble
 from examples import norms
 from examples import tutorials as tut
 from npulang.runtime.launch import RUNTIME
@@ -167,6 +168,7 @@ def test_inspect_shows_the_loop_over_programs():
     assert "for program" in ins.stage("persistent-grid")
     assert ins.program.meta["grid"] == "persistent"
     assert [a.name for a in ins.program.args[-3:]] == ["grid.x", "grid.y", "grid.z"]
+    assert assemble(ins.asm) == ins.program  # the disk cache keeps assembly: the loop's marks survive it
     assert any("persistent loop per core" in n and "2 deep" in n for n in ins.notes)
     plain = norms.rms_norm_fwd.inspect(x, y, w, rstd, 256, 256, 1e-6, BLOCK_SIZE=256, persistent=False)
     assert "grid" not in plain.program.meta and "persistent-grid" not in [n for n, _ in plain.stages]
