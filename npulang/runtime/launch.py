@@ -39,7 +39,7 @@ class LaunchOptions:
 
     `num_stages` changes the compiled code (it is part of the cache key); so does `persistent`: with
     None (the default) a grid with more programs than the machine has cores runs as one persistent
-    loop per core, pipelined `num_stages` deep across programs (`npulang.backend.persistent`), a
+    loop per core, pipelined across programs (`npulang.compiler.compile_ir` says how deep), a
     smaller grid one program per core; True or False force either way. The others change only how
     the program runs. `l2="cold"` empties L2 before the launch, so its cycles do not depend on
     what ran before (the tuner compares configs this way); `"warm"` keeps what earlier launches
@@ -176,7 +176,7 @@ class Runtime:
     def _simulate(self, kernel: KernelDef, grid3: tuple[int, int, int], call: BoundCall, options: LaunchOptions,
                   spec: isa.MachineSpec) -> RunRecord:
         programs = grid3[0] * grid3[1] * grid3[2]
-        persistent = programs > spec.cores if options.persistent is None else options.persistent and programs > 0
+        persistent = programs > spec.cores if options.persistent is None else bool(options.persistent) and programs > 0
         program = self.program(kernel, call, options.num_stages, spec, persistent)
         args = device_args(call)
         grid = grid3
