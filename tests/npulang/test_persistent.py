@@ -17,6 +17,7 @@ import npulang as npu
 from isa.asm import assemble
 from examples import norms
 from examples import tutorials as tut
+from npulang.runtime.cache import ProgramKey
 from npulang.runtime.launch import RUNTIME
 
 SETTINGS = settings(max_examples=10, deadline=None, derandomize=True)
@@ -235,3 +236,8 @@ def test_an_out_of_bounds_access_says_the_program_named_is_the_cores():
     with pytest.raises(npu.OutOfBoundsError) as info:
         unmasked_row_copy[(30,)](x, out, BLOCK=64, persistent=False)
     assert "program (29, 0, 0)" in str(info.value) and "persistent loop" not in str(info.value)
+
+
+def test_the_persistent_program_has_its_own_cache_key():
+    fingerprint = RUNTIME.get_machine().fingerprint
+    assert ProgramKey("k", 2, fingerprint).digest() != ProgramKey("k", 2, fingerprint, persistent=True).digest()
