@@ -7,8 +7,10 @@ first that fits wins (`_live_ranges`):
 2. the tiles an iteration owns, except the loads' private copies, live only from first to last
    access, so temporaries (vector work, the cube's L0 operands) share bytes by liveness;
 3. the loads' copies too (a load then waits for the previous iteration's readers; a note says so).
-Tiles that outlive an iteration (carried, loop-invariant) are always live for the whole loop. First
-fit per space, preferring bytes no earlier tile used while they last, checked against the capacity.
+Tiles that outlive an iteration (carried, loop-invariant) are always live for the whole loop. The
+persistent loop over programs (persistent.py) is the exception: its iterations share no tile, and its
+pipelined copies own theirs. First fit per space, preferring bytes no earlier tile used while they
+last, checked against the capacity.
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def _live_ranges(nodes: list[Node], per_iteration: str | None) -> dict[Buffer, t
             start = pos
             for b in blocks_of(n):
                 visit(b)
-            if isinstance(n, Loop):
+            if isinstance(n, Loop) and not n.persistent:  # programs of the persistent loop share no tile
                 inner = {id(x) for x in _loops_in([n])}
                 for buf, span in live.items():
                     owned = id(buf.scope) in inner and span[0] >= start and buf not in read_first and (

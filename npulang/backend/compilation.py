@@ -34,6 +34,7 @@ class Compilation:
     spec: MachineSpec
     num_stages: int
     record: bool = False
+    program_stages: int = 0  # >0: a per-core loop over the grid's programs, pipelined this deep (persistent.py)
     nodes: list[Node] = field(default_factory=list)  # machine IR, from lowering to flag insertion
     unhoisted: list[Node] | None = None  # the lowered IR again, when pipelining hoisted work that may not fit
     notes: list[str] = field(default_factory=list)  # how the lowering treated ops (e.g. "lowered to gather")

@@ -64,6 +64,7 @@ class Lowering:
         # value id -> the op defining it (carried-buffer placement looks at a yield's producer)
         self.producers: dict[int, ir.Op] = {r.id: op for op in ir.walk(fn.body) for r in op.results}
         self.consumers: dict[int, list[ir.Op]] = {}  # value id -> the ops using it
+        self.loaded: set[int] = set()  # ids of the buffers DMA loads write
         self.cast_early: dict[int, TileView] = {}  # cast result id -> its tile, already converted by fixpipe
 
     def apply(self) -> list[Node]:
@@ -305,6 +306,10 @@ class Lowering:
             here[v.id] = here.get(v.id, 0) + 1
         holders = [vid for vid, x in self.vals.items() if _holds(x, buf)]
         holders += [vid for (vid, _), x in self.in_ub.items() if x.buffer is buf]
+        if buf.scope is None and id(buf) in self.loaded and sum(self.uses.get(vid, 0) for vid in holders) > 1:
+            # a tile loaded outside any loop has one copy (also across programs on a core): writing a result
+            # into it would make the next program's load wait for that result's store
+            return False
         return all(self.remaining.get(vid, 0) <= here.get(vid, 0) for vid in holders)
 
 
