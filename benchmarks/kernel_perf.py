@@ -4,6 +4,7 @@ Each kernel is launched through the public API, timing only (no numpy work), wit
 every launch starts with an empty L2. Rooflines:
 
 - matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
+- flash attention: the cube bound of its two matmuls, 2·seq²·d MACs per head (half when causal);
 - softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
   plus w, b, mean and rstd) divided by the HBM bytes per cycle.
 
@@ -26,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
-from examples import norms, tutorials  # noqa: E402
+from examples import kernels, norms, tutorials  # noqa: E402
 
 
 @dataclass
@@ -109,6 +110,19 @@ def _persistent(persistent: bool | None) -> str:
     return "" if persistent is None else f" persistent={persistent}"
 
 
+def attention(seq: int, d: int, causal: bool, bm: int, bn: int, stages: int, heads: int = 24) -> Row:
+    """Flash attention forward, fp16, one batch of `heads` heads."""
+    spec = npu.get_machine()
+    q = np.zeros((heads * seq, d), np.float16)
+    run = kernels.attn_fwd[(seq // bm, heads)](q, q, q, np.zeros_like(q), 0.1, 1, heads, seq, HEAD_DIM=d, BLOCK_M=bm,
+                                               BLOCK_N=bn, STAGE=3 if causal else 1, num_stages=stages,
+                                               timing_only=True, l2="cold", persistent=PERSISTENT)
+    macs = 2 * seq * seq * d * heads * (0.5 if causal else 1)
+    roof = macs / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("attn_fwd" + (" (causal)" if causal else ""), f"fp16 {heads} heads x {seq}, d={d}",
+                f"BM={bm} BN={bn} num_stages={stages}" + _persistent(PERSISTENT), run, roof, "cube")
+
+
 def _hbm_cycles(nbytes: int) -> float:
     return nbytes / npu.get_machine().hbm_bytes_per_cycle
 
@@ -133,6 +147,11 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                                      (4096, 4096, 1024, 2, "float16")]),
     ("rms_norm", rms_norm, [(4096, 4096, 1, "float32"), (4096, 4096, 2, "float32")]),
     ("rms_norm_fp16", rms_norm, [(4096, 4096, 2, "float16"), (4096, 4096, 1, "float16")]),
+    ("attention", attention, [(2048, 128, False, 64, 128, 3), (2048, 128, False, 64, 128, 2),
+                              (2048, 128, False, 64, 256, 2), (2048, 128, False, 128, 64, 2),
+                              (2048, 128, False, 32, 256, 3)]),
+    ("attention_causal", attention, [(2048, 128, True, 64, 128, 3), (2048, 128, True, 64, 128, 2),
+                                     (2048, 128, True, 32, 128, 3), (2048, 128, True, 128, 64, 2)]),
 ]
 PERSISTENT: bool | None = None  # --persistent: None lets the runtime choose (grids larger than the machine)
 

@@ -13,16 +13,9 @@ from hypothesis import strategies as st
 
 from examples import tutorials as tut
 from tests.npulang import kernels as k
+from tests.npulang.backend_kernels import both
 
 SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)
-
-
-def both(run, *args, **kwargs):
-    """Outputs of `run(*args, **kwargs)` interpreted and compiled (race detector on)."""
-    interpreted, _ = run(*args, interpret=True, **kwargs)
-    compiled, record = run(*args, **kwargs)
-    assert record.cycles > 0
-    return interpreted, compiled
 
 
 def same(a, b):
