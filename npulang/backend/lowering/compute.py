@@ -25,6 +25,8 @@ def _to_l1(lowering: Lowering, x: TileView) -> TileView:
 
 def _to_l0(lowering: Lowering, v: ir.Value, space: str) -> TileView:
     x = lowering.get(v)
+    if isinstance(x, TileView) and x.space == space:  # already there: an img2col block in L0A
+        return x
     if not (isinstance(x, TileView) and x.space == "l1"):
         x = _to_l1(lowering, lowering.view(v))
     rows, cols = x.shape
