@@ -19,7 +19,7 @@ from isa import dtype as isa_dtype
 from npulang import ir
 from npulang.backend.lowering.core import Lowering, ref_at, rule
 from npulang.backend.lowering.memory import _gm_address as gm_address  # the one pointer-to-GmRef rule
-from npulang.backend.mir import If, Node, Region
+from npulang.backend.mir import If, Loop, Region, VReg
 from npulang.backend.values import Operand, Ptr, TileView
 from npulang.ir.conv import ConvGeometry
 
@@ -79,16 +79,15 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
     channels = sop("max", sop("min", g.channel_block, sop("sub", g.shape[1], c_lo)), 0)
     first = sop("div", m, per_image)
     block = _Block(lowering, d, dst, m, sop("rem", k, g.group_taps), c_lo, channels)
-    for s in range(WindowPlan.of(g).segments):
-        image = sop("add", first, s)
-        if s == 0:
-            block.segment(image)
-            continue
-        more = sop("lt", sop("mul", image, per_image), sop("add", m, bm))
-        body: list[Node] = []
-        with lowering.nested(body):
-            block.segment(image)
-        lowering.out.append(If(more, body, [], lowering.loc))
+    block.segment(first, lowering.new_buffer(*block.window_shape()))
+    if WindowPlan.of(g).segments > 1:  # later images, one at a time through one more window
+        last = sop("div", sop("add", m, bm - 1), per_image)
+        image = VReg("image")
+        rest = Loop(image, sop("add", first, 1), sop("add", last, 1), 1, [], lowering.loc, num_stages=1)
+        window = lowering.new_buffer(*block.window_shape())
+        with lowering.nested(rest.body):
+            block.segment(image, window)
+        lowering.out.append(If(sop("gt", last, first), [rest], [], lowering.loc))
     lowering.vals[op.result.id] = dst
 
 
@@ -104,7 +103,12 @@ class _Block:
     c_lo: Operand  # the group's first channel
     channels: Operand  # how many of the group's CB channels exist (the rest read as zero)
 
-    def segment(self, image: Operand) -> None:
+    def window_shape(self) -> tuple[tuple[int, int], str, str, str]:
+        """`new_buffer` arguments of a window: the input rows one image segment reads, in HWC order."""
+        g = self.desc.geometry
+        return (WindowPlan.of(g).rows * g.shape[3], g.channel_block), self.desc.ptr.pointee, "l1", "window"
+
+    def segment(self, image: Operand, window: TileView) -> None:
         """Window DMA and img2col for the block's positions inside `image` (zeros past the last image)."""
         lw, g, sop = self.lowering, self.desc.geometry, self.lowering.sop
         n, c, h, w = g.shape
@@ -123,7 +127,6 @@ class _Block:
         live = sop("mul", sop("lt", image, n), sop("gt", self.channels, 0))
         rows = sop("mul", sop("max", sop("sub", y1, y0), 0), live)
         plan = WindowPlan.of(g)
-        window = lw.new_buffer((plan.rows * w, cb), dt, "l1", "window")
         # the DMA reads from a clamped address: with nothing valid it reads nothing, but stays in range
         ia, ya, ca = sop("min", image, n - 1), sop("min", y0, h - 1), sop("min", self.c_lo, c - 1)
         if g.layout == "NHWC" and cb == c:  # whole rows of W*C elements

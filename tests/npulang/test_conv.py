@@ -1,0 +1,109 @@
+"""Convolution through `npu.make_conv_descriptor`: interpreted and compiled against numpy's conv2d.
+
+The compiled runs go through the machine's own path (window DMA into L1, img2col into L0A), with the
+race detector on; the shapes include ragged tiles, blocks that span images, padding on every side,
+strides, dilations, channel groups with a zero-padded last group, and both input layouts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import npulang as npu
+from examples import conv2d as cv
+from npulang.ir.conv import ConvGeometry
+
+SETTINGS = settings(max_examples=10, deadline=None, derandomize=True)
+
+
+def _inputs(seed: int, n: int, c: int, h: int, w: int, kout: int, r: int, s: int, layout: str):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float16)
+    wt = rng.standard_normal((kout, c, r, s)).astype(np.float16)
+    return x, wt, (x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+
+
+def _check(x, wt, xin, layout, stride, pad, dil, **config) -> None:
+    want = cv.reference(x, wt, stride, pad, dil)
+    interpreted, _ = cv.conv2d(xin, wt, stride=stride, pad=pad, dil=dil, layout=layout, interpret=True, **config)
+    compiled, run = cv.conv2d(xin, wt, stride=stride, pad=pad, dil=dil, layout=layout, **config)
+    assert run.cycles > 0
+    # fp16 inputs, fp32 accumulation, fp16 output: one rounding of the result
+    np.testing.assert_allclose(interpreted.astype(np.float32), want, rtol=2e-3, atol=2e-2)
+    np.testing.assert_allclose(compiled.astype(np.float32), interpreted.astype(np.float32), rtol=2e-3, atol=2e-3)
+
+
+@SETTINGS
+@given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 11), w=st.integers(1, 11),
+       kout=st.integers(1, 20), r=st.integers(1, 3), s=st.integers(1, 3), stride=st.integers(1, 3),
+       pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC"]),
+       cb=st.sampled_from([None, 2, 4]), bm=st.sampled_from([16, 32]), split_k=st.booleans())
+def test_conv2d_matches_numpy_both_ways(n, c, h, w, kout, r, s, stride, pad, dil, layout, cb, bm, split_k):
+    out_h, out_w = cv.out_size(h, r, stride, pad, dil), cv.out_size(w, s, stride, pad, dil)
+    assume(out_h >= 1 and out_w >= 1)
+    group_taps = r * s * (c if cb is None else cb)
+    bk = group_taps // 3 if split_k and group_taps % 3 == 0 else group_taps
+    x, wt, xin = _inputs(n * c * h * w + kout, n, c, h, w, kout, r, s, layout)
+    _check(x, wt, xin, layout, stride, pad, dil, channel_block=cb, bm=bm, bn=16, bk=bk, programs=2)
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_pointwise_1x1_conv(layout):
+    x, wt, xin = _inputs(1, 2, 32, 9, 7, 24, 1, 1, layout)
+    _check(x, wt, xin, layout, 1, 0, 1, channel_block=16, bm=32, bn=16)
+
+
+def test_stem_7x7_stride_2_conv():
+    x, wt, xin = _inputs(2, 1, 3, 30, 26, 16, 7, 7, "NHWC")
+    _check(x, wt, xin, "NHWC", 2, 3, 1, bm=32, bn=16)
+
+
+def test_compiled_conv_uses_img2col_and_no_gather():
+    x, wt, xin = _inputs(3, 1, 16, 8, 8, 16, 3, 3, "NHWC")
+    ins = cv.conv2d_kernel.inspect(xin, cv.weight_matrix(wt, 16), np.zeros((1, 8, 8, 16), np.float16), 1, N=1,
+                                   C=16, H=8, W=8, KOUT=16, R=3, S=3, STRIDE=1, PAD=1, DIL=1, LAYOUT="NHWC", CB=16,
+                                   BM=32, BN=16, BK=144)
+    assert "img2col" in ins.asm and "gather" not in ins.asm
+
+
+def test_window_rows_cover_every_block():
+    """A block's positions inside one image never read more input rows than its window holds."""
+    from npulang.backend.lowering.conv import WindowPlan
+    for h, r, stride, dil, bm in [(56, 3, 1, 1, 112), (224, 7, 2, 1, 64), (9, 3, 2, 2, 16), (5, 1, 1, 1, 64)]:
+        g = ConvGeometry((2, 4, h, h), (r, r), (stride, stride), (r // 2, r // 2), (dil, dil), "NHWC", 4, (bm, 4))
+        oh, ow = g.out_hw
+        plan = WindowPlan.of(g)
+        for start in range(oh * ow):
+            end = min(start + bm, oh * ow) - 1
+            top = max(0, start // ow * stride - r // 2)
+            bottom = min(h, end // ow * stride - r // 2 + (r - 1) * dil + 1)
+            assert bottom - top <= plan.rows
+
+
+def test_a_conv_block_outside_dot_is_a_clear_error():
+    @npu.jit
+    def summed(x_ptr, y_ptr):
+        d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 4], layout="NHWC")
+        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, 0]), axis=1))
+
+    x, y = np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16)
+    summed[(1,)](x, y, interpret=True)
+    assert (y == 4).all()
+    with pytest.raises(npu.UnsupportedKernelError) as info:
+        summed[(1,)](x, y)
+    assert info.value.message == "a convolution descriptor block can only be the first operand of npu.dot"
+    assert info.value.hint == "use it as npu.dot(desc.load([m, k]), w, acc)"
+
+
+def test_a_k_offset_off_the_block_grid_is_a_runtime_error_in_the_interpreter():
+    @npu.jit
+    def shifted(x_ptr, y_ptr):
+        d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 2], layout="NHWC")
+        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, 1]), axis=1))
+
+    with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 1\]: offsets must be >= 0 and k "
+                                                  r"a multiple of the block's K \(2\)"):
+        shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), interpret=True)
