@@ -87,7 +87,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, pad: int = 0, dil: 
     bk = r * s * cb if bk is None else bk
     oh, ow = out_size(h, r, stride, pad, dil), out_size(wd, s, stride, pad, dil)
     tiles = npu.cdiv(n * oh * ow, bm)
-    programs = min(tiles, npu.get_machine().cores) if programs is None else programs
+    if programs is None:  # one wave: the output-channel blocks times the programs along M fill the cores
+        programs = min(tiles, max(1, npu.get_machine().cores // npu.cdiv(kout, bn)))
     per_program = npu.cdiv(tiles, programs)
     y = np.zeros((n, oh, ow, kout), np.float16)
     run = conv2d_kernel[(npu.cdiv(tiles, per_program), npu.cdiv(kout, bn))](
