@@ -13,10 +13,11 @@ from npulang.errors import (
 from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
-    make_conv_descriptor, make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
+    make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
     permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
     store, sum, tanh, trans, view, where, zeros,
 )
+from npulang.language import make_conv_descriptor
 
 from npulang.backend.errors import UnsupportedKernelError  # a tuner tells "cannot lower" from ResourceError
 
@@ -34,10 +35,11 @@ __all__ = [
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
     "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
-    "int1", "int8", "int32", "load", "log", "log2", "make_conv_descriptor", "make_tensor_descriptor", "max", "max_constancy",
+    "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
     "tanh", "trans", "view", "where", "zeros",
+    "make_conv_descriptor",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
     "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",
 ]

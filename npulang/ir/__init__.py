@@ -9,14 +9,16 @@ parser, verifier and interpreter are imported as `npulang.ir.parser`, `npulang.i
 
 from npulang.ir.core import (
     BINARY_OPS, CMP_PREDS, F32, FLOAT_DTYPES, FLOAT_ONLY_UNARY, I1, I32, INT_DTYPES, INT_ONLY_BINARY, REDUCE_OPS,
-    UNARY_OPS, Block, Builder, ConvDescType, DescType, Function, IRTypeError, Loc, Op, OpKind, PtrType, ScalarType, TileType, Type,
+    UNARY_OPS, Block, Builder, DescType, Function, IRTypeError, Loc, Op, OpKind, PtrType, ScalarType, TileType, Type,
     Value, elem_type, infer_result_types, make_type, shape_of, walk, with_elem,
 )
+from npulang.ir.core import ConvDescType
 from npulang.ir.printer import print_function
 
 __all__ = [
     "BINARY_OPS", "CMP_PREDS", "F32", "FLOAT_DTYPES", "FLOAT_ONLY_UNARY", "I1", "I32", "INT_DTYPES",
-    "INT_ONLY_BINARY", "REDUCE_OPS", "UNARY_OPS", "Block", "Builder", "ConvDescType", "DescType", "Function", "IRTypeError", "Loc",
+    "INT_ONLY_BINARY", "REDUCE_OPS", "UNARY_OPS", "Block", "Builder", "DescType", "Function", "IRTypeError", "Loc",
     "Op", "OpKind", "PtrType", "ScalarType", "TileType", "Type", "Value", "elem_type", "infer_result_types",
     "make_type", "print_function", "shape_of", "walk", "with_elem",
+    "ConvDescType",
 ]

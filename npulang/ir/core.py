@@ -333,7 +333,8 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         _expect(n == 0 and end > start, f"arange needs end > start, got [{start}, {end})")
         return (TileType((end - start,), I32),)
     if kind is OpKind.SPLAT:
-        _expect(n == 1 and not isinstance(operands[0].type, (TileType, DescType, ConvDescType)), "splat takes one scalar")
+        _expect(n == 1 and not isinstance(operands[0].type, (TileType, DescType, ConvDescType)),
+                "splat takes one scalar")
         return (TileType(tuple(attrs["shape"]), operands[0].type),)
     if kind is OpKind.BROADCAST:
         t = operands[0].type

@@ -107,3 +107,54 @@ def test_a_k_offset_off_the_block_grid_is_a_runtime_error_in_the_interpreter():
     with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 1\]: offsets must be >= 0 and k "
                                                   r"a multiple of the block's K \(2\)"):
         shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), interpret=True)
+
+
+@npu.jit
+def im2col_block(x_ptr, eye_ptr, out_ptr, m, k, N: npu.constexpr, C: npu.constexpr, H: npu.constexpr,
+                 W: npu.constexpr, R: npu.constexpr, S: npu.constexpr, STRIDE: npu.constexpr, PAD: npu.constexpr,
+                 DIL: npu.constexpr, LAYOUT: npu.constexpr, CB: npu.constexpr, BM: npu.constexpr,
+                 BK: npu.constexpr):
+    x = npu.make_conv_descriptor(x_ptr, (N, C, H, W), (R, S), [BM, BK], stride=STRIDE, padding=PAD, dilation=DIL,
+                                 layout=LAYOUT, channel_block=CB)
+    eye = npu.make_tensor_descriptor(eye_ptr, [BK, BK], [BK, 1], [BK, BK])
+    out = npu.make_tensor_descriptor(out_ptr, [BM, BK], [BK, 1], [BM, BK])
+    out.store([0, 0], npu.dot(x.load([m, k]), eye.load([0, 0])))
+
+
+def _im2col(x: np.ndarray, g: ConvGeometry) -> np.ndarray:
+    """The whole im2col matrix of an NCHW array, straight from the definition in npulang.ir.conv."""
+    n, c, h, w = x.shape
+    (r, s), (oh, ow), cb = g.kernel, g.out_hw, g.channel_block
+    out = np.zeros((g.m, g.k), np.float32)
+    for row in range(g.m):
+        b, oy, ox = row // (oh * ow), row // ow % oh, row % ow
+        for col in range(g.k):
+            group, i, j, c0 = col // g.group_taps, col // (s * cb) % r, col // cb % s, col % cb
+            ch, y, xx = group * cb + c0, oy * g.stride[0] - g.padding[0] + i * g.dilation[0], \
+                ox * g.stride[1] - g.padding[1] + j * g.dilation[1]
+            if ch < c and 0 <= y < h and 0 <= xx < w:
+                out[row, col] = x[b, ch, y, xx]
+    return out
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(n=st.integers(1, 3), c=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9), r=st.integers(1, 3),
+       stride=st.integers(1, 2), pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC"]),
+       cb=st.integers(1, 4), bm=st.sampled_from([16, 48]), data=st.data())
+def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, pad, dil, layout, cb, bm, data):
+    """Rows past M and taps past the channels or in the padding are zero, also where a block spans images."""
+    g = ConvGeometry((n, c, h, w), (r, r), (stride, stride), (pad, pad), (dil, dil), layout, cb, (bm, r * r * cb))
+    assume(g.problem() is None)
+    m = data.draw(st.integers(0, g.m + 8), label="m")
+    k = data.draw(st.integers(0, g.groups), label="group") * g.group_taps
+    x = np.random.default_rng(g.m + k).standard_normal((n, c, h, w)).astype(np.float16)
+    xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    full = np.zeros((g.m + bm + 8, g.k + g.group_taps), np.float32)
+    full[:g.m, :g.k] = _im2col(x, g)
+    want = full[m:m + bm, k:k + g.group_taps]
+    eye = np.eye(g.group_taps, dtype=np.float16)
+    for interpret in (True, False):
+        out = np.full((bm, g.group_taps), np.nan, np.float32)
+        im2col_block[(1,)](xin, eye, out, m, k, N=n, C=c, H=h, W=w, R=r, S=r, STRIDE=stride, PAD=pad, DIL=dil,
+                           LAYOUT=layout, CB=cb, BM=bm, BK=g.group_taps, interpret=interpret)
+        np.testing.assert_array_equal(out, want)
