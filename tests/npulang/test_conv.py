@@ -7,6 +7,7 @@ strides, dilations, channel groups with a zero-padded last group, and both input
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
@@ -140,21 +141,25 @@ def _im2col(x: np.ndarray, g: ConvGeometry) -> np.ndarray:
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(n=st.integers(1, 3), c=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9), r=st.integers(1, 3),
        stride=st.integers(1, 2), pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC"]),
-       cb=st.integers(1, 4), bm=st.sampled_from([16, 48]), data=st.data())
-def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, pad, dil, layout, cb, bm, data):
-    """Rows past M and taps past the channels or in the padding are zero, also where a block spans images."""
+       cb=st.integers(1, 4), bm=st.sampled_from([16, 48]), dtype=st.sampled_from(["float16", "bfloat16", "int8"]),
+       data=st.data())
+def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, pad, dil, layout, cb, bm, dtype,
+                                                         data):
+    """Rows past M and taps past the channels or in the padding are zero, also where a block spans images; the
+    identity filter makes the dot's output the block itself, for each input dtype of the cube."""
     g = ConvGeometry((n, c, h, w), (r, r), (stride, stride), (pad, pad), (dil, dil), layout, cb, (bm, r * r * cb))
     assume(g.problem() is None)
     m = data.draw(st.integers(0, g.m + 8), label="m")
     k = data.draw(st.integers(0, g.groups), label="group") * g.group_taps
-    x = np.random.default_rng(g.m + k).standard_normal((n, c, h, w)).astype(np.float16)
+    dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    x = (np.random.default_rng(g.m + k).standard_normal((n, c, h, w)) * 8).astype(dt)
     xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     full = np.zeros((g.m + bm + 8, g.k + g.group_taps), np.float32)
-    full[:g.m, :g.k] = _im2col(x, g)
+    full[:g.m, :g.k] = _im2col(x.astype(np.float32), g)
     want = full[m:m + bm, k:k + g.group_taps]
-    eye = np.eye(g.group_taps, dtype=np.float16)
+    eye = np.eye(g.group_taps, dtype=dt)
     for interpret in (True, False):
-        out = np.full((bm, g.group_taps), np.nan, np.float32)
+        out = np.full((bm, g.group_taps), -1, np.int32 if dtype == "int8" else np.float32)
         im2col_block[(1,)](xin, eye, out, m, k, N=n, C=c, H=h, W=w, R=r, S=r, STRIDE=stride, PAD=pad, DIL=dil,
                            LAYOUT=layout, CB=cb, BM=bm, BK=g.group_taps, interpret=interpret)
-        np.testing.assert_array_equal(out, want)
+        np.testing.assert_array_equal(out.astype(np.float32), want)
