@@ -440,8 +440,11 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         return ()
     if kind is OpKind.MAKE_CONV_DESC:
         _expect(n == 1 and isinstance(operands[0].type, PtrType), "make_conv_desc takes one scalar pointer")
-        geometry = ConvGeometry.from_attrs(attrs)
-        problem = geometry.problem()
+        try:
+            geometry = ConvGeometry.from_attrs(attrs)
+            problem = geometry.problem()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IRTypeError(f"make_conv_desc attributes are malformed: {exc!r}") from None
         _expect(problem is None, str(problem))
         return (ConvDescType(operands[0].type.pointee, geometry.block_shape),)
     if kind is OpKind.CONV_LOAD:

@@ -7,6 +7,8 @@ strides, dilations, channel groups with a zero-padded last group, and both input
 
 from __future__ import annotations
 
+import re
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -15,7 +17,11 @@ from hypothesis import strategies as st
 
 import npulang as npu
 from examples import conv2d as cv
+from npulang import ir
+from npulang.errors import IRVerifyError
 from npulang.ir.conv import ConvGeometry
+from npulang.ir.parser import parse_function
+from npulang.ir.verifier import verify
 
 SETTINGS = settings(max_examples=10, deadline=None, derandomize=True)
 
@@ -163,3 +169,28 @@ def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, 
         im2col_block[(1,)](xin, eye, out, m, k, N=n, C=c, H=h, W=w, R=r, S=r, STRIDE=stride, PAD=pad, DIL=dil,
                            LAYOUT=layout, CB=cb, BM=bm, BK=g.group_taps, interpret=interpret)
         np.testing.assert_array_equal(out.astype(np.float32), want)
+
+
+CONV_IR = """func @k(%x: ptr<f16>, %k: i32) {
+  %d = make_conv_desc %x {shape=[1, 4, 8, 8], kernel=[3, 3], stride=[1, 1], padding=[1, 1], dilation=[1, 1], \
+layout='NHWC', channel_block=4, block_shape=[16, 36]} : convdesc<16x36xf16>
+  %t = conv_load %d, %k, %k : tile<16x36xf16>
+  return
+}
+"""
+
+
+def test_conv_ops_print_parse_print_and_verify():
+    fn = parse_function(CONV_IR)
+    verify(fn)
+    assert ir.print_function(fn) == CONV_IR
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("block_shape=[16, 36]", "block_shape=[16, 8]", "conv descriptor block K (8) must divide R*S*channel_block (36)"),
+    ("shape=[1, 4, 8, 8]", "shape=[1, 4, 8]", "make_conv_desc attributes are malformed: ValueError("),
+    ("layout='NHWC'", "layout='HWCN'", "conv descriptor layout must be one of NCHW, NHWC, got 'HWCN'"),
+])
+def test_the_verifier_rejects_bad_conv_descriptors(old, new, message):
+    with pytest.raises(IRVerifyError, match=re.escape(message)):
+        verify(parse_function(CONV_IR.replace(old, new)))
