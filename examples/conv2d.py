@@ -8,7 +8,8 @@ OIHW filter so). Output rows are positions (n, oy, ox), so the output is NHWC.
     python examples/conv2d.py      # the ResNet-style 3x3 conv, checked against numpy, with its cycles
 
 Each program owns a contiguous run of output tiles (a persistent loop, as Ascend kernels are
-written), so a core streams its windows and filter blocks without a gap between tiles.
+written), so a core never waits for one program to drain before the next starts; the K loop's
+pipeline still drains at the end of every tile (README, Performance, says what that costs).
 """
 
 from __future__ import annotations
