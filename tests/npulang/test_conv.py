@@ -194,3 +194,24 @@ def test_conv_ops_print_parse_print_and_verify():
 def test_the_verifier_rejects_bad_conv_descriptors(old, new, message):
     with pytest.raises(IRVerifyError, match=re.escape(message)):
         verify(parse_function(CONV_IR.replace(old, new)))
+
+
+@npu.jit
+def constant_offset_block(x_ptr, eye_ptr, out_ptr, M0: npu.constexpr):
+    x = npu.make_conv_descriptor(x_ptr, (3, 2, 3, 3), (3, 3), [32, 18], padding=1, layout="NHWC")
+    eye = npu.make_tensor_descriptor(eye_ptr, [18, 18], [18, 1], [18, 18])
+    out = npu.make_tensor_descriptor(out_ptr, [32, 18], [18, 1], [32, 18])
+    out.store([0, 0], npu.dot(x.load([M0, 0]), eye.load([0, 0])))
+
+
+@pytest.mark.parametrize("m0", [0, 5, 20])
+def test_constant_offsets_and_blocks_spanning_many_images(m0):
+    """3x3 images of 9 positions: a 32-row block at a compile-time offset spans 4 or 5 of them (and M = 27)."""
+    x = np.random.default_rng(m0).standard_normal((3, 3, 3, 2)).astype(np.float16)
+    g = ConvGeometry((3, 2, 3, 3), (3, 3), (1, 1), (1, 1), (1, 1), "NHWC", 2, (32, 18))
+    want = np.zeros((m0 + 32, 18), np.float32)
+    want[:min(27, m0 + 32)] = _im2col(x.transpose(0, 3, 1, 2), g)[:m0 + 32]
+    for interpret in (True, False):
+        out = np.zeros((32, 18), np.float32)
+        constant_offset_block[(1,)](x, np.eye(18, dtype=np.float16), out, M0=m0, interpret=interpret)
+        np.testing.assert_array_equal(out, want[m0:])

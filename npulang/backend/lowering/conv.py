@@ -87,7 +87,11 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
         window = lowering.new_buffer(*block.window_shape())
         with lowering.nested(rest.body):
             block.segment(image, window)
-        lowering.out.append(If(sop("gt", last, first), [rest], [], lowering.loc))
+        more = sop("gt", last, first)
+        if not isinstance(more, int):
+            lowering.out.append(If(more, [rest], [], lowering.loc))
+        elif more:
+            lowering.out.append(rest)
     lowering.vals[op.result.id] = dst
 
 
