@@ -96,7 +96,8 @@ def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
 def conv2d(n: int, c: int, hw: int, kout: int, r: int, stride: int, pad: int, layout: str, cb: int | None,
            bm: int, bn: int, bk: int) -> Row:
     spec = npu.get_machine()
-    x = np.zeros((n, c, hw, hw) if layout == "NCHW" else (n, hw, hw, c), np.float16)
+    shapes = {"NCHW": (n, c, hw, hw), "NHWC": (n, hw, hw, c), "NC1HWC0": (n, -(-c // (cb or c)), hw, hw, cb or c)}
+    x = np.zeros(shapes[layout], np.float16)
     w = np.zeros((kout, c, r, r), np.float16)
     _, run = conv.conv2d(x, w, stride=stride, pad=pad, layout=layout, channel_block=cb, bm=bm, bn=bn, bk=bk,
                          timing_only=True, l2="cold")
@@ -128,6 +129,7 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                             (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 96, 64, 144),
                             (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 112, 64, 72),
                             (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 64, 64, 144)]),
+    ("conv2d 3x3 NC1HWC0", conv2d, [(4, 64, 56, 64, 3, 1, 1, "NC1HWC0", 16, 112, 64, 144)]),
     ("conv2d 3x3 NCHW", conv2d, [(4, 64, 56, 64, 3, 1, 1, "NCHW", 16, 112, 64, 144)]),
     ("conv2d 1x1", conv2d, [(4, 64, 56, 256, 1, 1, 0, "NHWC", 32, 112, 128, 32),
                             (4, 64, 56, 256, 1, 1, 0, "NHWC", None, 224, 64, 64),

@@ -63,6 +63,15 @@ def weight_matrix(w: np.ndarray, channel_block: int) -> np.ndarray:
     return np.ascontiguousarray(blocked.reshape(groups * r * s * channel_block, kout))
 
 
+def to_nc1hwc0(x: np.ndarray, channel_block: int) -> np.ndarray:
+    """An NCHW array in the machine's own layout [N, C1, H, W, C0] (C0 = channel_block, zero-padded)."""
+    n, c, h, w = x.shape
+    groups = -(-c // channel_block)
+    padded = np.zeros((n, groups * channel_block, h, w), x.dtype)
+    padded[:, :c] = x
+    return np.ascontiguousarray(padded.reshape(n, groups, channel_block, h, w).transpose(0, 1, 3, 4, 2))
+
+
 def reference(x_nchw: np.ndarray, w: np.ndarray, stride: int, pad: int, dil: int) -> np.ndarray:
     """numpy conv2d (cross-correlation, as deep-learning frameworks define it) in fp32: NHWC output."""
     n, c, h, wd = x_nchw.shape
@@ -81,8 +90,14 @@ def reference(x_nchw: np.ndarray, w: np.ndarray, stride: int, pad: int, dil: int
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, pad: int = 0, dil: int = 1, layout: str = "NCHW",
            channel_block: int | None = None, bm: int = 112, bn: int = 64, bk: int | None = None,
            programs: int | None = None, **launch: object) -> tuple[np.ndarray, npu.RunRecord]:
-    """Launch `conv2d_kernel`: `x` in `layout` (logical NCHW sizes from it), `w` OIHW; returns (NHWC y, run)."""
-    n, c, h, wd = x.shape if layout == "NCHW" else (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
+    """Launch `conv2d_kernel`: `x` in `layout`, `w` OIHW; returns (NHWC y, run).
+
+    For NC1HWC0 the channel count is taken from `w` (the array holds C1 * channel_block channel slots).
+    """
+    if layout == "NC1HWC0":
+        n, c, h, wd = x.shape[0], w.shape[1], x.shape[2], x.shape[3]
+    else:
+        n, c, h, wd = x.shape if layout == "NCHW" else (x.shape[0], x.shape[3], x.shape[1], x.shape[2])
     kout, _, r, s = w.shape
     cb = c if channel_block is None else channel_block
     bk = r * s * cb if bk is None else bk

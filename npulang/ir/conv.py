@@ -8,6 +8,9 @@ kernel column s and channel c0 run slowest to fastest. So K = C1 * R * S * CB, w
 ceil(C / CB) and zero columns for channels past C. With CB = C (the default) the order is (r, s, c),
 the rows of an HWIO filter reshaped to [R*S*C, K_out].
 
+Layouts name the order in memory: "NCHW", "NHWC", or "NC1HWC0", the machine's own (Ascend's 5-D
+format): an array [N, C1, H, W, CB] whose channel slots past C hold anything (they read as zero).
+
 The IR op's attributes hold this; the frontend checks it, the interpreter computes from it and the
 backend lowers from it, so the three agree by construction.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-LAYOUTS = ("NCHW", "NHWC")
+LAYOUTS = ("NCHW", "NHWC", "NC1HWC0")
 
 
 @dataclass(frozen=True)

@@ -413,6 +413,8 @@ def _conv_load(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     inside = (n < n_) & (c < c_) & (y >= 0) & (y < h_) & (x >= 0) & (x < w_)
     if g.layout == "NHWC":
         addr = ((n * h_ + y) * w_ + x) * c_ + c
+    elif g.layout == "NC1HWC0":
+        addr = (((n * g.groups + group) * h_ + y) * w_ + x) * cb + c0
     else:
         addr = ((n * c_ + c) * h_ + y) * w_ + x
     return (_load(p, op, [Ptr(d.buf, d.base + np.where(inside, addr, 0)), inside])[0],)

@@ -289,7 +289,7 @@ def conv_runtime_shape(x_ptr, n, BLOCK: npu.constexpr):
     npu.make_conv_descriptor(x_ptr, (1, n, 8, 8), (3, 3), [16, 36])  # <-
 
 
-@invalid(errors.TypeMismatchError, "make_conv_descriptor layout must be one of NCHW, NHWC, got 'CHWN'",
+@invalid(errors.TypeMismatchError, "make_conv_descriptor layout must be one of NCHW, NHWC, NC1HWC0, got 'CHWN'",
          at="npu.make_conv_descriptor")
 @npu.jit
 def conv_unknown_layout(x_ptr, n, BLOCK: npu.constexpr):

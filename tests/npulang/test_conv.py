@@ -2,7 +2,7 @@
 
 The compiled runs go through the machine's own path (window DMA into L1, img2col into L0A), with the
 race detector on; the shapes include ragged tiles, blocks that span images, padding on every side,
-strides, dilations, channel groups with a zero-padded last group, and both input layouts.
+strides, dilations, channel groups with a zero-padded last group, and the three input layouts.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import npulang as npu
 from examples import conv2d as cv
 from npulang import ir
 from npulang.errors import IRVerifyError
-from npulang.ir.conv import ConvGeometry
+from npulang.ir.conv import LAYOUTS, ConvGeometry
 from npulang.ir.parser import parse_function
 from npulang.ir.verifier import verify
 
@@ -30,7 +30,17 @@ def _inputs(seed: int, n: int, c: int, h: int, w: int, kout: int, r: int, s: int
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(np.float16)
     wt = rng.standard_normal((kout, c, r, s)).astype(np.float16)
-    return x, wt, (x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    return x, wt, _in_layout(x, layout, 4)
+
+
+def _in_layout(x: np.ndarray, layout: str, channel_block: int | None) -> np.ndarray:
+    if layout == "NC1HWC0":  # channel slots past C hold 7s, which must read as zero
+        cb = channel_block or x.shape[1]
+        out = cv.to_nc1hwc0(x, cb)
+        slot = np.arange(out.shape[1])[:, None] * cb + np.arange(cb)[None, :]
+        out[np.broadcast_to((slot >= x.shape[1])[None, :, None, None, :], out.shape)] = 7
+        return out
+    return x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
 
 
 def _check(x, wt, xin, layout, stride, pad, dil, **config) -> None:
@@ -46,20 +56,22 @@ def _check(x, wt, xin, layout, stride, pad, dil, **config) -> None:
 @SETTINGS
 @given(n=st.integers(1, 3), c=st.integers(1, 9), h=st.integers(1, 11), w=st.integers(1, 11),
        kout=st.integers(1, 20), r=st.integers(1, 3), s=st.integers(1, 3), stride=st.integers(1, 3),
-       pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC"]),
+       pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC", "NC1HWC0"]),
        cb=st.sampled_from([None, 2, 4]), bm=st.sampled_from([16, 32]), split_k=st.booleans())
 def test_conv2d_matches_numpy_both_ways(n, c, h, w, kout, r, s, stride, pad, dil, layout, cb, bm, split_k):
     out_h, out_w = cv.out_size(h, r, stride, pad, dil), cv.out_size(w, s, stride, pad, dil)
     assume(out_h >= 1 and out_w >= 1)
     group_taps = r * s * (c if cb is None else cb)
     bk = group_taps // 3 if split_k and group_taps % 3 == 0 else group_taps
-    x, wt, xin = _inputs(n * c * h * w + kout, n, c, h, w, kout, r, s, layout)
+    x, wt, _ = _inputs(n * c * h * w + kout, n, c, h, w, kout, r, s, layout)
+    xin = _in_layout(x, layout, cb)
     _check(x, wt, xin, layout, stride, pad, dil, channel_block=cb, bm=bm, bn=16, bk=bk, programs=2)
 
 
-@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NC1HWC0"])
 def test_pointwise_1x1_conv(layout):
-    x, wt, xin = _inputs(1, 2, 32, 9, 7, 24, 1, 1, layout)
+    x, wt, _ = _inputs(1, 2, 32, 9, 7, 24, 1, 1, layout)
+    xin = _in_layout(x, layout, 16)
     _check(x, wt, xin, layout, 1, 0, 1, channel_block=16, bm=32, bn=16)
 
 
@@ -146,7 +158,7 @@ def _im2col(x: np.ndarray, g: ConvGeometry) -> np.ndarray:
 
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(n=st.integers(1, 3), c=st.integers(1, 6), h=st.integers(1, 9), w=st.integers(1, 9), r=st.integers(1, 3),
-       stride=st.integers(1, 2), pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(["NCHW", "NHWC"]),
+       stride=st.integers(1, 2), pad=st.integers(0, 2), dil=st.integers(1, 2), layout=st.sampled_from(LAYOUTS),
        cb=st.integers(1, 4), bm=st.sampled_from([16, 48]), dtype=st.sampled_from(["float16", "bfloat16", "int8"]),
        data=st.data())
 def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, pad, dil, layout, cb, bm, dtype,
@@ -159,7 +171,7 @@ def test_a_block_is_the_im2col_matrix_with_zeros_outside(n, c, h, w, r, stride, 
     k = data.draw(st.integers(0, g.groups), label="group") * g.group_taps
     dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
     x = (np.random.default_rng(g.m + k).standard_normal((n, c, h, w)) * 8).astype(dt)
-    xin = x if layout == "NCHW" else np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    xin = _in_layout(x, layout, cb)
     full = np.zeros((g.m + bm + 8, g.k + g.group_taps), np.float32)
     full[:g.m, :g.k] = _im2col(x.astype(np.float32), g)
     want = full[m:m + bm, k:k + g.group_taps]
@@ -189,7 +201,7 @@ def test_conv_ops_print_parse_print_and_verify():
 @pytest.mark.parametrize("old, new, message", [
     ("block_shape=[16, 36]", "block_shape=[16, 8]", "conv descriptor block K (8) must divide R*S*channel_block (36)"),
     ("shape=[1, 4, 8, 8]", "shape=[1, 4, 8]", "make_conv_desc attributes are malformed: ValueError("),
-    ("layout='NHWC'", "layout='HWCN'", "conv descriptor layout must be one of NCHW, NHWC, got 'HWCN'"),
+    ("layout='NHWC'", "layout='HWCN'", "conv descriptor layout must be one of NCHW, NHWC, NC1HWC0, got 'HWCN'"),
 ])
 def test_the_verifier_rejects_bad_conv_descriptors(old, new, message):
     with pytest.raises(IRVerifyError, match=re.escape(message)):

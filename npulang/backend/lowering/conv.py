@@ -7,8 +7,9 @@ channels, HWC order, zero-filled outside the tensor) from GM into L1, and one `i
 expands it into the block's rows in L0A, taking the top padding as its `pad_top` and the rest from
 the window's zero fill. The block is only ever the A operand of `dot`, which uses it in place.
 
-NHWC input makes each window a strided copy of CB-channel rows (one row of W*C elements when CB = C);
-NCHW input needs an element-strided DMA (each element its own GM burst), correct but slow.
+NC1HWC0 input (the machine's own layout, with C0 = CB) makes each window one contiguous run of GM; NHWC
+a strided copy of CB-channel rows (one row of W*C elements when CB = C); NCHW needs an element-strided
+DMA (each element its own GM burst), correct but slow.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
     c_lo = sop("mul", group, g.channel_block)
     channels = sop("max", sop("min", g.channel_block, sop("sub", g.shape[1], c_lo)), 0)
     first = sop("div", m, per_image)
-    block = _Block(lowering, d, dst, m, sop("rem", k, g.group_taps), c_lo, channels)
+    block = _Block(lowering, d, dst, m, sop("rem", k, g.group_taps), group, c_lo, channels)
     block.segment(first, lowering.new_buffer(*block.window_shape()))
     if WindowPlan.of(g).segments > 1:  # later images, one at a time through one more window
         last = sop("div", sop("add", m, bm - 1), per_image)
@@ -104,6 +105,7 @@ class _Block:
     dst: TileView
     m: Operand
     tap0: Operand  # the block's first tap inside its channel group
+    group: Operand  # the block's channel group
     c_lo: Operand  # the group's first channel
     channels: Operand  # how many of the group's CB channels exist (the rest read as zero)
 
@@ -133,7 +135,12 @@ class _Block:
         plan = WindowPlan.of(g)
         # the DMA reads from a clamped address: with nothing valid it reads nothing, but stays in range
         ia, ya, ca = sop("min", image, n - 1), sop("min", y0, h - 1), sop("min", self.c_lo, c - 1)
-        if g.layout == "NHWC" and cb == c:  # whole rows of W*C elements
+        if g.layout == "NC1HWC0":  # the group's rows are contiguous: [rows*W positions, CB channels]
+            ga = sop("min", self.group, g.groups - 1)
+            src = sop("mul", sop("add", sop("mul", sop("add", sop("mul", ia, g.groups), ga), h), ya), w * cb)
+            shape = dict(rows=plan.rows * w, cols=cb, src_rs=cb, src_cs=1, dst_rs=cb,
+                         valid_rows=sop("mul", rows, w), valid_cols=self.channels)
+        elif g.layout == "NHWC" and cb == c:  # whole rows of W*C elements
             src = sop("mul", sop("add", sop("mul", ia, h), ya), w * c)
             shape = dict(rows=plan.rows, cols=w * c, src_rs=w * c, src_cs=1, dst_rs=w * c, valid_rows=rows,
                          valid_cols=None)
