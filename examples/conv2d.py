@@ -7,9 +7,9 @@ OIHW filter so). Output rows are positions (n, oy, ox), so the output is NHWC.
 
     python examples/conv2d.py      # the ResNet-style 3x3 conv, checked against numpy, with its cycles
 
-Each program owns a contiguous run of output tiles (a persistent loop, as Ascend kernels are
-written), so a core never waits for one program to drain before the next starts; the K loop's
-pipeline still drains at the end of every tile (README, Performance, says what that costs).
+One program computes one [BM, BN] output tile, as in Triton; a grid larger than the machine runs as a
+persistent loop per core, so the windows and filter blocks of a core's next tile load while this one
+computes.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import npulang as npu  # noqa: E402
 
 
 @npu.jit
-def conv2d_kernel(x_ptr, w_ptr, y_ptr, TILES_PER_PROGRAM,
+def conv2d_kernel(x_ptr, w_ptr, y_ptr,
                   N: npu.constexpr, C: npu.constexpr, H: npu.constexpr, W: npu.constexpr, KOUT: npu.constexpr,
                   R: npu.constexpr, S: npu.constexpr, STRIDE: npu.constexpr, PAD: npu.constexpr,
                   DIL: npu.constexpr, LAYOUT: npu.constexpr, CB: npu.constexpr,
@@ -39,14 +39,12 @@ def conv2d_kernel(x_ptr, w_ptr, y_ptr, TILES_PER_PROGRAM,
                                  padding=PAD, dilation=DIL, layout=LAYOUT, channel_block=CB)
     w = npu.make_tensor_descriptor(w_ptr, shape=[K, KOUT], strides=[KOUT, 1], block_shape=[BK, BN])
     y = npu.make_tensor_descriptor(y_ptr, shape=[M, KOUT], strides=[KOUT, 1], block_shape=[BM, BN])
+    m0 = npu.program_id(0) * BM
     n0 = npu.program_id(1) * BN
-    first = npu.program_id(0) * TILES_PER_PROGRAM
-    for tile in range(first, min(first + TILES_PER_PROGRAM, (M + BM - 1) // BM)):
-        m0 = tile * BM
-        acc = npu.zeros((BM, BN), dtype=npu.float32)
-        for k in range(0, K, BK):
-            acc = npu.dot(x.load([m0, k]), w.load([k, n0]), acc)
-        y.store([m0, n0], acc.to(npu.float16))
+    acc = npu.zeros((BM, BN), dtype=npu.float32)
+    for k in range(0, K, BK):
+        acc = npu.dot(x.load([m0, k]), w.load([k, n0]), acc)
+    y.store([m0, n0], acc.to(npu.float16))
 
 
 def out_size(size: int, kernel: int, stride: int, pad: int, dil: int) -> int:
@@ -89,7 +87,7 @@ def reference(x_nchw: np.ndarray, w: np.ndarray, stride: int, pad: int, dil: int
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, pad: int = 0, dil: int = 1, layout: str = "NCHW",
            channel_block: int | None = None, bm: int = 112, bn: int = 64, bk: int | None = None,
-           programs: int | None = None, **launch: object) -> tuple[np.ndarray, npu.RunRecord]:
+           **launch: object) -> tuple[np.ndarray, npu.RunRecord]:
     """Launch `conv2d_kernel`: `x` in `layout`, `w` OIHW; returns (NHWC y, run).
 
     For NC1HWC0 the channel count is taken from `w` (the array holds C1 * channel_block channel slots).
@@ -102,14 +100,10 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride: int = 1, pad: int = 0, dil: 
     cb = c if channel_block is None else channel_block
     bk = r * s * cb if bk is None else bk
     oh, ow = out_size(h, r, stride, pad, dil), out_size(wd, s, stride, pad, dil)
-    tiles = npu.cdiv(n * oh * ow, bm)
-    if programs is None:  # one wave: the output-channel blocks times the programs along M fill the cores
-        programs = min(tiles, max(1, npu.get_machine().cores // npu.cdiv(kout, bn)))
-    per_program = npu.cdiv(tiles, programs)
     y = np.zeros((n, oh, ow, kout), np.float16)
-    run = conv2d_kernel[(npu.cdiv(tiles, per_program), npu.cdiv(kout, bn))](
-        x, weight_matrix(w, cb), y, per_program, N=n, C=c, H=h, W=wd, KOUT=kout, R=r, S=s, STRIDE=stride, PAD=pad,
-        DIL=dil, LAYOUT=layout, CB=cb, BM=bm, BN=bn, BK=bk, **launch)
+    run = conv2d_kernel[(npu.cdiv(n * oh * ow, bm), npu.cdiv(kout, bn))](
+        x, weight_matrix(w, cb), y, N=n, C=c, H=h, W=wd, KOUT=kout, R=r, S=s, STRIDE=stride, PAD=pad, DIL=dil,
+        LAYOUT=layout, CB=cb, BM=bm, BN=bn, BK=bk, **launch)
     return y, run
 
 

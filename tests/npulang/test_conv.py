@@ -65,7 +65,7 @@ def test_conv2d_matches_numpy_both_ways(n, c, h, w, kout, r, s, stride, pad, dil
     bk = group_taps // 3 if split_k and group_taps % 3 == 0 else group_taps
     x, wt, _ = _inputs(n * c * h * w + kout, n, c, h, w, kout, r, s, layout)
     xin = _in_layout(x, layout, cb)
-    _check(x, wt, xin, layout, stride, pad, dil, channel_block=cb, bm=bm, bn=16, bk=bk, programs=2)
+    _check(x, wt, xin, layout, stride, pad, dil, channel_block=cb, bm=bm, bn=16, bk=bk)
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NC1HWC0"])
@@ -82,7 +82,7 @@ def test_stem_7x7_stride_2_conv():
 
 def test_compiled_conv_uses_img2col_and_no_gather():
     x, wt, xin = _inputs(3, 1, 16, 8, 8, 16, 3, 3, "NHWC")
-    ins = cv.conv2d_kernel.inspect(xin, cv.weight_matrix(wt, 16), np.zeros((1, 8, 8, 16), np.float16), 1, N=1,
+    ins = cv.conv2d_kernel.inspect(xin, cv.weight_matrix(wt, 16), np.zeros((1, 8, 8, 16), np.float16), N=1,
                                    C=16, H=8, W=8, KOUT=16, R=3, S=3, STRIDE=1, PAD=1, DIL=1, LAYOUT="NHWC", CB=16,
                                    BM=32, BN=16, BK=144)
     assert "img2col" in ins.asm and "gather" not in ins.asm

@@ -131,32 +131,28 @@ class _Block:
         y0 = sop("max", top, 0)
         y1 = sop("min", sop("add", sop("mul", oy_hi, sh), (r - 1) * dh + 1 - ph), h)
         live = sop("mul", sop("lt", image, n), sop("gt", self.channels, 0))
-        rows = sop("mul", sop("max", sop("sub", y1, y0), 0), live)
-        plan = WindowPlan.of(g)
+        rows = sop("mul", sop("max", sop("sub", y1, y0), 0), live)  # input rows the window holds
         # the DMA reads from a clamped address: with nothing valid it reads nothing, but stays in range
         ia, ya, ca = sop("min", image, n - 1), sop("min", y0, h - 1), sop("min", self.c_lo, c - 1)
         if g.layout == "NC1HWC0":  # the group's rows are contiguous: [rows*W positions, CB channels]
             ga = sop("min", self.group, g.groups - 1)
             src = sop("mul", sop("add", sop("mul", sop("add", sop("mul", ia, g.groups), ga), h), ya), w * cb)
-            shape = dict(rows=plan.rows * w, cols=cb, src_rs=cb, src_cs=1, dst_rs=cb,
-                         valid_rows=sop("mul", rows, w), valid_cols=self.channels)
+            shape = dict(rows=sop("mul", rows, w), cols=cb, src_rs=cb, src_cs=1, dst_rs=cb, valid_cols=self.channels)
         elif g.layout == "NHWC" and cb == c:  # whole rows of W*C elements
             src = sop("mul", sop("add", sop("mul", ia, h), ya), w * c)
-            shape = dict(rows=plan.rows, cols=w * c, src_rs=w * c, src_cs=1, dst_rs=w * c, valid_rows=rows,
-                         valid_cols=None)
+            shape = dict(rows=rows, cols=w * c, src_rs=w * c, src_cs=1, dst_rs=w * c)
         elif g.layout == "NHWC":  # one row of CB channels per position
             src = sop("add", sop("mul", sop("add", sop("mul", ia, h), ya), w * c), ca)
-            shape = dict(rows=plan.rows * w, cols=cb, src_rs=c, src_cs=1, dst_rs=cb,
-                         valid_rows=sop("mul", rows, w), valid_cols=self.channels)
+            shape = dict(rows=sop("mul", rows, w), cols=cb, src_rs=c, src_cs=1, dst_rs=cb, valid_cols=self.channels)
         else:  # NCHW: positions are contiguous, channels H*W apart: transposed element by element
             src = sop("mul", sop("add", sop("mul", sop("add", sop("mul", ia, c), ca), h), ya), w)
-            shape = dict(rows=plan.rows * w, cols=cb, src_rs=1, src_cs=h * w, dst_rs=cb,
-                         valid_rows=sop("mul", rows, w), valid_cols=self.channels)
+            shape = dict(rows=sop("mul", rows, w), cols=cb, src_rs=1, src_cs=h * w, dst_rs=cb,
+                         valid_cols=self.channels)
         lw.emit("load", (Region(("gm", self.desc.ptr.arg)),), (window.region(),), dst=window.ref(),
                 src=gm_address(lw, self.desc.ptr, src), dtype=dt, **shape, pad=0)
         row0 = sop("sub", lo, self.m)
         lw.emit("img2col", (window.region(),), (self.dst.region(),),
                 dst=ref_at(self.dst, sop("mul", row0, bk * isa_dtype(dt).itemsize)), src=window.ref(), dtype=dt,
-                c=cb, h=plan.rows, w=w, kh=r, kw=s, stride_h=sh, stride_w=sw, pad_top=sop("sub", y0, top),
+                c=cb, h=rows, w=w, kh=r, kw=s, stride_h=sh, stride_w=sw, pad_top=sop("sub", y0, top),
                 pad_left=pw, dil_h=dh, dil_w=dw, ow=ow, pos=sop("sub", sop("sub", lo, start), sop("mul", oy_lo, ow)),
                 rows=sop("sub", hi, lo), k0=self.tap0, cols=bk)
