@@ -2,10 +2,11 @@
 
 A [BM, BK] block of the im2col matrix (see `npulang.ir.conv`) lies in one channel group (BK divides
 R*S*CB). Its BM output positions cover at most `segments` images; for each, one DMA brings the
-feature-map window those positions read (the input rows they touch, all W columns, the group's CB
-channels, HWC order, zero-filled outside the tensor) from GM into L1, and one `img2col` (load3d)
-expands it into the block's rows in L0A, taking the top padding as its `pad_top` and the rest from
-the window's zero fill. The block is only ever the A operand of `dot`, which uses it in place.
+feature-map window those positions read (the input rows inside the tensor that they touch, all W
+columns, the group's CB channels, HWC order, channels past C zero-filled) from GM into L1, and one
+`img2col` (load3d) expands it into the block's rows in L0A: the rows above the window are its
+`pad_top`, the rows below its height `h`, so every padding tap reads 0 and no padding is moved. The
+block is only ever the A operand of `dot`, which uses it in place.
 
 NC1HWC0 input (the machine's own layout, with C0 = CB) makes each window one contiguous run of GM; NHWC
 a strided copy of CB-channel rows (one row of W*C elements when CB = C); NCHW needs an element-strided
