@@ -26,6 +26,8 @@ def _to_l1(lowering: Lowering, x: TileView) -> TileView:
 def _in_l1(lowering: Lowering, v: ir.Value) -> TileView:
     """`v` as an L1 tile with unit stride along its rows or its columns (what a move into L0 reads)."""
     x = lowering.get(v)
+    if isinstance(x, TileView) and x.space == space:  # already there: an img2col block in L0A
+        return x
     if not (isinstance(x, TileView) and x.space == "l1"):
         x = _to_l1(lowering, lowering.view(v))
     if x.strides[1] != 1 and x.strides[0] != 1:
