@@ -40,7 +40,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--npu-interpret"):
         config.stash[_SAVED_ENV] = os.environ.get(INTERPRET_ENV)
         os.environ[INTERPRET_ENV] = "1"
-    _register_hypothesis_profiles()
+    use_hypothesis_profiles()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -84,11 +84,12 @@ def npu_device() -> Iterator[Any]:
     RUNTIME.set_machine(machine)
 
 
-def _register_hypothesis_profiles() -> None:
+def use_hypothesis_profiles() -> None:
+    """Register the `npulang` profile and load it if no other was chosen (a no-op without Hypothesis)."""
     try:
         from hypothesis import settings
     except ImportError:
         return
-    settings.register_profile("npulang", deadline=None)
+    settings.register_profile("npulang", settings.get_profile("default"), deadline=None)
     if settings.get_current_profile_name() == "default":
         settings.load_profile("npulang")
