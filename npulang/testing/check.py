@@ -16,7 +16,7 @@ import numpy as np
 
 from npulang.runtime import JITFunction, RunRecord
 from npulang.runtime.launch import Grid
-from npulang.testing.compare import Mismatch, find_mismatch
+from npulang.testing.compare import Mismatch, find_mismatch, largest
 
 # What a mismatch says about each layer being the odd one out.
 VERDICTS = {
@@ -64,7 +64,8 @@ def check_kernel(kernel: JITFunction, grid: Grid, make_args: Callable[[], Sequen
             in place and returns None (every array argument is then compared), returns a dict
             {argument name: expected value}, or returns the value(s) of the arguments named in `outputs`.
         outputs: the argument name(s) `reference`'s returned value(s) stand for.
-        accumulation, rtol, atol, ulps: the tolerance, as in `assert_close`.
+        accumulation, rtol, atol, ulps: the tolerance, as in `assert_close`; the default atol's scale is
+            the largest magnitude among the float arguments and the expected values.
 
     Returns:
         The arrays after each layer and the compiled run's `RunRecord` (for cycle checks).
@@ -84,7 +85,11 @@ def check_kernel(kernel: JITFunction, grid: Grid, make_args: Callable[[], Sequen
     interpreted, _ = _launch(kernel, grid, args, arrays, meta, interpret=True)
     compiled, record = (None, None) if interpret_only else _launch(kernel, grid, args, arrays, meta, interpret=False)
     expected = _expected(kernel.name, reference, args, arrays, outputs)
-    tol = {"accumulation": accumulation, "rtol": rtol, "atol": atol, "ulps": ulps}
+    # cancellation in float32 loses roundings of the operands, not of the result: the absolute slack is
+    # relative to the largest value the kernel saw or produced
+    scale = max([largest(a) for a in args if isinstance(a, np.ndarray) and a.dtype != np.bool_]
+                + [largest(e) for e in expected.values()], default=0.0)
+    tol = {"accumulation": accumulation, "rtol": rtol, "atol": atol, "ulps": ulps, "scale": scale}
 
     failures: list[tuple[str, list[Mismatch]]] = []  # (the odd layer out, the mismatches to show)
     for name in arrays:

@@ -32,7 +32,7 @@ class Mismatch:
 
 def assert_close(actual: Any, expected: Any, *, dtype: Any = None, rtol: float | None = None,
                  atol: float | None = None, ulps: float | None = None, accumulation: int = 1,
-                 equal_nan: bool = True, name: str | None = None) -> None:
+                 scale: float | None = None, equal_nan: bool = True, name: str | None = None) -> None:
     """Assert `actual` (a kernel's output) is close to `expected` (the numpy reference's), elementwise.
 
     Args:
@@ -44,6 +44,8 @@ def assert_close(actual: Any, expected: Any, *, dtype: Any = None, rtol: float |
             rtol and atol default to 0.
         accumulation: how many terms each result sums (K of a matmul, the row length of a reduction);
             widens the default tolerance by one float32 rounding per term.
+        scale: the magnitude the default atol is relative to (the size of the values the result was
+            computed from); default the largest finite |expected|.
         equal_nan: nan in both at the same index counts as equal. Infinities must match exactly.
         name: what is compared (an argument name), for the message.
 
@@ -51,14 +53,14 @@ def assert_close(actual: Any, expected: Any, *, dtype: Any = None, rtol: float |
         AssertionError: naming the worst elements, their indices, the tolerance and how far off they are.
     """
     mismatch = find_mismatch(actual, expected, dtype=dtype, rtol=rtol, atol=atol, ulps=ulps,
-                             accumulation=accumulation, equal_nan=equal_nan, name=name)
+                             accumulation=accumulation, scale=scale, equal_nan=equal_nan, name=name)
     if mismatch is not None:
         raise AssertionError(str(mismatch))
 
 
 def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float | None = None,
                   atol: float | None = None, ulps: float | None = None, accumulation: int = 1,
-                  equal_nan: bool = True, name: str | None = None) -> Mismatch | None:
+                  scale: float | None = None, equal_nan: bool = True, name: str | None = None) -> Mismatch | None:
     """What `assert_close` would report, or None when the arrays are close."""
     a, e = np.asarray(actual), np.asarray(expected)
     label = f"{name}: " if name else ""
@@ -67,7 +69,8 @@ def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float 
     d = resolve_dtype(a.dtype if dtype is None else dtype)
     e = np.broadcast_to(e, a.shape)
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
-    tol = _tolerance(d, e64, rtol=rtol, atol=atol, ulps=ulps, accumulation=accumulation)
+    tol = _tolerance(d, largest(e64) if scale is None else scale, rtol=rtol, atol=atol, ulps=ulps,
+                     accumulation=accumulation)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a64 - e64)
         allowed = tol.atol + tol.rtol * np.abs(e64) + tol.ulps * _ulp(e64, d)
@@ -97,10 +100,16 @@ def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float 
     return Mismatch(summary, worst, indices[0])
 
 
-def _tolerance(d: np.dtype, e64: np.ndarray, *, rtol: float | None, atol: float | None, ulps: float | None,
+def largest(x: Any) -> float:
+    """The largest finite magnitude in `x` (0 if none): the default scale of the absolute tolerance."""
+    x = np.asarray(x).astype(np.float64)
+    finite = np.abs(x[np.isfinite(x)])
+    return float(finite.max()) if finite.size else 0.0
+
+
+def _tolerance(d: np.dtype, scale: float, *, rtol: float | None, atol: float | None, ulps: float | None,
                accumulation: int) -> Tolerance:
-    finite = np.abs(e64[np.isfinite(e64)])
-    default = tolerance(d, accumulation=accumulation, scale=float(finite.max()) if finite.size else 0.0)
+    default = tolerance(d, accumulation=accumulation, scale=scale)
     if ulps is not None:  # ulps alone: no other slack unless asked for
         return Tolerance(rtol=rtol or 0.0, atol=atol or 0.0, ulps=float(ulps))
     return Tolerance(rtol=default.rtol if rtol is None else rtol, atol=default.atol if atol is None else atol)

@@ -7,8 +7,9 @@ unit both do, for float16 and bfloat16 inputs too), so:
 
     rtol = 2 * eps(d)          two roundings to d: the result's own and one more on the way
          + n * eps(float32)    the float32 accumulation, one rounding per term
-    atol = n * eps(float32) * scale    cancellation: an n-term float32 sum is accurate to n roundings of
-                                       its terms, not of its result (scale = the largest |expected|)
+    atol = n * eps(float32) * scale    cancellation: float32 work is accurate to roundings of its operands,
+                                       not of its result (scale: the largest |expected|, or in check_kernel
+                                       the largest magnitude among the arguments and the expected values)
          + 2 * ulp0(d)                 two roundings in d's subnormal range (ulp0: the smallest subnormal)
 
 | dtype    | eps                 | rtol at n = 1 | rtol at n = 256 |
@@ -18,8 +19,10 @@ unit both do, for float16 and bfloat16 inputs too), so:
 | float32  | 2**-23 ≈ 1.2e-7     | 3.6e-7        | 3.1e-5          |
 
 Integer and bool dtypes compare exactly (kernels wrap like the hardware; so must the reference).
-A kernel that accumulates in float16 or bfloat16 instead of float32 loses 2**-11 or 2**-8 of the
-partial sum at every step, which these tolerances reject for any realistic `n`.
+The defaults assume float32 computation rounded once to the output dtype (Triton kernels upcast with
+`.to(float32)` for this reason). A kernel that accumulates in float16 or bfloat16 instead loses up to
+2**-11 or 2**-8 of the partial sum at every step, which these tolerances reject; one that computes in
+half precision on purpose needs an explicit `atol`.
 """
 
 from __future__ import annotations
