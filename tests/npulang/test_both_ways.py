@@ -99,8 +99,9 @@ def test_tutorial_matmul(shape, dtype, transpose_b, data):
 def test_descriptor_matmul(shape, data):
     m, n, kk = shape
     a, b = data.draw(arrays(np.float16, (m, kk))), data.draw(arrays(np.float16, (kk, n)))
-    three_ways(tut.matmul_desc_kernel, (npu.cdiv(m, 32), npu.cdiv(n, 32)), (a, b, np.zeros((m, n), np.float16), m, n, kk),
-               lambda *_: a.astype(np.float64) @ b, outputs="c_ptr", accumulation=kk, BM=32, BN=32, BK=32)
+    three_ways(tut.matmul_desc_kernel, (npu.cdiv(m, 32), npu.cdiv(n, 32)),
+               (a, b, np.zeros((m, n), np.float16), m, n, kk), lambda *_: a.astype(np.float64) @ b,
+               outputs="c_ptr", accumulation=kk, BM=32, BN=32, BK=32)
 
 
 def _launch(kernel, grid, *args, **meta):
