@@ -152,3 +152,12 @@ def test_shapes_must_match_and_a_scalar_expected_is_broadcast() -> None:
     with pytest.raises(AssertionError, match=r"shapes differ: actual \(2, 3\), expected \(3, 2\)"):
         assert_close(np.zeros((2, 3)), np.zeros((3, 2)))
     assert_close(np.full((2, 3), 7, np.float16), 7.0)
+
+
+def test_the_absolute_slack_scales_with_the_operands_when_a_result_cancels() -> None:
+    x, alpha = np.float32([1.117622, -1.3871249, 0.3]), np.float32(-1.03125)
+    out = alpha * x + x  # float32: alpha * x is rounded, then nearly cancels against x
+    exact = np.float64(alpha) * x.astype(np.float64) + x
+    with pytest.raises(AssertionError, match=r"\[1\]"):
+        assert_close(out, exact)  # relative to the results (|result| <= 0.04), one rounding of 1.4 is too much
+    assert_close(out, exact, scale=np.abs(x).max())  # check_kernel passes the largest argument as the scale
