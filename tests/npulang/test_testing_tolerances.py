@@ -42,7 +42,7 @@ def rows_times_b(a_ptr, b_ptr, out_ptr, M, K, BK: npu.constexpr, DROP_LOW_HALF: 
 def _check_matmul(dtype: np.dtype, a: np.ndarray, b: np.ndarray, drop: bool) -> None:
     M, K = a.shape
     out = np.zeros((M, 16), dtype)
-    rows_times_b[(1,)](a, b, out, M, K, BK=32, DROP_LOW_HALF=drop, interpret=True)
+    rows_times_b[(1,)](a, b, out, M, K, BK=64, DROP_LOW_HALF=drop, interpret=True)
     assert_close(out, a.astype(np.float64) @ b.astype(np.float64), accumulation=K)
 
 
