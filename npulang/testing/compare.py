@@ -90,12 +90,13 @@ def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float 
     summary = (f"{label}{n_bad:,} of {size:,} elements ({n_bad / size:.1%}) are not close: "
                f"|actual - expected| > atol + rtol*|expected|{' + ulps*ulp(expected)' if tol.ulps else ''} "
                f"with {tol} ({origin})")
-    rows = [f"  {'index':<16} {'actual':>14} {'expected':>14} {'|diff|':>11} {'allowed':>10} {'diff/allowed':>13}"]
+    rows = [f"  {'index':<16} {'actual':>14} {'expected':>14} {'|diff|':>11} {'allowed':>10} {'diff/allowed':>14}"]
     for idx in indices:
         r = ratio[idx]
-        times = "nan/inf" if not np.isfinite(diff[idx]) else "inf" if np.isinf(r) else f"{r:.3g}x"
+        times = "nan/inf differ" if not np.isfinite(diff[idx]) else "inf" if np.isinf(r) else f"{r:.3g}x"
+        limit = f"{allowed[idx]:.3g}" if np.isfinite(allowed[idx]) else "-"
         rows.append(f"  {_index(idx):<16} {_num(a64[idx]):>14} {_num(e64[idx]):>14} {_num(diff[idx]):>11} "
-                    f"{allowed[idx]:>10.3g} {times:>13}")
+                    f"{limit:>10} {times:>14}")
     worst = f"worst {len(indices)} (most over the tolerance first):\n" + "\n".join(rows)
     return Mismatch(summary, worst, indices[0])
 
