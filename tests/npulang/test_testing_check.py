@@ -93,6 +93,7 @@ def _caught(kernel: JITFunction) -> tuple[KernelMismatch, list[tuple[np.ndarray,
     return info.value, tried
 
 
+@pytest.mark.npu_compiled
 def test_a_correct_kernel_passes_the_default_budget() -> None:
     @settings(database=None)
     @given(x=arrays(np.float32, shapes(1, max_side=300, multiple_of=64)), scale=st.floats(0.25, 4.0))
@@ -132,6 +133,7 @@ def test_a_missing_scale_is_caught_and_the_worst_element_is_the_furthest_over_it
     ("compiled", "the compiled run disagrees with the interpreter and your reference, which agree"),
     ("interpreted", "the interpreter disagrees with the compiled run and your reference, which agree"),
 ])
+@pytest.mark.npu_compiled
 def test_the_layer_that_disagrees_is_named(layer: str, verdict: str) -> None:
     kernel = JITFunction(_scaled_add, runtime=CorruptingRuntime(layer))
     with pytest.raises(KernelMismatch) as info:
@@ -139,6 +141,7 @@ def test_the_layer_that_disagrees_is_named(layer: str, verdict: str) -> None:
     assert info.value.layer == layer and verdict in str(info.value) and info.value.worst_index == (0,)
 
 
+@pytest.mark.npu_compiled
 def test_a_wrong_kernel_with_a_wrong_compiled_run_names_all_three() -> None:
     def _wrong(x_ptr, y_ptr, out_ptr, n, scale, BLOCK: npu.constexpr):
         offs = npu.program_id(0) * BLOCK + npu.arange(0, BLOCK)

@@ -168,6 +168,7 @@ sys.exit(pytest.main(sys.argv[1:]))
     assert "2 passed" in result.stdout
 
 
+@pytest.mark.npu_compiled
 def test_npu_device_starts_the_test_with_a_cold_l2(request: pytest.FixtureRequest) -> None:
     x = np.zeros(1 << 20, np.float32)  # 4 MiB: bandwidth-bound, so L2 hits show in the cycles
 
