@@ -69,8 +69,8 @@ def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float 
     d = resolve_dtype(a.dtype if dtype is None else dtype)
     e = np.broadcast_to(e, a.shape)
     a64, e64 = a.astype(np.float64), e.astype(np.float64)
-    tol = _tolerance(d, largest(e64) if scale is None else scale, rtol=rtol, atol=atol, ulps=ulps,
-                     accumulation=accumulation)
+    tol_scale = largest(e64) if scale is None else scale
+    tol = _tolerance(d, tol_scale, rtol=rtol, atol=atol, ulps=ulps, accumulation=accumulation)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(a64 - e64)
         allowed = tol.atol + tol.rtol * np.abs(e64) + tol.ulps * _ulp(e64, d)
@@ -84,8 +84,9 @@ def find_mismatch(actual: Any, expected: Any, *, dtype: Any = None, rtol: float 
     ratio = np.where(bad, np.nan_to_num(ratio, nan=np.inf), -1.0)
     order = np.argsort(-ratio, axis=None, kind="stable")[:min(WORST_SHOWN, int(bad.sum()))]
     indices = [tuple(int(i) for i in np.unravel_index(k, a.shape)) for k in order]
-    origin = "given" if rtol is not None or atol is not None or ulps is not None else \
-        f"{d.name} default" + (f", accumulation {accumulation}" if accumulation != 1 else "")
+    given = [k for k, v in (("rtol", rtol), ("atol", atol), ("ulps", ulps)) if v is not None]
+    origin = "given" if ulps is not None or len(given) == 2 else "; ".join(
+        [f"{d.name} default, accumulation {accumulation}, atol scale {tol_scale:.3g}"] + [f"{k} given" for k in given])
     n_bad, size = int(bad.sum()), a.size
     summary = (f"{label}{n_bad:,} of {size:,} elements ({n_bad / size:.1%}) are not close: "
                f"|actual - expected| > atol + rtol*|expected|{' + ulps*ulp(expected)' if tol.ulps else ''} "

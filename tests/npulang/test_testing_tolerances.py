@@ -116,7 +116,7 @@ def test_the_message_shows_the_worst_elements_first_with_indices_values_and_tole
     with pytest.raises(AssertionError) as info:
         assert_close(actual, expected, name="out")
     lines = str(info.value).splitlines()
-    assert lines[0].startswith("out: 2 of 60 elements (3.3%) are not close") and "(bfloat16 default)" in lines[0]
+    assert lines[0].startswith("out: 2 of 60 elements (3.3%) are not close") and "(bfloat16 default, accumulation 1, atol scale 59)" in lines[0]
     assert f"rtol={tolerance(BF16).rtol:.3g}" in lines[0]
     assert re.match(r"\s+\[5, 9\]\s+0\s+59\s+59\s+0.922\s+64x", lines[3])  # the worst first
     assert re.match(r"\s+\[2, 3\]\s+24\s+23\s+1\s+0.359\s+2.78x", lines[4])
