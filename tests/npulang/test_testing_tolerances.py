@@ -116,7 +116,8 @@ def test_the_message_shows_the_worst_elements_first_with_indices_values_and_tole
     with pytest.raises(AssertionError) as info:
         assert_close(actual, expected, name="out")
     lines = str(info.value).splitlines()
-    assert lines[0].startswith("out: 2 of 60 elements (3.3%) are not close") and "(bfloat16 default, accumulation 1, atol scale 59)" in lines[0]
+    assert lines[0].startswith("out: 2 of 60 elements (3.3%) are not close")
+    assert "(bfloat16 default, accumulation 1, atol scale 59)" in lines[0]
     assert f"rtol={tolerance(BF16).rtol:.3g}" in lines[0]
     assert re.match(r"\s+\[5, 9\]\s+0\s+59\s+59\s+0.922\s+64x", lines[3])  # the worst first
     assert re.match(r"\s+\[2, 3\]\s+24\s+23\s+1\s+0.359\s+2.78x", lines[4])
@@ -146,6 +147,9 @@ def test_integers_compare_exactly_and_explicit_tolerances_and_ulps_replace_the_d
         assert_close(np.array([one_ulp_off]), np.array([1.5]), dtype=np.float32, ulps=0.5)
     with pytest.raises(AssertionError, match=r"rtol=0.1, atol=0 \(given\)"):
         assert_close(np.array([1.0]), np.array([1.2]), rtol=0.1, atol=0)
+    with pytest.raises(AssertionError, match=r"rtol=0.1, atol=1.43e-07 \(float64 default, accumulation 1, atol scale "
+                                             r"1.2; rtol given\)"):
+        assert_close(np.array([1.0]), np.array([1.2]), rtol=0.1)
 
 
 def test_shapes_must_match_and_a_scalar_expected_is_broadcast() -> None:
