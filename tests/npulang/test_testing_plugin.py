@@ -19,6 +19,13 @@ from hypothesis import settings
 import npulang as npu
 from npulang.testing import pytest_plugin
 
+# what Hypothesis reads to tell it runs in CI (hypothesis._settings.is_in_ci): the sessions below run as on a
+# developer's machine unless a test sets one
+CI_VARIABLES = ("CI", "__TOX_ENVIRONMENT_VARIABLE_ORIGINAL_CI", "TF_BUILD", "bamboo.buildKey", "BUILDKITE", "CIRCLECI",
+                "CIRRUS_CI", "CODEBUILD_BUILD_ID", "GITHUB_ACTIONS", "GITLAB_CI", "HEROKU_TEST_RUN_ID",
+                "TEAMCITY_VERSION")
+
+
 KERNEL = '''
 import numpy as np
 import npulang as npu
@@ -48,7 +55,7 @@ def double(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
 def _pytest(tmp_path: Path, tests: str, *args: str, env: dict[str, str] | None = None,
             python: list[str] | None = None) -> subprocess.CompletedProcess:
     (tmp_path / "test_user.py").write_text(KERNEL + textwrap.dedent(tests))
-    clean = {k: v for k, v in os.environ.items() if k not in ("CI", "NPU_INTERPRET", "PYTEST_ADDOPTS")}
+    clean = {k: v for k, v in os.environ.items() if k not in (*CI_VARIABLES, "NPU_INTERPRET", "PYTEST_ADDOPTS")}
     return subprocess.run([sys.executable, *(python or ["-m", "pytest"]), "-p", "no:cacheprovider", "-q", *args,
                            "test_user.py"], cwd=tmp_path, env={**clean, **(env or {})}, capture_output=True,
                           text=True, timeout=300)
