@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
 from tuning_db import connection, schema
@@ -46,15 +46,22 @@ class TuningStore:
     """One open tuning database. Not shared between threads; open one per thread or process."""
 
     def __init__(self, url: str | None = None, *, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> None:
-        parsed = connection.resolve(url)
-        self.url = parsed.render_as_string(hide_password=False)
-        self.where = connection.describe(parsed)
+        self.where = url or "the tuning database"
+        try:
+            parsed = connection.resolve(url)
+            self.url = parsed.render_as_string(hide_password=False)
+            self.where = connection.describe(parsed)
+            path = connection.sqlite_file(parsed)
+            if path is not None and path.exists():
+                self._inspect_read_only(path)  # before our connections set WAL mode, which writes the file
+            self._engine = connection.make_engine(parsed)
+        except (ArgumentError, NoSuchModuleError) as e:
+            raise TuningDBError(f"{self.where}: not a database URL we can open ({e})") from None
+        except OSError as e:
+            on = f" ({e.filename})" if e.filename and str(e.filename) != self.where else ""
+            raise TuningDBError(f"{self.where}: {e.strerror or e}{on}") from None
         self.claim_timeout = timedelta(seconds=claim_timeout)
         self._owner = Owner.this_process()
-        path = connection.sqlite_file(parsed)
-        if path is not None and path.exists():
-            self._inspect_read_only(path)  # before our connections set WAL mode, which writes the file
-        self._engine = connection.make_engine(parsed)
         self._writer = self._engine.execution_options(**{connection.WRITE: True})
         try:
             self._run(self._set_up)
@@ -136,8 +143,12 @@ class TuningStore:
     def __enter__(self) -> TuningStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.close()
+        except TuningDBError:
+            if exc_type is None:  # otherwise the error that ended the block is the one to see
+                raise
 
     # -- rows <-> records ------------------------------------------------------------------------
 

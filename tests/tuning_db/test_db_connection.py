@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning_db import TuningKey, connection, open_store
+from tuning_db import TuningDBError, TuningKey, connection, open_store
 
 KEY = TuningKey(kernel="k", source_hash="s", key={"M": 1024}, dtypes=("float16",), machine="fp",
                 compiler_version="c")
@@ -77,3 +77,14 @@ def test_plain_paths_and_urls_resolve_to_the_same_file(tmp_path: Path):
     pg = connection.resolve("postgresql+psycopg://me:secret@db.example:5433/tuning")
     assert connection.sqlite_file(pg) is None and connection.describe(pg) == \
         "postgresql+psycopg://me:***@db.example:5433/tuning"
+
+
+def test_a_store_that_cannot_be_opened_is_a_tuning_db_error(tmp_path: Path):
+    (tmp_path / "file").write_text("")
+    cases = {str(tmp_path): "Is a directory", "nosuch://x": "not a database URL we can open",
+             str(tmp_path / "file" / "t.db"): f"File exists ({tmp_path / 'file'})",  # its directory cannot be made
+             "postgresql+psycopg://me@127.0.0.1:1/x": "Connection refused"}
+    for url, words in cases.items():
+        with pytest.raises(TuningDBError) as info:
+            open_store(url)
+        assert str(info.value).startswith(url) and words in str(info.value), str(info.value)
