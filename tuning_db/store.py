@@ -81,8 +81,8 @@ class TuningStore:
                      if not p.exists()]
         try:
             with engine.connect() as conn:
-                problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
-                if problems != ["ok"]:
+                problems = connection.quick_check(conn)
+                if problems:
                     raise TuningDBError(f"{self.where}: the SQLite file is damaged ({'; '.join(problems[:3])})")
                 version = schema.found_version(conn)
                 if version is not None:
@@ -193,6 +193,13 @@ class TuningStore:
         except (ValueError, TypeError) as e:
             raise TuningDBError(f"{self.where}: best record row {row.id} does not validate: {e}") from None
 
+    def _locked_trial(self, session: Session, key: TuningKey, config_json: str) -> tuple[int, TrialRow | None]:
+        """The key's id (made if new) and its trial row of this config, locked until the transaction ends
+        (PostgreSQL: FOR UPDATE; SQLite: the writer's BEGIN IMMEDIATE already locks the file)."""
+        key_id = self._key_row(session, key, create=True).id
+        return key_id, session.scalar(select(TrialRow).where(TrialRow.key_id == key_id,
+                                                             TrialRow.config_json == config_json).with_for_update())
+
     def _stale(self, row: TrialRow, now: datetime) -> bool:
         if row.owner_token == self._owner.token:
             return True  # our own claim: claiming again is fine
@@ -245,9 +252,7 @@ class TuningStore:
         text = canonical_json(check_scalars(config, "config"))
 
         def work(session: Session) -> bool:
-            key_id = self._key_row(session, key, create=True).id
-            row = session.scalar(select(TrialRow).where(TrialRow.key_id == key_id, TrialRow.config_json == text)
-                                 .with_for_update())
+            key_id, row = self._locked_trial(session, key, text)
             now = _now()
             if row is None:
                 row = TrialRow(key_id=key_id, config_json=text, state="running", created=now)
@@ -294,9 +299,7 @@ class TuningStore:
         text = canonical_json(trial.config)
 
         def work(session: Session) -> Trial:
-            key_id = self._key_row(session, key, create=True).id
-            row = session.scalar(select(TrialRow).where(TrialRow.key_id == key_id, TrialRow.config_json == text)
-                                 .with_for_update())
+            key_id, row = self._locked_trial(session, key, text)
             now = _now()
             if row is None:
                 row = TrialRow(key_id=key_id, config_json=text, created=now)
