@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuning_db.records import BestRecord, Trial, TuningDBError, TuningKey
+from tuning_db.records import BestRecord, Trial, TuningDBError, TuningKey, canonical_json
 from tuning_db.store import TuningStore, open_store
 from tuning_db.transfer import export_document, import_document
 
@@ -118,7 +118,7 @@ def _show(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _trial_order(t: Trial) -> tuple[int, int, str]:
-    return ({"done": 0, "running": 1, "failed": 2}[t.state], t.cycles or 0, json.dumps(dict(t.config), sort_keys=True))
+    return {"done": 0, "running": 1, "failed": 2}[t.state], t.cycles or 0, canonical_json(t.config)
 
 
 def _export(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:

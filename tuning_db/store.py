@@ -57,6 +57,9 @@ class TuningStore:
             self._engine = connection.make_engine(parsed)
         except (ArgumentError, NoSuchModuleError) as e:
             raise TuningDBError(f"{self.where}: not a database URL we can open ({e})") from None
+        except ImportError as e:  # the URL's driver is not installed
+            raise TuningDBError(f"{self.where}: needs the {e.name} driver (for PostgreSQL: "
+                                "pip install 'npulang[postgresql]')") from None
         except OSError as e:
             on = f" ({e.filename})" if e.filename and str(e.filename) != self.where else ""
             raise TuningDBError(f"{self.where}: {e.strerror or e}{on}") from None

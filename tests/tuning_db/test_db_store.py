@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from datetime import timezone
 
 import pytest
 
 from tuning_db import TuningKey, TuningStore, open_store
+from tuning_db.owners import Owner, alive, process_start
 
 
 def make_key(machine: str = "fp-a", **key: int) -> TuningKey:
@@ -155,3 +158,13 @@ def test_a_key_is_hashable_and_json_round_trips():
     k = make_key()
     assert TuningKey.from_json(k.to_json()) == k and hash(TuningKey.from_json(k.to_json())) == hash(k)
     assert k.dtypes == ("float16", "float16", "float32")
+
+
+def test_a_claims_owner_is_alive_only_while_its_process_runs():
+    me = Owner.this_process()
+    assert me.start and alive(me.host, me.pid, me.start) is True
+    assert alive(me.host, me.pid, str(int(me.start) + 1)) is False  # the pid, reused by a later process
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        start = process_start(gone.pid)
+    assert alive(me.host, gone.pid, start or "") is False  # exited and reaped
+    assert alive("another-host", me.pid, me.start) is None  # cannot be seen from here: the heartbeat decides
