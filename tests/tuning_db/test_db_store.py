@@ -5,9 +5,12 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import uuid
 from datetime import timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tuning_db import TuningKey, TuningStore, open_store
 from tuning_db.owners import Owner, alive, process_start
@@ -168,3 +171,24 @@ def test_a_claims_owner_is_alive_only_while_its_process_runs():
         start = process_start(gone.pid)
     assert alive(me.host, gone.pid, start or "") is False  # exited and reaped
     assert alive("another-host", me.pid, me.start) is None  # cannot be seen from here: the heartbeat decides
+
+
+SCALARS = (st.integers(-2**70, 2**70) | st.booleans() | st.text(max_size=12)
+           | st.floats(allow_nan=False, allow_infinity=False))
+MAPPINGS = st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True), SCALARS, max_size=5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=MAPPINGS, config=MAPPINGS, cycles=st.integers(0, 2**62), wall=st.floats(0, 1e6))
+def test_any_valid_key_and_config_round_trip_exactly(store: TuningStore, key, config, cycles: int, wall: float):
+    k = TuningKey(kernel=f"k{uuid.uuid4().hex}", source_hash="s", key=key, dtypes=("bfloat16",), machine="m",
+                  compiler_version="c")
+    store.record_trial(k, config, cycles=cycles, wall_seconds=wall)
+    store.save_best(k, config, cycles)
+    [trial], best = store.trials(k), store.best(k)
+    for got in (trial.config, best.config):  # equal, and of the same types (True is not 1, 1.0 not 1)
+        assert [(n, type(v), v) for n, v in sorted(got.items())] == [(n, type(v), v) for n, v in sorted(config.items())]
+    assert (trial.cycles, trial.wall_seconds, best.cycles, best.trials) == (cycles, wall, cycles, 1)
+    [stored_key] = store.keys(k.kernel)
+    assert stored_key == k and [(n, type(v)) for n, v in sorted(stored_key.key.items())] == \
+        [(n, type(v)) for n, v in sorted(key.items())]
