@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool
 
 ENV = "NPU_TUNING_DB"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
 WRITE = "tuning_db_write"  # execution option: this transaction will write
 
 
@@ -56,6 +57,9 @@ def describe(url: URL) -> str:
 
 
 def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        # libpq waits forever for a host that drops packets: fail in seconds instead (the URL may override)
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     path = sqlite_file(url)

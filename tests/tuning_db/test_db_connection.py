@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -89,3 +90,14 @@ def test_a_store_that_cannot_be_opened_is_a_tuning_db_error(tmp_path: Path):
         with pytest.raises(TuningDBError) as info:
             open_store(url)
         assert str(info.value).startswith(url) and words in str(info.value), str(info.value)
+
+
+def test_a_server_that_never_answers_is_an_error_in_seconds_not_a_hang(monkeypatch):
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        with pytest.raises(TuningDBError, match="timeout"):
+            open_store(f"postgresql+psycopg://me@127.0.0.1:{silent.getsockname()[1]}/x")
+        assert time.monotonic() - start < 10
