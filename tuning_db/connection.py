@@ -79,7 +79,7 @@ def read_only_engine(path: Path) -> Engine:
 def quick_check(conn: Connection) -> list[str]:
     """SQLite's own consistency check of a whole file (pages, indexes, lengths); [] when it is sound.
     Milliseconds for a tuning database of thousands of rows."""
-    found = [row[0] for row in conn.exec_driver_sql("PRAGMA quick_check").all()]
+    found = [" ".join(str(row[0]).split()) for row in conn.exec_driver_sql("PRAGMA quick_check").all()]
     return [] if found == ["ok"] else found
 
 

@@ -113,6 +113,8 @@ class TuningStore:
                 schema.migrate(conn, version)
         except schema.NotOurs as e:
             raise TuningDBError(f"{self.where}: not a tuning database we can use: it {e}") from None
+        except schema.MigrationFailed as e:
+            raise TuningDBError(f"{self.where}: migrating the schema failed, nothing was changed: {e}") from e
 
     # -- transactions ----------------------------------------------------------------------------
 
