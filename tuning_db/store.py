@@ -10,6 +10,7 @@ never store or evaluate a config twice.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -27,6 +28,7 @@ from tuning_db.records import (BestRecord, Machine, Scalar, Trial, TuningDBError
 from tuning_db.schema import BestRow, KernelRow, KeyRow, MachineRow, TrialRow
 
 T = TypeVar("T")
+_SHAPE = re.compile(r"\d+(x\d+)*")
 ATTEMPTS = 12
 DEFAULT_CLAIM_TIMEOUT = 3600.0  # seconds without a heartbeat after which another host's claim is stale
 
@@ -351,8 +353,8 @@ class TuningStore:
 
     def nearest_best(self, key: TuningKey, limit: int = 4) -> list[BestRecord]:
         """Best records of the same kernel, source, dtypes, machine and compiler for other key values with
-        the same names, nearest first (log-distance over numeric values; a differing string or bool counts
-        as far). For warm starts."""
+        the same names, nearest first (log-distance over numbers, and over the dimensions of shapes
+        written like "1024x512"; another string or bool counts as far). For warm starts."""
         def same(q: Any) -> Any:
             return q.where(KeyRow.machine == key.machine)
         ranked = [(_key_distance(key.key, r.key.key), r) for r in self._related(key, same)
@@ -466,22 +468,39 @@ def _delete(session: Session, column: Any, ids: Iterable[int]) -> int:
     return session.execute(delete(column.class_).where(column.in_(ids))).rowcount
 
 
-def _rank(item: tuple[float, BestRecord]) -> tuple[float, int, str]:
+def _rank(item: tuple[float, BestRecord]) -> tuple[float, int, str, str, str]:
+    """Nearest first; ties by fewer cycles, then by text, so every process gets the same order."""
     distance, record = item
-    return distance, record.cycles, canonical_json(record.config)
+    return distance, record.cycles, canonical_json(record.config), canonical_json(record.key.key), record.key.machine
 
 
 def _signed_log(x: float) -> float:
     return math.copysign(math.log1p(abs(x)), x)
 
 
+FAR = 1000.0  # a differing string or bool: farther than any difference in size
+
+
+def _dims(value: Scalar) -> tuple[float, ...] | None:
+    """A key value as numbers: a number itself, an array shape written "1024x512" dimension by dimension."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return (value,)
+    if _SHAPE.fullmatch(value):
+        return tuple(int(d) for d in value.split("x"))
+    return None
+
+
 def _key_distance(a: Mapping[str, Scalar], b: Mapping[str, Scalar]) -> float:
-    """Sum of |log a - log b| over numeric values; a differing string or bool adds 1000 (far)."""
+    """Sum of |log x - log y| over numeric values and shape dimensions; other differences count FAR."""
     total = 0.0
     for name, x in a.items():
-        y = b[name]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
-        total += abs(_signed_log(x) - _signed_log(y)) if numeric else (0.0 if x == y else 1000.0)
+        dx, dy = _dims(x), _dims(b[name])
+        if dx is not None and dy is not None and len(dx) == len(dy):
+            total += sum(abs(_signed_log(p) - _signed_log(q)) for p, q in zip(dx, dy))
+        elif x != b[name]:
+            total += FAR
     return total
 
 

@@ -118,6 +118,17 @@ def test_nearest_best_ranks_other_shapes_by_log_distance(store: TuningStore):
     assert len(store.nearest_best(k, limit=1)) == 1
 
 
+def test_nearest_best_measures_shapes_written_as_text(store: TuningStore):
+    def shaped(a: str, layout: str = "nn") -> TuningKey:
+        return TuningKey(**{**make_key().to_json(), "key": {"a": a, "layout": layout}})
+    for a, layout in (("64x64", "nn"), ("1024x500", "nn"), ("1024x512x1", "nn"), ("1024x512", "nt"),
+                      ("2048x512", "nn")):
+        store.save_best(shaped(a, layout), {"BM": 1}, 1)
+    assert [r.key.key for r in store.nearest_best(shaped("1024x512"))] == [
+        {"a": "1024x500", "layout": "nn"}, {"a": "2048x512", "layout": "nn"}, {"a": "64x64", "layout": "nn"},
+        {"a": "1024x512", "layout": "nt"}]  # other rank or layout: far
+
+
 def test_similar_machine_best_ranks_registered_specs(store: TuningStore):
     store.register_machine("big", "fp-a", '{"cores": 32, "l2": {"bytes": 33554432}}')
     store.register_machine("near", "fp-b", '{"cores": 24, "l2": {"bytes": 33554432}}')
