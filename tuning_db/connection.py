@@ -73,7 +73,8 @@ def make_engine(url: URL) -> Engine:
 
 def read_only_engine(path: Path) -> Engine:
     """An SQLite connection that cannot write the file: for looking at a file before we trust it."""
-    return create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", poolclass=NullPool)
+    return create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", poolclass=NullPool,
+                         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})  # wait out a writer creating it
 
 
 def quick_check(conn: Connection) -> list[str]:

@@ -96,7 +96,8 @@ class TuningStore:
             _remove(leftovers)
             raise TuningDBError(f"{self.where}: not a tuning database we can use: it {e}") from None
         except DBAPIError as e:
-            _remove(leftovers)
+            if not connection.transient(e):  # a locked file is in use: its -wal/-shm may be another's now
+                _remove(leftovers)
             raise TuningDBError(f"{self.where}: cannot be read as an SQLite database ({e.orig})") from None
         except TuningDBError:
             _remove(leftovers)

@@ -38,10 +38,10 @@ def test_sqlite_connections_are_set_up_for_several_processes(tmp_path: Path):
                       "foreign_keys": 1}  # synchronous 1 = NORMAL
 
 
-def hold_write_lock(path: Path, seconds: float) -> threading.Thread:
-    """Another writer holding SQLite's write lock for `seconds`, from a thread."""
+def hold_write_lock(path: Path, seconds: float, begin: str = "BEGIN IMMEDIATE") -> threading.Thread:
+    """Another writer holding SQLite's write lock (`BEGIN EXCLUSIVE`: readers too) for `seconds`."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    raw.execute("BEGIN IMMEDIATE")
+    raw.execute(begin)
 
     def release() -> None:
         time.sleep(seconds)
@@ -64,6 +64,20 @@ def test_a_writer_waits_for_another_or_retries_when_locked(tmp_path: Path, monke
         assert time.monotonic() - start >= 0.25
         thread.join()
         assert [t.cycles for t in store.trials(KEY)] == [3]
+
+
+def test_opening_waits_for_a_writer_that_locks_out_readers(tmp_path: Path):
+    """The read-only look at an existing file waits (busy timeout) instead of calling a busy file unreadable."""
+    path = tmp_path / "t.db"
+    with open_store(str(path)) as store:
+        store.record_trial(KEY, {"BM": 1}, cycles=3)
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")  # a rollback journal: an exclusive writer blocks readers
+    raw.close()
+    thread = hold_write_lock(path, 0.3, "BEGIN EXCLUSIVE")
+    with open_store(str(path)) as store:
+        assert [t.cycles for t in store.trials(KEY)] == [3]
+    thread.join()
 
 
 def test_a_key_is_what_the_store_matches():
