@@ -387,6 +387,7 @@ class TuningStore:
     # -- beyond the contract: for npu-db ---------------------------------------------------------
 
     def machines(self) -> list[Machine]:
+        """Every registered machine, by name."""
         def work(session: Session) -> list[Machine]:
             out = []
             for row in session.scalars(select(MachineRow).order_by(MachineRow.name, MachineRow.fingerprint)):
