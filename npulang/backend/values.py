@@ -95,15 +95,20 @@ class Uniform:
 
 @dataclass(frozen=True)
 class Mask:
-    """A conjunction of per-dimension bounds: element valid iff index_d < limits[d] for each d.
+    """A conjunction of bounds: element valid iff lows[d] <= index_d < limits[d] for each d, and gate.
 
-    `limits[d]` None: no bound on that dim. `broadcast[d]`: dim d was size 1 and broadcast, so it
-    is all-or-nothing (valid iff limits[d] > 0).
+    `limits[d]` / `lows[d]` None: no bound on that side of dim d. `gate` (a 0/1 scalar, None = 1) holds
+    the terms that do not vary over the tile (`h < H` ANDed in, or a bound on a broadcast dim), so the
+    whole tile is valid or not.
     """
 
     limits: tuple[Operand | None, ...]
-    broadcast: tuple[bool, ...]
     shape: tuple[int, ...]
+    lows: tuple[Operand | None, ...] | None = None  # None: no lower bounds at all
+    gate: Operand | None = None
+
+    def low(self, d: int) -> Operand | None:
+        return None if self.lows is None else self.lows[d]
 
 
 @dataclass(frozen=True)

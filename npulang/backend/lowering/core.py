@@ -20,10 +20,11 @@ from typing import Any, Callable, Iterator
 from isa import MachineSpec, SourceLoc
 from isa import dtype as isa_dtype
 from npulang import ir
+from npulang.backend import access
 from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.mir import Buffer, BufRef, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
-    Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, Wrapped, dense_strides,
+    Affine, Lowered, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
@@ -51,6 +52,8 @@ class Lowering:
         self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}
         self.write_into: dict[int, TileView] = {}  # value id -> the loop-carried UB tile it is computed into
         self.notes: list[str] = []
+        # value id -> why an index, pointer or mask tile could not stay symbolic (for gather/scatter notes)
+        self.why: dict[int, str] = {}
         self.loc: SourceLoc | None = None
         self.op: ir.Op | None = None
         self.count = 0
@@ -151,6 +154,25 @@ class Lowering:
                 RULES[op.kind](self, op)
             except KeyError:
                 raise self.error(f"no lowering rule for {op.kind.value}") from None
+            self._explain(op)
+
+    def _explain(self, op: ir.Op) -> None:
+        """Record why `op`'s index/pointer/mask result is a tile in a buffer: an operand's reason, else its own."""
+        for r in op.results:
+            x = self.vals.get(r.id)
+            if r.id in self.why or not isinstance(x, (TileView, PtrTile)) or isinstance(x, PtrTile) and \
+                    not isinstance(x.offsets, TileView):
+                continue
+            e = ir.elem_type(r.type)
+            if isinstance(e, ir.ScalarType) and e.dtype not in ("i32", "i1"):
+                continue
+            inherited = next((self.why[v.id] for v in op.operands if v.id in self.why), None)
+            if inherited is None:
+                what = {ir.OpKind.LOAD: "the values are loaded from memory (data-dependent)",
+                        ir.OpKind.REDUCE: "the values come from a reduction"}.get(
+                    op.kind, f"`{op.attrs.get('op', op.attrs.get('pred', op.kind.value))}` is not affine here")
+                inherited = f"line {op.loc.line}: {what}"
+            self.why[r.id] = inherited
 
     # -- materialising tiles in UB -------------------------------------------------------------
     def view(self, v: ir.Value) -> TileView:
@@ -198,21 +220,20 @@ class Lowering:
         return out
 
     def mask_tile(self, m: Mask) -> TileView:
-        """A Mask as an i1 tile: iota per bounded dim compared with its limit, and-ed together."""
+        """A Mask as an i1 tile: iota per bounded dim compared with its bounds, and-ed together."""
         out: TileView | None = None
-        for d, lim in enumerate(m.limits):
-            if lim is None:
-                continue
-            coeffs = tuple(1 if e == d and not m.broadcast[d] else 0 for e in range(len(m.shape)))
-            idx = self.to_ub(Affine(0, coeffs, m.shape), m.shape, "i32")
-            cmp = self.new_buffer(m.shape, "i1", "ub", "mask")
-            self.vector("vbin", cmp, [("a", idx), ("b", lim)], op="lt", dtype="i32")
-            if out is None:
+        bounds = access.bounds(m, m.shape, self.sop)
+        for d, (lo, hi) in enumerate(bounds):
+            for pred, edge in (("ge", lo), ("lt", hi)):
+                if edge is None or pred == "ge" and edge == 0:
+                    continue
+                coeffs = tuple(1 if e == d else 0 for e in range(len(m.shape)))
+                idx = self.to_ub(Affine(0, coeffs, m.shape), m.shape, "i32")
+                cmp = self.new_buffer(m.shape, "i1", "ub", "mask")
+                self.vector("vbin", cmp, [("a", idx), ("b", edge)], op=pred, dtype="i32")
+                if out is not None:
+                    self.vector("vbin", cmp, [("a", out), ("b", cmp)], op="and", dtype="i1")
                 out = cmp
-            else:
-                both = self.new_buffer(m.shape, "i1", "ub", "mask")
-                self.vector("vbin", both, [("a", out), ("b", cmp)], op="and", dtype="i1")
-                out = both
         return out if out is not None else self.to_ub(Uniform(1, m.shape, "i1"), m.shape, "i1")
 
     def copy_dense(self, x: TileView) -> TileView:
