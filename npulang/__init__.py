@@ -18,6 +18,7 @@ from npulang.language import (
     store, sum, tanh, trans, view, where, zeros,
 )
 
+from npulang import math  # Triton's `tl.math` alias namespace (npu.math.exp2)
 from npulang.backend.errors import UnsupportedKernelError  # a tuner tells "cannot lower" from ResourceError
 
 # Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
@@ -37,7 +38,7 @@ __all__ = [
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
-    "tanh", "trans", "view", "where", "zeros",
+    "tanh", "trans", "view", "where", "zeros", "math",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
     "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",
 ]

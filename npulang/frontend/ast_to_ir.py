@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import builtins as py
+import difflib
 import operator
 import types
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ _PY_CMPOPS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": ope
 _PY_BUILTINS = {"range", "min", "max", "abs", "len", "int", "float", "bool", "isinstance", "tuple", "list",
                 "enumerate", "zip", "print", "getattr", "hasattr", "str"}
 _MAX_INLINE_DEPTH = 32
+_RETURN_HINT = "return at the end of the function, or exit early with `if cond: return` outside runtime loops"
 
 
 class BoundMethod:
@@ -60,6 +62,7 @@ class CodeGenerator(ast.NodeVisitor):
         self.sem = Semantics(builder)
         self.depth = depth
         self.runtime_depth = 0  # > 0 inside runtime for/if bodies
+        self.guard_depth = 0  # how many of those are early exits (`if c: return`), where `return` may stand
         self.returned = False
         self.return_value: Any = None
 
@@ -113,10 +116,51 @@ class CodeGenerator(ast.NodeVisitor):
     # -- statements ---------------------------------------------------------------------------
 
     def visit_body(self, stmts: list[ast.stmt]) -> None:
-        for stmt in stmts:
+        for i, stmt in enumerate(stmts):
             if self.returned:
                 break
+            if isinstance(stmt, ast.If) and _ends_in_bare_return(stmt.body):
+                saved = self.b.loc
+                self.b.loc = self.loc(stmt)
+                try:
+                    cond = self.visit(stmt.test)
+                finally:
+                    self.b.loc = saved
+                if isinstance(cond, Value):
+                    self._guard(stmt, cond, stmts[i + 1:])
+                    return
+                self.visit_body(stmt.body if cond else stmt.orelse)
+                continue
             self.visit(stmt)
+
+    def _guard(self, node: ast.If, cond: Value, rest: list[ast.stmt]) -> None:
+        """`if c: ...; return` then `rest`: an early exit, as `if c: ... else: rest` that ends the function.
+
+        Only where every enclosing runtime construct is such a guard (not inside a runtime loop).
+        """
+        if self.runtime_depth != self.guard_depth:
+            raise self._unsupported(node, "return inside a runtime loop or if", _RETURN_HINT)
+        if isinstance(cond.type, TileType):
+            raise self.error(errors.ShapeMismatchError, node.test,
+                             f"an if condition must be a scalar, got {describe(cond)}")
+        cond = self.sem.to_bool(cond)
+        before, blocks = dict(self.scope), []
+        for stmts in (node.body, node.orelse + rest):
+            block = Block()
+            self.scope, self.returned = dict(before), False
+            self.runtime_depth += 1
+            self.guard_depth += 1
+            with self._in_block(block):
+                self.visit_body(stmts)
+                self.b.create(OpKind.YIELD)
+            self.runtime_depth -= 1
+            self.guard_depth -= 1
+            blocks.append(block)
+        self.scope, self.returned = before, True
+        saved = self.b.loc
+        self.b.loc = self.loc(node)
+        self.b.create(OpKind.IF, (cond,), result_types=(), regions=tuple(blocks))
+        self.b.loc = saved
 
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
@@ -165,9 +209,8 @@ class CodeGenerator(ast.NodeVisitor):
                                     "tiles are values: compute a new tile, or npu.store it to memory")
 
     def visit_Return(self, node: ast.Return) -> None:
-        if self.runtime_depth:
-            raise self._unsupported(node, "return inside a runtime loop or if",
-                                    "return at the end of the function, or make the condition a constexpr")
+        if self.runtime_depth and not (node.value is None and self.runtime_depth == self.guard_depth):
+            raise self._unsupported(node, "return inside a runtime loop or if", _RETURN_HINT)
         self.return_value = self.visit(node.value) if node.value is not None else None
         self.returned = True
 
@@ -426,7 +469,7 @@ class CodeGenerator(ast.NodeVisitor):
         if isinstance(base, types.ModuleType):
             if not hasattr(base, attr):
                 raise self.error(errors.CompilationError, node,
-                                 f"module '{base.__name__}' has no attribute '{attr}'")
+                                 f"module '{base.__name__}' has no attribute '{attr}'", _missing_hint(base, attr))
             return self._capture(f"{base.__name__}.{attr}", getattr(base, attr), node)
         if is_constexpr_value(base) or isinstance(base, bi.PointerDType):
             try:
@@ -632,6 +675,26 @@ class CodeGenerator(ast.NodeVisitor):
         gen.visit_body(src.tree.body)
         self.b.loc = saved
         return gen.return_value
+
+
+def _missing_hint(module: types.ModuleType, attr: str) -> str | None:
+    """For a name npulang lacks: why (atomics), the nearest names, and every builtin a kernel can use."""
+    if not module.__name__.startswith("npulang"):
+        return None
+    if attr.startswith("atomic_"):
+        return ("the machine has no atomic operations: have each program store its own partial result "
+                "and combine them in a second kernel")
+    names = sorted(n for n in dir(module) if hasattr(getattr(module, n), "__npu_builtin__")
+                   or isinstance(getattr(module, n), lang.dtype) or n in ("range", "static_range", "constexpr")
+                   or n == "math" and isinstance(getattr(module, n), types.ModuleType))
+    close = difflib.get_close_matches(attr, names, n=3)
+    guess = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"{guess}{module.__name__} has: {', '.join(names)}"
+
+
+def _ends_in_bare_return(stmts: list[ast.stmt]) -> bool:
+    last = stmts[-1] if stmts else None
+    return isinstance(last, ast.Return) and last.value is None
 
 
 def _same_constexpr(a: Any, b: Any) -> bool:

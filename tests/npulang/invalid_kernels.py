@@ -243,11 +243,24 @@ def failing_static_assert(x_ptr, n, BLOCK: npu.constexpr):
 
 
 @invalid(errors.UnsupportedSyntaxError, "return inside a runtime loop or if is not supported in kernels",
-         at="return", hint="return at the end of the function, or make the condition a constexpr")
+         at="return", hint="return at the end of the function, or exit early with `if cond: return` "
+                           "outside runtime loops")
 @npu.jit
-def return_in_runtime_if(x_ptr, n, BLOCK: npu.constexpr):
-    if n > 0:
+def return_in_runtime_loop(x_ptr, n, BLOCK: npu.constexpr):
+    for i in range(n):
+        npu.store(x_ptr + i, 1.0)
         return  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "return inside a runtime loop or if is not supported in kernels",
+         at="if n > 1", hint="return at the end of the function, or exit early with `if cond: return` "
+                             "outside runtime loops")
+@npu.jit
+def early_exit_inside_a_runtime_if(x_ptr, n, BLOCK: npu.constexpr):
+    if n > 0:
+        if n > 1:  # <-
+            return
+        npu.store(x_ptr, 2.0)
     npu.store(x_ptr, 1.0)
 
 

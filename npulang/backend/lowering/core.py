@@ -150,6 +150,11 @@ class Lowering:
         for op in block.ops:
             self.op = op
             self.loc = SourceLoc(op.loc.file, op.loc.line)
+            rank = max((len(ir.shape_of(r.type)) for r in op.results), default=0)
+            if rank > 2:
+                raise self.error(f"tiles of rank {rank} are not supported by the backend (rank 1 or 2 only)",
+                                 hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over "
+                                      "them with npu.static_range")
             try:
                 RULES[op.kind](self, op)
             except KeyError:
