@@ -723,7 +723,8 @@ def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
     """The block IR of `kernel` for one bound call: its runtime argument types and constexpr values."""
     src = kernel.source
     args = [Value(call.types[p], p) for p in kernel.params if p in call.types]
-    scope: dict[str, Any] = {a.name: a for a in args}
+    # an int argument equal to 1 compiles as the constant (Triton's specialisation); it is still passed
+    scope: dict[str, Any] = {a.name: 1 if call.specialised.get(a.name) == 1 else a for a in args}
     for name, value in call.constexprs.items():
         if not is_constexpr_value(value):
             raise errors.ConstexprRequiredError(
@@ -743,4 +744,4 @@ def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
     last = src.tree.body[-1]
     builder.loc = Loc(src.file, (last.end_lineno or last.lineno) + src.line_offset, src.col_offset)
     builder.create(OpKind.RETURN)
-    return ir.Function(src.name, args, body, dict(call.constexprs), def_loc)
+    return ir.Function(src.name, args, body, dict(call.constexprs), def_loc, dict(call.specialised))

@@ -253,7 +253,9 @@ class Function:
     """A specialised kernel: named arguments, a body ending in `return`, and its specialisation.
 
     `constexprs` maps each compile-time parameter to its value; `arg_types` is the type of each
-    runtime argument in order (the same as `[a.type for a in args]`).
+    runtime argument in order (the same as `[a.type for a in args]`). `specialised` maps int arguments
+    to what the specialisation knows of them: 1 (equal to 1, compiled as the constant) or 16 (a multiple
+    of 16).
     """
 
     name: str
@@ -261,6 +263,7 @@ class Function:
     body: Block
     constexprs: dict[str, Any] = field(default_factory=dict)
     loc: Loc | None = None
+    specialised: dict[str, int] = field(default_factory=dict)
 
     @property
     def arg_names(self) -> list[str]:

@@ -52,6 +52,7 @@ class Lowering:
         self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}
         self.write_into: dict[int, TileView] = {}  # value id -> the loop-carried UB tile it is computed into
         self.notes: list[str] = []
+        self.multiples_of_16: set[VReg] = set()  # registers known to hold multiples of 16 (specialised args)
         # value id -> why an index, pointer or mask tile could not stay symbolic (for gather/scatter notes)
         self.why: dict[int, str] = {}
         self.loc: SourceLoc | None = None
@@ -66,6 +67,8 @@ class Lowering:
         for i, a in enumerate(self.fn.args):
             reg = VReg(a.name or f"arg{i}")
             self.emit("arg", d=reg, index=i)
+            if self.fn.specialised.get(a.name or "") == 16:
+                self.multiples_of_16.add(reg)
             t = a.type
             self.vals[a.id] = Ptr(reg, i, t.pointee) if isinstance(t, ir.PtrType) else Scalar(reg, t.dtype)
         self.block(self.fn.body)
@@ -112,7 +115,19 @@ class Lowering:
         d = VReg("t")
         self.emit(op, d=d, a=a, b=b)
         self.cse[-1][key] = d
+        if op == "mul" and (self._multiple_of_16(a) or self._multiple_of_16(b)) or \
+                op in ("add", "sub") and self._multiple_of_16(a) and self._multiple_of_16(b):
+            self.multiples_of_16.add(d)
         return d
+
+    def _multiple_of_16(self, x: Operand) -> bool:
+        return x in self.multiples_of_16 if isinstance(x, VReg) else isinstance(x, int) and x % 16 == 0
+
+    def aligned(self, stride: Operand, itemsize: int, burst: int) -> bool:
+        """Whether rows `stride` elements of `itemsize` bytes apart are known to be whole bursts apart."""
+        if isinstance(stride, int):
+            return stride * itemsize % burst == 0
+        return isinstance(stride, VReg) and stride in self.multiples_of_16 and 16 * itemsize % burst == 0
 
     @contextmanager
     def nested(self, block: list[Node]) -> Iterator[None]:

@@ -139,7 +139,12 @@ def _load(lowering: Lowering, op: ir.Op) -> None:
     strided = isinstance(p, PtrTile) and isinstance(p.offsets, (Affine, Wrapped)) and \
         (mask is None or isinstance(mask, Mask)) and not (isinstance(p.offsets, Wrapped) and _has_lows(mask))
     space = "l1" if op.result.id in lowering.feeds_dot and strided else "ub"  # a gathered dot operand goes UB->L1
+    if strided and space == "l1" and _column_major(p.offsets):  # type: ignore[union-attr]
+        lowering.vals[op.result.id] = _load_transposed(lowering, op, p, mask, pad)  # type: ignore[arg-type]
+        return
     dst = lowering.new_buffer(shape, dt, space, op.result.name)
+    if strided:
+        _note_slow(lowering, "load", p.offsets, dst)  # type: ignore[union-attr, arg-type]
     if strided and isinstance(p.offsets, Wrapped):
         _load_wrapped(lowering, p, p.offsets, mask, dst, pad)
     elif strided:
@@ -149,6 +154,55 @@ def _load(lowering: Lowering, op: ir.Op) -> None:
     else:
         raise lowering.error("load needs a pointer")
     lowering.vals[op.result.id] = dst
+
+
+def _column_major(offsets: Affine | Wrapped) -> bool:
+    """A 2-D tile whose rows are 1 element apart and whose columns are not: its transpose is row-major."""
+    a = offsets.affine if isinstance(offsets, Wrapped) else offsets
+    return len(a.shape) == 2 and a.coeffs[0] == 1 and a.coeffs[1] != 1 and a.shape[0] > 1
+
+
+def _load_transposed(lowering: Lowering, op: ir.Op, p: PtrTile, mask: Mask | None, pad: Operand) -> TileView:
+    """A dot operand stored column-major in GM (Bᵀ passed through strides, as `x @ Wᵀ` does): load its
+    transpose with contiguous rows into L1 and view it transposed, so the L1 -> L0 move transposes."""
+    rows, cols = ir.shape_of(op.result.type)
+    t = p.offsets
+    flipped = Wrapped(access.trans_affine(t.affine, (1, 0)), 1 - t.dim, t.plan) if isinstance(t, Wrapped) else \
+        access.trans_affine(t, (1, 0))
+    t_mask = None if mask is None else Mask(mask.limits[::-1], mask.shape[::-1],
+                                            None if mask.lows is None else mask.lows[::-1], mask.gate)
+    dst = lowering.new_buffer((cols, rows), ir.elem_type(op.result.type).dtype, "l1", op.result.name)
+    _note_slow(lowering, "load", flipped, dst)
+    if isinstance(flipped, Wrapped):
+        _load_wrapped(lowering, PtrTile(p.ptr, flipped), flipped, t_mask, dst, pad)
+    else:
+        _strided_load(lowering, PtrTile(p.ptr, flipped), flipped, t_mask, dst, pad)
+    return TileView(dst.buffer, 0, (rows, cols), (1, rows), dst.dtype)
+
+
+def _note_slow(lowering: Lowering, what: str, offsets: Affine | Wrapped, tile: TileView) -> None:
+    """Tell `inspect` about a strided access that stays slow: columns apart (a burst per element), or
+    rows not known to start on the burst grid."""
+    a = offsets.affine if isinstance(offsets, Wrapped) else offsets
+    line = lowering.loc.line if lowering.loc else 0
+    cs, rs = a.coeffs[-1], a.coeffs[0] if len(a.shape) == 2 else 0
+    if cs != 1 and a.shape[-1] > 1:
+        why = "pass a layout with unit column stride, or load the transpose and use npu.trans"
+        if len(a.shape) == 2 and not isinstance(rs, int):
+            why = (f"a dot operand whose rows are 1 element apart is loaded transposed instead, but this row "
+                   f"stride ({_name(rs)}) is not known to be 1: an int argument equal to 1 is specialised "
+                   "unless do_not_specialize names it")
+        lowering.notes.append(f"line {line}: {what} is element-strided: its columns are {_name(cs)} elements "
+                              f"apart, so every element is its own 32-byte burst; {why}")
+    burst = lowering.spec.gm.burst_bytes
+    if len(a.shape) == 2 and a.shape[0] > 1 and cs == 1 and not lowering.aligned(rs, tile.itemsize, burst):
+        lowering.notes.append(f"line {line}: {what} rows are {_name(rs)} elements apart, not known to be a "
+                              f"multiple of {burst} bytes: a row may start mid-burst and cost one more burst")
+
+
+def _name(x: Operand) -> str:
+    return f"`{x.name}`" if isinstance(x, VReg) and x.name not in ("t", "") else str(x) if isinstance(x, int) \
+        else "a runtime number of"
 
 
 def _load_wrapped(lowering: Lowering, p: PtrTile, w: Wrapped, mask: Mask | None, dst: TileView,
@@ -246,6 +300,7 @@ def _store(lowering: Lowering, op: ir.Op) -> None:
         if src.space == "ub" and src.rows_cols()[3] != 1:
             src = lowering.copy_dense(src)
         srs = src.rows_cols()[2]
+        _note_slow(lowering, "store", p.offsets, src)
         at, chip, (rows, cols), vr, vc = _window(lowering, mask, shape, rs, cs, srs,
                                                  src.itemsize)  # only the valid window is written
         gm = _gm_address(lowering, p.ptr, lowering.sop("add", p.offsets.base, at))

@@ -1,0 +1,130 @@
+"""Kernels written the way Triton users write them, with the idioms npulang compiles fast:
+
+- `linear_kernel`: y = x @ Wᵀ with W stored [N, K] (a linear layer's weight) and read as the [K, N]
+  operand through its strides. Its unit stride is specialised (an int argument equal to 1 compiles as
+  the constant), so the compiler loads W's rows contiguously and the L1 -> L0B move transposes them;
+  `linear_trans_kernel` is the same product written with `npu.trans`.
+- `cross_entropy_kernel`: one row per program, the label's logit picked with a data-dependent scalar
+  load (`label` itself loaded from memory), and an early exit for programs past the last row.
+
+Each has a `run_*` helper (numpy in, numpy out) and a `ref_*` numpy reference.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import npulang as npu
+
+
+@npu.jit
+def linear_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, stride_ym,
+                  BLOCK_M: npu.constexpr, BLOCK_N: npu.constexpr, BLOCK_K: npu.constexpr):
+    """y[M, N] = x[M, K] @ w[N, K]ᵀ, fp32 accumulation, stored as y's dtype."""
+    pid_m = npu.program_id(0)
+    pid_n = npu.program_id(1)
+    offs_m = pid_m * BLOCK_M + npu.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + npu.arange(0, BLOCK_N)
+    offs_k = npu.arange(0, BLOCK_K)
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    w_ptrs = w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn  # [BLOCK_K, BLOCK_N] of wᵀ
+    acc = npu.zeros((BLOCK_M, BLOCK_N), dtype=npu.float32)
+    for k in range(0, npu.cdiv(K, BLOCK_K)):
+        k_left = K - k * BLOCK_K
+        x = npu.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
+        w = npu.load(w_ptrs, mask=(offs_k[:, None] < k_left) & (offs_n[None, :] < N), other=0.0)
+        acc = npu.dot(x, w, acc)
+        x_ptrs += BLOCK_K * stride_xk
+        w_ptrs += BLOCK_K * stride_wk
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+# The same kernel with its strides left unspecialised: the "before" of the specialisation (the column
+# stride of wᵀ is a runtime value, so the load of w stays element-strided).
+linear_kernel_unspecialised = npu.jit(linear_kernel.fn, do_not_specialize=["stride_wk"])
+
+
+@npu.jit
+def linear_trans_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
+                        BLOCK_M: npu.constexpr, BLOCK_N: npu.constexpr, BLOCK_K: npu.constexpr):
+    """The same product, loading [BLOCK_N, BLOCK_K] tiles of w and transposing them with npu.trans."""
+    pid_m = npu.program_id(0)
+    pid_n = npu.program_id(1)
+    offs_m = pid_m * BLOCK_M + npu.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + npu.arange(0, BLOCK_N)
+    offs_k = npu.arange(0, BLOCK_K)
+    x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
+    w_ptrs = w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :]
+    acc = npu.zeros((BLOCK_M, BLOCK_N), dtype=npu.float32)
+    for k in range(0, npu.cdiv(K, BLOCK_K)):
+        k_left = K - k * BLOCK_K
+        x = npu.load(x_ptrs, mask=(offs_m[:, None] < M) & (offs_k[None, :] < k_left), other=0.0)
+        w = npu.load(w_ptrs, mask=(offs_n[:, None] < N) & (offs_k[None, :] < k_left), other=0.0)
+        acc = npu.dot(x, npu.trans(w), acc)
+        x_ptrs += BLOCK_K
+        w_ptrs += BLOCK_K
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+def run_linear(x: np.ndarray, w: np.ndarray, block: tuple[int, int, int] = (32, 32, 32), *,
+               kernel: Any = linear_kernel, **launch: Any) -> tuple[np.ndarray, Any]:
+    """y = x @ wᵀ for x [M, K] and w [N, K] (fp16), y fp16; `kernel` is one of the two stride kernels."""
+    M, K = x.shape
+    N = w.shape[0]
+    y = np.zeros((M, N), x.dtype)
+    bm, bn, bk = block
+    run = kernel[(npu.cdiv(M, bm), npu.cdiv(N, bn))](x, w, y, M, N, K, K, 1, K, 1, N, BLOCK_M=bm, BLOCK_N=bn,
+                                                     BLOCK_K=bk, **launch)
+    return y, run
+
+
+def run_linear_trans(x: np.ndarray, w: np.ndarray, block: tuple[int, int, int] = (32, 32, 32),
+                     **launch: Any) -> tuple[np.ndarray, Any]:
+    M, K = x.shape
+    N = w.shape[0]
+    y = np.zeros((M, N), x.dtype)
+    bm, bn, bk = block
+    run = linear_trans_kernel[(npu.cdiv(M, bm), npu.cdiv(N, bn))](x, w, y, M, N, K, K, K, N, BLOCK_M=bm,
+                                                                  BLOCK_N=bn, BLOCK_K=bk, **launch)
+    return y, run
+
+
+def ref_linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (x.astype(np.float32) @ w.astype(np.float32).T).astype(x.dtype)
+
+
+@npu.jit
+def cross_entropy_kernel(logits_ptr, labels_ptr, loss_ptr, n_rows, n_cols, BLOCK: npu.constexpr):
+    """loss[row] = logsumexp(logits[row]) - logits[row, labels[row]], one row per program."""
+    row = npu.program_id(0)
+    if row >= n_rows:  # a grid rounded up to a multiple of the cores may have idle programs
+        return
+    offs = npu.arange(0, BLOCK)
+    x = npu.load(logits_ptr + row * n_cols + offs, mask=offs < n_cols, other=-float("inf")).to(npu.float32)
+    m = npu.max(x, axis=0)
+    lse = m + npu.log(npu.sum(npu.exp(x - m), axis=0))
+    label = npu.load(labels_ptr + row)
+    picked = npu.load(logits_ptr + row * n_cols + label).to(npu.float32)  # a data-dependent address
+    npu.store(loss_ptr + row, lse - picked)
+
+
+def run_cross_entropy(logits: np.ndarray, labels: np.ndarray, programs: int | None = None,
+                      **launch: Any) -> tuple[np.ndarray, Any]:
+    """Per-row cross-entropy of `logits` [rows, cols] (fp32 or fp16) against int32 `labels`; the grid may
+    have more programs than rows (`programs`), which exit early."""
+    rows, cols = logits.shape
+    loss = np.zeros(rows, np.float32)
+    block = 1 << max(cols - 1, 1).bit_length()
+    run = cross_entropy_kernel[(programs or rows,)](logits, labels, loss, rows, cols, BLOCK=block, **launch)
+    return loss, run
+
+
+def ref_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    x = logits.astype(np.float32)
+    m = x.max(axis=1)
+    lse = m + np.log(np.exp(x - m[:, None]).sum(axis=1))
+    return (lse - x[np.arange(len(x)), labels]).astype(np.float32)
