@@ -41,6 +41,7 @@ _PY_CMPOPS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": ope
 _PY_BUILTINS = {"range", "min", "max", "abs", "len", "int", "float", "bool", "isinstance", "tuple", "list",
                 "enumerate", "zip", "print", "getattr", "hasattr", "str"}
 _MAX_INLINE_DEPTH = 32
+_MAX_UNROLLED_WHILE = 4096
 _RETURN_HINT = "return at the end of the function, or exit early with `if cond: return` outside runtime loops"
 
 
@@ -223,7 +224,63 @@ class CodeGenerator(ast.NodeVisitor):
             raise self.error(errors.CompilationError, node, f"assertion failed: {msg}".rstrip(": "))
 
     def visit_While(self, node: ast.While) -> None:
-        raise self._unsupported(node, "while", "use for i in range(start, stop, step)")
+        """A constexpr condition unrolls the loop; a runtime one is a `while` op whose carried values are
+        the names the body reassigns (found by a dry run, as for `for`)."""
+        if node.orelse:
+            raise self._unsupported(node, "while ... else")
+        before = dict(self.scope)
+        self.runtime_depth += 1
+        with self._in_block(Block()):  # a dry run: is the condition runtime, now or after one iteration?
+            cond = self.visit(node.test)
+            self.visit_body(node.body)
+            again = self.visit(node.test)
+        self.runtime_depth -= 1
+        after = self.scope
+        if not isinstance(cond, Value) and not isinstance(again, Value):
+            self.scope = before
+            self._unrolled_while(node, cond)
+            return
+        assigned = [n for n in _assigned_names(node.body) if n in before]
+        self.scope = dict(before)
+        carried = [n for n in assigned if n in after and not _unchanged(before[n], after[n])]
+        types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
+        inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
+        regions = []
+        for part in ("cond", "body"):
+            block = Block([Value(t, n) for n, t in zip(carried, types)])
+            self.scope = dict(before)
+            self.scope.update(zip(carried, block.args))
+            self.runtime_depth += 1
+            with self._in_block(block):
+                if part == "cond":
+                    cond = self.visit(node.test)
+                    if isinstance(cond, Value) and isinstance(cond.type, TileType):
+                        raise self.error(errors.ShapeMismatchError, node.test,
+                                         f"a while condition must be a scalar, got {describe(cond)}")
+                    self.b.create(OpKind.YIELD, [self.sem.to_bool(self.sem.to_value(cond))])
+                else:
+                    self.visit_body(node.body)
+                    self.b.create(OpKind.YIELD, [self._as_type(node, n, self.scope[n], t)
+                                                 for n, t in zip(carried, types)])
+            self.runtime_depth -= 1
+            regions.append(block)
+        self.scope = dict(before)
+        op = self.b.create(OpKind.WHILE, inits, result_types=tuple(types), regions=tuple(regions))
+        for name, result in zip(carried, op.results):
+            result.name = name
+            self.scope[name] = result
+
+    def _unrolled_while(self, node: ast.While, cond: Any) -> None:
+        for _ in range(_MAX_UNROLLED_WHILE):
+            if not cond:
+                return
+            self.visit_body(node.body)
+            if self.returned:
+                return
+            cond = self.visit(node.test)
+        raise self.error(errors.CompilationError, node,
+                         f"a while loop on a constexpr condition ran {_MAX_UNROLLED_WHILE} times at compile time",
+                         "make its condition a runtime value, or loop with range")
 
     def visit_Break(self, node: ast.Break) -> None:
         raise self._unsupported(node, "break", "use a mask, or a loop bound computed before the loop")

@@ -200,6 +200,8 @@ class OpKind(enum.Enum):
     # -- control flow and misc
     FOR = "for"                    # (lb, ub, step, *inits) [{num_stages}]; region args (iv, *iter_args)
     IF = "if"                      # (cond: i1 scalar); then/else regions end in yield; results
+    WHILE = "while"                # (*inits); regions (cond, body) with args (*iter_args): cond yields one
+                                   # i1 scalar, body yields the next iteration values; results: the last
     YIELD = "yield"                # (*values): ends the region of a for or an if
     PRINT = "print"                # (*values) {prefix}
     RETURN = "return"              # ends the function body

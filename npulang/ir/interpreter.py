@@ -427,6 +427,25 @@ def _for(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     return tuple(values)
 
 
+WHILE_LIMIT = 10_000_000  # iterations of one while loop before the interpreter calls it runaway
+
+
+@rule(OpKind.WHILE)
+def _while(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    values = list(a)
+    cond, body = op.regions
+    for _ in range(WHILE_LIMIT):
+        for arg, v in zip(cond.args, values):
+            p.env[arg.id] = v
+        if not bool(p.run_block(cond)[0]):
+            return tuple(values)
+        for arg, v in zip(body.args, values):
+            p.env[arg.id] = v
+        values = p.run_block(body)
+    raise NpuRuntimeError(f"kernel '{p.fn.name}' at {op.loc}: the while loop ran {WHILE_LIMIT:,} iterations "
+                          "without its condition becoming false (a runaway loop?)")
+
+
 @rule(OpKind.IF)
 def _if(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     return tuple(p.run_block(op.regions[0] if bool(a[0]) else op.regions[1]))

@@ -170,12 +170,21 @@ def loop_carried_type_changes(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, BLOCK), acc)
 
 
-@invalid(errors.UnsupportedSyntaxError, "while is not supported in kernels", at="while",
-         hint="use for i in range(start, stop, step)")
+@invalid(errors.ShapeMismatchError, "a while condition must be a scalar, got 1-D tile<8xi1>",
+         at="npu.arange(0, BLOCK) < n")
 @npu.jit
-def while_loop(x_ptr, n, BLOCK: npu.constexpr):
+def while_on_a_tile(x_ptr, n, BLOCK: npu.constexpr):
     i = 0
-    while i < n:  # <-
+    while npu.arange(0, BLOCK) < n:  # <-
+        i += 1
+
+
+@invalid(errors.CompilationError, "a while loop on a constexpr condition ran 4096 times at compile time",
+         at="while", hint="make its condition a runtime value, or loop with range")
+@npu.jit
+def while_true_forever(x_ptr, n, BLOCK: npu.constexpr):
+    i = 0
+    while i >= 0:  # <-
         i += 1
 
 

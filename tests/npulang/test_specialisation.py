@@ -55,7 +55,8 @@ def test_the_specialised_transposed_operand_is_a_contiguous_load_and_a_transposi
     loads = [i for i in ins.program.instructions() if i.op == "load"]
     assert all(ld.get("src_cs") == 1 for ld in loads)  # every DMA reads contiguous rows
     assert not [n for n in ins.notes if "element-strided" in n]
-    assert "// specialised: N=16, K=16, stride_xm=16, stride_xk=1, stride_wn=16, stride_wk=1, stride_ym=16\n" in ins.stage("frontend")
+    assert "// specialised: N=16, K=16, stride_xm=16, stride_xk=1, stride_wn=16, stride_wk=1, stride_ym=16\n" \
+        in ins.stage("frontend")
 
 
 def test_unspecialised_it_stays_element_strided_and_inspect_says_why() -> None:

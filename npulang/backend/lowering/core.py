@@ -158,6 +158,11 @@ class Lowering:
             return x.value
         if isinstance(x, Ptr):
             return x.reg
+        if isinstance(x, TileView) and x.shape == ():
+            raise self.error("this scalar lives in UB (loaded from memory, or computed on the vector unit) and "
+                             "the scalar unit cannot read UB, so it cannot steer control flow or a loop bound",
+                             hint="decide with scalars computed from arguments and program ids, or apply "
+                                  "the value per element with npu.where or a mask")
         raise self.error("this value must be a scalar held in a register here "
                          "(not a tile or a reduction result)")
 
