@@ -11,7 +11,7 @@ from npulang.errors import (
     UnsupportedSyntaxError,
 )
 from npulang.language import (
-    abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
+    abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, cumsum, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
     make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
     permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
@@ -33,7 +33,7 @@ profile = RUNTIME.profile
 __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
-    "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
+    "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos", "cumsum",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",

@@ -197,6 +197,7 @@ class OpKind(enum.Enum):
     # -- compute
     DOT = "dot"                    # (a[M,K], b[K,N][, acc[M,N]]) {out_dtype} -> tile[M,N]
     REDUCE = "reduce"              # (x) {op, axis}; rank-1 input gives a scalar
+    SCAN = "scan"                  # (x) {op, axis, reverse}: inclusive prefix (suffix) results, same type
     # -- control flow and misc
     FOR = "for"                    # (lb, ub, step, *inits) [{num_stages}]; region args (iv, *iter_args)
     IF = "if"                      # (cond: i1 scalar); then/else regions end in yield; results
@@ -216,6 +217,7 @@ UNARY_OPS = ("neg", "not", "abs", "exp", "exp2", "log", "log2", "sqrt", "rsqrt",
 FLOAT_ONLY_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "erf", "tanh", "sigmoid",
                     "floor", "ceil", "sin", "cos")
 REDUCE_OPS = ("sum", "max", "min", "argmax", "argmin")
+SCAN_OPS = ("sum",)
 
 
 @dataclass(eq=False)
@@ -447,6 +449,15 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
                 f"reduce axis {axis} out of range for {t}")
         e = I32 if op in ("argmax", "argmin") else t.elem
         return (make_type(t.shape[:axis] + t.shape[axis + 1:], e),)
+    if kind is OpKind.SCAN:
+        t = operands[0].type if n == 1 else None
+        _expect(isinstance(t, TileType) and attrs.get("op") in SCAN_OPS, "scan takes one tile and an op")
+        axis = attrs.get("axis")
+        _expect(isinstance(axis, int) and 0 <= axis < len(t.shape), f"scan axis {axis} out of range for {t}")
+        _expect(attrs.get("reverse") in (False, True), "scan reverse must be a bool")
+        _expect(isinstance(t.elem, ScalarType) and t.elem.dtype in ("f16", "bf16", "f32", "i32"),  # type: ignore
+                f"scan needs a float or i32 tile, got {t}")
+        return (t,)  # type: ignore[return-value]
     if kind in (OpKind.YIELD, OpKind.PRINT, OpKind.RETURN):
         return ()
     raise IRTypeError(f"result types of {kind.value} are given by its creator")

@@ -11,7 +11,7 @@ from typing import Any
 from npulang.ir.core import Block, Function, OpKind, Value
 
 # the attribute an op name carries as its suffix (`binary.add`), for the printer and the parser
-SUBOP_ATTRS = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op"}
+SUBOP_ATTRS = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op", OpKind.SCAN: "op"}
 
 
 def _fmt_attr(v: Any) -> str:

@@ -79,6 +79,34 @@ def _dot(lowering: Lowering, op: ir.Op) -> None:
     lowering.vals[op.result.id] = result
 
 
+# -- scans -------------------------------------------------------------------------------------------
+@rule(K.SCAN)
+def _scan(lowering: Lowering, op: ir.Op) -> None:
+    """Prefix sums in log2(n) vector steps between two UB tiles: the first s elements along the axis are
+    copied, the rest add the element s back (ahead, reversed); s = 1, 2, 4, ... (the interpreter's order)."""
+    src = lowering.view(op.operands[0])
+    axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    n = src.shape[axis]
+    bufs = [lowering.new_buffer(src.shape, src.dtype, "ub", op.result.name) for _ in range(min(2, n - 1))]
+    s = 1
+    while s < n:
+        dst = bufs[0]
+        bufs.reverse()
+        near, far, head = (0, s, n - s) if reverse else (s, 0, 0)
+        lowering.vector("vcopy", _along(dst, axis, head, s), [("a", _along(src, axis, head, s))], dtype=src.dtype)
+        lowering.vector("vbin", _along(dst, axis, near, n - s), [("a", _along(src, axis, near, n - s)),
+                                                                  ("b", _along(src, axis, far, n - s))],
+                        op="add", dtype=src.dtype)
+        src, s = dst, 2 * s
+    lowering.vals[op.result.id] = src
+
+
+def _along(x: TileView, axis: int, start: int, size: int) -> TileView:
+    """Elements [start, start + size) of `x` along `axis`, as a view."""
+    shape = x.shape[:axis] + (size,) + x.shape[axis + 1:]
+    return TileView(x.buffer, x.offset + start * x.strides[axis] * x.itemsize, shape, x.strides, x.dtype)
+
+
 # -- reductions --------------------------------------------------------------------------------------
 @rule(K.REDUCE)
 def _reduce(lowering: Lowering, op: ir.Op) -> None:
