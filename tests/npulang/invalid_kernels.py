@@ -293,3 +293,31 @@ def builtin_called_wrongly(x_ptr, n, BLOCK: npu.constexpr):
 def runtime_value_in_a_constexpr_local(x_ptr, n, BLOCK: npu.constexpr):
     M: npu.constexpr = n * 2  # <-
     npu.store(x_ptr, M)
+
+
+# -- names npulang does not have (test_idioms.py checks the hint that lists the names it has) ---------
+
+
+@invalid(errors.CompilationError, "module 'npulang' has no attribute 'cumsun'", at="npu.cumsun")
+@npu.jit
+def missing_npu_name(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr + npu.arange(0, BLOCK), npu.cumsun(x, 0))  # <-
+
+
+@invalid(errors.CompilationError, "module 'npulang' has no attribute 'atomic_add'", at="npu.atomic_add",
+         hint="the machine has no atomic operations: have each program store its own partial result and "
+              "combine them in a second kernel")
+@npu.jit
+def atomic_add_is_missing(x_ptr, n, BLOCK: npu.constexpr):
+    npu.atomic_add(x_ptr, 1.0)  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "while ... else is not supported in kernels", at="while")
+@npu.jit
+def while_else(x_ptr, n, BLOCK: npu.constexpr):
+    i = 0
+    while i < n:  # <-
+        i += 1
+    else:
+        i = 0

@@ -1,0 +1,214 @@
+"""Idioms Triton users reach for: a data-dependent scalar load, the early exit `if ...: return`, `while` on a
+runtime condition, `npu.cumsum`, the `npu.math` namespace; and clear errors for rank-3 tiles and for a
+loaded scalar steering control flow. Each kernel runs interpreted and compiled against numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npulang as npu
+from examples import idioms
+from tests.npulang import invalid_kernels
+
+SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)
+
+
+def _both(kernel, grid, make_args, **meta) -> list[list]:
+    """The arguments after an interpreted and after a compiled launch, each from fresh copies."""
+    outs = []
+    for interpret in (True, False):
+        args = make_args()
+        kernel[grid](*args, interpret=interpret, **meta)
+        outs.append(args)
+    return outs
+
+
+@SETTINGS
+@given(rows=st.integers(1, 9), cols=st.integers(1, 300), extra=st.integers(0, 5),
+       dtype=st.sampled_from([np.float32, np.float16]))
+def test_cross_entropy_picks_the_label_by_a_data_dependent_load(rows, cols, extra, dtype) -> None:
+    rng = np.random.default_rng(rows * cols + extra)
+    logits = rng.standard_normal((rows, cols)).astype(dtype)
+    labels = rng.integers(0, cols, rows).astype(np.int32)
+    for interpret in (True, False):
+        loss, _ = idioms.run_cross_entropy(logits, labels, programs=rows + extra, interpret=interpret)
+        np.testing.assert_allclose(loss, idioms.ref_cross_entropy(logits, labels), rtol=1e-5, atol=1e-5)
+
+
+def test_the_data_dependent_load_is_a_one_lane_gather_and_inspect_says_why() -> None:
+    logits, labels = np.zeros((2, 10), np.float32), np.zeros(2, np.int32)
+    ins = idioms.cross_entropy_kernel.inspect(logits, labels, np.zeros(2, np.float32), 2, 10, BLOCK=16)
+    gathers = [i for i in ins.program.instructions() if i.op == "gather"]
+    assert [g.get("n") for g in gathers] == [1]
+    first = idioms.cross_entropy_kernel.fn.__code__.co_firstlineno
+    assert ins.notes == [f"line {first + 11}: load lowered to gather: its address is not affine: line {first + 10}: "
+                         "the values are loaded from memory (data-dependent)"]
+
+
+@npu.jit
+def guarded_rows(x_ptr, out_ptr, n_rows, n_cols, BLOCK: npu.constexpr):
+    """out[row] = sum of x[row] in BLOCK chunks, and out[row] *= 10 for odd rows (a second early exit)."""
+    row = npu.program_id(0)
+    if row >= n_rows:
+        return
+    acc = npu.zeros((BLOCK,), dtype=npu.float32)
+    for start in range(0, n_cols, BLOCK):
+        offs = start + npu.arange(0, BLOCK)
+        acc += npu.load(x_ptr + row * n_cols + offs, mask=offs < n_cols, other=0.0)
+    total = npu.sum(acc, axis=0)
+    if row % 2 == 0:
+        npu.store(out_ptr + row, total)
+        return
+    npu.store(out_ptr + row, total * 10.0)
+
+
+@SETTINGS
+@given(rows=st.integers(1, 7), cols=st.integers(1, 100), extra=st.integers(0, 4))
+def test_early_exit_guards_around_a_loop(rows, cols, extra) -> None:
+    x = np.random.default_rng(rows + cols).standard_normal((rows, cols)).astype(np.float32)
+    expected = x.sum(axis=1) * np.where(np.arange(rows) % 2 == 0, 1, 10)
+    for _, out, *_ in _both(guarded_rows, (rows + extra,), lambda: [x.copy(), np.zeros(rows, np.float32), rows, cols],
+                            BLOCK=32):
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@npu.jit
+def while_matmul(a_ptr, b_ptr, c_ptr, M, N, K, BM: npu.constexpr, BN: npu.constexpr, BK: npu.constexpr):
+    """C = A @ B with the K loop written as `while k < K` (pointer tiles, a scalar and the accumulator carried)."""
+    rm, rn, rk = npu.arange(0, BM), npu.arange(0, BN), npu.arange(0, BK)
+    a_ptrs = a_ptr + rm[:, None] * K + rk[None, :]
+    b_ptrs = b_ptr + rk[:, None] * N + rn[None, :]
+    acc = npu.zeros((BM, BN), dtype=npu.float32)
+    k = 0
+    while k < K:
+        a = npu.load(a_ptrs, mask=(rm[:, None] < M) & (rk[None, :] < K - k), other=0.0)
+        b = npu.load(b_ptrs, mask=(rk[:, None] < K - k) & (rn[None, :] < N), other=0.0)
+        acc = npu.dot(a, b, acc)
+        a_ptrs += BK
+        b_ptrs += BK * N
+        k += BK
+    npu.store(c_ptr + rm[:, None] * N + rn[None, :], acc, mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+@npu.jit
+def while_halving(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    """out[i] = x[i] halved once per halving of n down to 1 (a loop whose trip count is log2(n))."""
+    offs = npu.arange(0, BLOCK)
+    v = npu.load(x_ptr + offs, mask=offs < n, other=0.0)
+    m = n
+    while m > 1:
+        v = v * 0.5
+        m = m // 2
+    npu.store(out_ptr + offs, v, mask=offs < n)
+
+
+@SETTINGS
+@given(M=st.integers(1, 40), N=st.integers(1, 40), K=st.integers(0, 80))
+def test_while_loop_carrying_an_accumulator_and_pointers(M, N, K) -> None:
+    rng = np.random.default_rng(M * N + K)
+    a, b = rng.standard_normal((M, K)).astype(np.float16), rng.standard_normal((K, N)).astype(np.float16)
+    for _, _, c, *_ in _both(while_matmul, (1,), lambda: [a, b, np.full((M, N), 7, np.float32), M, N, K],
+                             BM=64, BN=64, BK=32):
+        np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-4, atol=1e-3)
+
+
+@SETTINGS
+@given(n=st.integers(1, 64))
+def test_while_loop_on_a_runtime_scalar(n) -> None:
+    x = np.arange(64, dtype=np.float32) + 1
+    halvings = max(0, int(n).bit_length() - 1)
+    for _, out, _ in _both(while_halving, (1,), lambda: [x.copy(), np.zeros(n, np.float32), n], BLOCK=64):
+        np.testing.assert_array_equal(out, x[:n] * 0.5 ** halvings)
+
+
+@npu.jit
+def cumsum_kernel(x_ptr, out_ptr, rows, cols, R: npu.constexpr, C: npu.constexpr, AXIS: npu.constexpr,
+                  REVERSE: npu.constexpr):
+    r, c = npu.arange(0, R)[:, None], npu.arange(0, C)[None, :]
+    mask = (r < rows) & (c < cols)
+    x = npu.load(x_ptr + r * cols + c, mask=mask, other=0)
+    npu.store(out_ptr + r * cols + c, x.cumsum(axis=AXIS, reverse=REVERSE), mask=mask)
+
+
+@settings(max_examples=16, deadline=None, derandomize=True)
+@given(rows=st.integers(1, 16), cols=st.integers(1, 64), axis=st.sampled_from([0, 1, -1]), reverse=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.int32, np.int8]))
+def test_cumsum_along_an_axis(rows, cols, axis, reverse, dtype) -> None:
+    rng = np.random.default_rng(rows * cols)
+    x = (rng.standard_normal((rows, cols)) * 20).astype(dtype)
+    out_dt = np.int32 if dtype == np.int8 else dtype
+
+    def args():
+        return [x.copy(), np.zeros((rows, cols), out_dt), rows, cols]
+    interpreted, compiled = _both(cumsum_kernel, (1,), args, R=16, C=64, AXIS=axis, REVERSE=reverse)
+    np.testing.assert_array_equal(interpreted[1], compiled[1])  # the same order of additions
+    wide = x.astype(np.float64)
+    expected = np.flip(np.cumsum(np.flip(wide, axis), axis), axis) if reverse else np.cumsum(wide, axis)
+    np.testing.assert_allclose(compiled[1].astype(np.float64), expected, rtol=1e-5, atol=1e-3)
+
+
+@npu.jit
+def math_namespace(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    x = npu.load(x_ptr + offs, mask=offs < n, other=1.0)
+    y = npu.math.exp2(x) + npu.math.log2(x) + npu.math.rsqrt(x) + npu.math.maximum(x, 2.0)
+    npu.store(out_ptr + offs, y, mask=offs < n)
+
+
+def test_the_math_namespace_is_tritons_tl_math() -> None:
+    x = np.linspace(0.5, 4, 20).astype(np.float32)
+    expected = np.exp2(x) + np.log2(x) + 1 / np.sqrt(x) + np.maximum(x, 2)
+    for _, out, _ in _both(math_namespace, (1,), lambda: [x.copy(), np.zeros(20, np.float32), 20], BLOCK=32):
+        np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_a_missing_name_lists_what_exists() -> None:
+    with pytest.raises(npu.CompilationError) as info:
+        invalid_kernels.missing_npu_name.specialize(np.zeros(8, np.float32), 8, BLOCK=8)
+    hint = info.value.hint
+    assert hint.startswith("did you mean cumsum? npulang has: ") and ", load, " in hint and ", math, " in hint
+
+
+@npu.jit
+def rank3_sum(x_ptr, out_ptr, B: npu.constexpr, M: npu.constexpr, N: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, B * M * N))
+    y = npu.sum(x.reshape(B, M, N), axis=1)
+    npu.store(out_ptr + npu.arange(0, B)[:, None] * N + npu.arange(0, N)[None, :], y)
+
+
+@npu.jit
+def loaded_trip_count(x_ptr, n_ptr, BLOCK: npu.constexpr):
+    n = npu.load(n_ptr)
+    i = 0
+    while i < n:
+        npu.store(x_ptr + i, 1.0)
+        i += 1
+
+
+def _compile_error(kernel, args, **meta) -> npu.CompilationError:
+    with pytest.raises(npu.UnsupportedKernelError) as info:
+        kernel[(1,)](*args, **meta)
+    return info.value
+
+
+def test_rank3_tiles_run_interpreted_and_are_a_compile_error_at_their_line() -> None:
+    x = np.arange(64, dtype=np.float32)
+    out = np.zeros((2, 8), np.float32)
+    rank3_sum[(1,)](x, out, B=2, M=4, N=8, interpret=True)
+    np.testing.assert_array_equal(out, x.reshape(2, 4, 8).sum(axis=1))
+    err = _compile_error(rank3_sum, [x, out], B=2, M=4, N=8)
+    assert (err.message, err.line) == ("tiles of rank 3 are not supported by the backend (rank 1 or 2 only)",
+                                       rank3_sum.fn.__code__.co_firstlineno + 3)
+    assert err.hint == ("fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with "
+                        "npu.static_range")
+
+
+def test_a_loaded_scalar_cannot_steer_a_loop() -> None:
+    err = _compile_error(loaded_trip_count, [np.zeros(4, np.float32), np.array([3], np.int32)], BLOCK=4)
+    assert err.message == ("this scalar lives in UB (loaded from memory, or computed on the vector unit) and the "
+                           "scalar unit cannot read UB, so it cannot steer control flow or a loop bound")
+    assert err.line == loaded_trip_count.fn.__code__.co_firstlineno + 4
