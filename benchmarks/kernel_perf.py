@@ -3,9 +3,9 @@
 Each kernel is launched through the public API, timing only (no numpy work), with `l2="cold"` so
 every launch starts with an empty L2. Rooflines:
 
-- matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
-- softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
-  plus w, b, mean and rstd) divided by the HBM bytes per cycle.
+- matmul (and x @ Wᵀ): the cube bound, M*N*K / (cube MACs per cycle * cores);
+- softmax, layer norm, cross-entropy: the HBM bound, the bytes each must move at least (read x once,
+  write y once, plus w, b, mean and rstd; logits, labels and loss) divided by the HBM bytes per cycle.
 
     python benchmarks/kernel_perf.py            # the best config found for each kernel
     python benchmarks/kernel_perf.py --sweep    # every candidate config (a few minutes)
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
-from examples import tutorials  # noqa: E402
+from examples import idioms, tutorials  # noqa: E402
 
 
 @dataclass
@@ -90,6 +90,33 @@ def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
     return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
 
 
+def linear_bt(size: int, bm: int, bn: int, bk: int, stages: int, variant: str) -> Row:
+    """y = x @ Wᵀ with W [N, K] (examples/idioms.py): read through strides (`strides`, the unit stride
+    specialised; `unspecialised`, the same kernel with do_not_specialize), or tiles of W and npu.trans."""
+    spec = npu.get_machine()
+    x, w = np.zeros((size, size), np.float16), np.zeros((size, size), np.float16)
+    launch = dict(num_stages=stages, timing_only=True, l2="cold")
+    if variant == "trans":
+        _, run = idioms.run_linear_trans(x, w, (bm, bn, bk), **launch)
+    else:
+        kernel = idioms.linear_kernel if variant == "strides" else idioms.linear_kernel_unspecialised
+        _, run = idioms.run_linear(x, w, (bm, bn, bk), kernel=kernel, **launch)
+    roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
+    name = {"strides": "linear_kernel (x @ Wᵀ, strides)", "unspecialised": "linear_kernel, do_not_specialize",
+            "trans": "linear_trans_kernel (npu.trans)"}[variant]
+    return _row(name, f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run, roof, "cube")
+
+
+def cross_entropy(rows: int, cols: int, stages: int) -> Row:
+    logits = np.zeros((rows, cols), np.float32)
+    labels = np.zeros(rows, np.int32)
+    loss, run = idioms.run_cross_entropy(logits, labels, num_stages=stages, timing_only=True, l2="cold")
+    moved = logits.nbytes + labels.nbytes + loss.nbytes
+    block = 1 << (cols - 1).bit_length()
+    return _row("cross_entropy_kernel", f"fp32 {rows}x{cols}", f"grid={rows} BLOCK={block} num_stages={stages}",
+                run, _hbm_cycles(moved), "HBM")
+
+
 def _hbm_cycles(nbytes: int) -> float:
     return nbytes / npu.get_machine().hbm_bytes_per_cycle
 
@@ -110,6 +137,10 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                           (4096, 4096, 24, 2)]),
     ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
                                 (4096, 4096, 1024, 2)]),
+    ("linear_bt", linear_bt, [(2048, 128, 256, 32, 2, "strides"), (2048, 128, 128, 32, 3, "strides")]),
+    ("linear_bt_unspecialised", linear_bt, [(2048, 128, 256, 32, 2, "unspecialised")]),
+    ("linear_trans", linear_bt, [(2048, 128, 256, 32, 2, "trans"), (2048, 128, 128, 32, 3, "trans")]),
+    ("cross_entropy", cross_entropy, [(4096, 4096, 2), (4096, 4096, 1)]),
 ]
 
 
