@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import builtins as py
-import difflib
 import operator
 import types
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import Any, Iterator
 from npulang import errors, ir
 from npulang import language as lang
 from npulang.frontend import builtin_rules as bi
+from npulang.frontend.names import assigned_names, ends_in_bare_return, missing_hint, same_constexpr, unchanged
 from npulang.frontend.semantics import Semantics, SemanticError, constexpr_error, describe, type_error
 from npulang.frontend.source import BoundCall, KernelDef, KernelSource, is_constexpr_value
 from npulang.ir import I32, Block, Loc, OpKind, TileType, Value
@@ -120,7 +120,7 @@ class CodeGenerator(ast.NodeVisitor):
         for i, stmt in enumerate(stmts):
             if self.returned:
                 break
-            if isinstance(stmt, ast.If) and _ends_in_bare_return(stmt.body):
+            if isinstance(stmt, ast.If) and ends_in_bare_return(stmt.body):
                 saved = self.b.loc
                 self.b.loc = self.loc(stmt)
                 try:
@@ -240,9 +240,9 @@ class CodeGenerator(ast.NodeVisitor):
             self.scope = before
             self._unrolled_while(node, cond)
             return
-        assigned = [n for n in _assigned_names(node.body) if n in before]
+        assigned = [n for n in assigned_names(node.body) if n in before]
         self.scope = dict(before)
-        carried = [n for n in assigned if n in after and not _unchanged(before[n], after[n])]
+        carried = [n for n in assigned if n in after and not unchanged(before[n], after[n])]
         types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
         inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
         regions = []
@@ -319,7 +319,7 @@ class CodeGenerator(ast.NodeVisitor):
             ev = else_scope[name]
             if tv is before.get(name) and ev is before.get(name):
                 continue
-            if not isinstance(tv, Value) and not isinstance(ev, Value) and _same_constexpr(tv, ev):
+            if not isinstance(tv, Value) and not isinstance(ev, Value) and same_constexpr(tv, ev):
                 self.scope[name] = tv
                 continue
             merged.append((name, tv, ev))
@@ -434,7 +434,7 @@ class CodeGenerator(ast.NodeVisitor):
         lb, ub, step = (self._loop_bound(node, b) for b in bounds)
         target = node.target.id
         before = dict(self.scope)
-        assigned = [n for n in _assigned_names(node.body) if n in before and n != target]
+        assigned = [n for n in assigned_names(node.body) if n in before and n != target]
         # Dry run: compile the body once into a scratch block to learn which names it changes.
         self.scope[target] = Value(I32, target)
         self.runtime_depth += 1
@@ -443,7 +443,7 @@ class CodeGenerator(ast.NodeVisitor):
         self.runtime_depth -= 1
         after = self.scope
         self.scope = dict(before)
-        carried = [n for n in assigned if n in after and not _unchanged(before[n], after[n])]
+        carried = [n for n in assigned if n in after and not unchanged(before[n], after[n])]
         types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
         inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
         iv = Value(I32, target)
@@ -526,7 +526,7 @@ class CodeGenerator(ast.NodeVisitor):
         if isinstance(base, types.ModuleType):
             if not hasattr(base, attr):
                 raise self.error(errors.CompilationError, node,
-                                 f"module '{base.__name__}' has no attribute '{attr}'", _missing_hint(base, attr))
+                                 f"module '{base.__name__}' has no attribute '{attr}'", missing_hint(base, attr))
             return self._capture(f"{base.__name__}.{attr}", getattr(base, attr), node)
         if is_constexpr_value(base) or isinstance(base, bi.PointerDType):
             try:
@@ -732,48 +732,6 @@ class CodeGenerator(ast.NodeVisitor):
         gen.visit_body(src.tree.body)
         self.b.loc = saved
         return gen.return_value
-
-
-def _missing_hint(module: types.ModuleType, attr: str) -> str | None:
-    """For a name npulang lacks: why (atomics), the nearest names, and every builtin a kernel can use."""
-    if not module.__name__.startswith("npulang"):
-        return None
-    if attr.startswith("atomic_"):
-        return ("the machine has no atomic operations: have each program store its own partial result "
-                "and combine them in a second kernel")
-    names = sorted(n for n in dir(module) if hasattr(getattr(module, n), "__npu_builtin__")
-                   or isinstance(getattr(module, n), lang.dtype) or n in ("range", "static_range", "constexpr")
-                   or n == "math" and isinstance(getattr(module, n), types.ModuleType))
-    close = difflib.get_close_matches(attr, names, n=3)
-    guess = f"did you mean {' or '.join(close)}? " if close else ""
-    return f"{guess}{module.__name__} has: {', '.join(names)}"
-
-
-def _ends_in_bare_return(stmts: list[ast.stmt]) -> bool:
-    last = stmts[-1] if stmts else None
-    return isinstance(last, ast.Return) and last.value is None
-
-
-def _same_constexpr(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def _unchanged(before: Any, after: Any) -> bool:
-    if isinstance(before, Value) or isinstance(after, Value):
-        return before is after
-    return _same_constexpr(before, after)
-
-
-def _assigned_names(stmts: list[ast.stmt]) -> list[str]:
-    """Names a statement list (re)binds, in first-assignment order."""
-    names: dict[str, None] = {}
-    for stmt in stmts:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names[node.id] = None
-    return list(names)
-
-
 
 
 def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
