@@ -20,14 +20,25 @@ import npulang as npu
 
 
 @npu.jit
+def _block_offsets(BLOCK_M: npu.constexpr, BLOCK_N: npu.constexpr, BLOCK_K: npu.constexpr):
+    """This program's rows and columns of y (grid axes 0 and 1), and the k offsets of one step."""
+    offs_m = npu.program_id(0) * BLOCK_M + npu.arange(0, BLOCK_M)
+    offs_n = npu.program_id(1) * BLOCK_N + npu.arange(0, BLOCK_N)
+    return offs_m, offs_n, npu.arange(0, BLOCK_K)
+
+
+@npu.jit
+def _store_y(y_ptr, acc, offs_m, offs_n, M, N, stride_ym):
+    """The accumulator, in y's dtype, into its [BLOCK_M, BLOCK_N] block of y (ragged edges masked)."""
+    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
+    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+
+
+@npu.jit
 def linear_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_xk, stride_wn, stride_wk, stride_ym,
                   BLOCK_M: npu.constexpr, BLOCK_N: npu.constexpr, BLOCK_K: npu.constexpr):
     """y[M, N] = x[M, K] @ w[N, K]ᵀ, fp32 accumulation, stored as y's dtype."""
-    pid_m = npu.program_id(0)
-    pid_n = npu.program_id(1)
-    offs_m = pid_m * BLOCK_M + npu.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + npu.arange(0, BLOCK_N)
-    offs_k = npu.arange(0, BLOCK_K)
+    offs_m, offs_n, offs_k = _block_offsets(BLOCK_M, BLOCK_N, BLOCK_K)
     x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :] * stride_xk
     w_ptrs = w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn  # [BLOCK_K, BLOCK_N] of wᵀ
     acc = npu.zeros((BLOCK_M, BLOCK_N), dtype=npu.float32)
@@ -38,8 +49,7 @@ def linear_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_xk, stride_wn,
         acc = npu.dot(x, w, acc)
         x_ptrs += BLOCK_K * stride_xk
         w_ptrs += BLOCK_K * stride_wk
-    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
-    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    _store_y(y_ptr, acc, offs_m, offs_n, M, N, stride_ym)
 
 
 # The same kernel with its strides left unspecialised: the "before" of the specialisation (the column
@@ -51,11 +61,7 @@ linear_kernel_unspecialised = npu.jit(linear_kernel.fn, do_not_specialize=["stri
 def linear_trans_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stride_ym,
                         BLOCK_M: npu.constexpr, BLOCK_N: npu.constexpr, BLOCK_K: npu.constexpr):
     """The same product, loading [BLOCK_N, BLOCK_K] tiles of w and transposing them with npu.trans."""
-    pid_m = npu.program_id(0)
-    pid_n = npu.program_id(1)
-    offs_m = pid_m * BLOCK_M + npu.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + npu.arange(0, BLOCK_N)
-    offs_k = npu.arange(0, BLOCK_K)
+    offs_m, offs_n, offs_k = _block_offsets(BLOCK_M, BLOCK_N, BLOCK_K)
     x_ptrs = x_ptr + offs_m[:, None] * stride_xm + offs_k[None, :]
     w_ptrs = w_ptr + offs_n[:, None] * stride_wn + offs_k[None, :]
     acc = npu.zeros((BLOCK_M, BLOCK_N), dtype=npu.float32)
@@ -66,8 +72,7 @@ def linear_trans_kernel(x_ptr, w_ptr, y_ptr, M, N, K, stride_xm, stride_wn, stri
         acc = npu.dot(x, npu.trans(w), acc)
         x_ptrs += BLOCK_K
         w_ptrs += BLOCK_K
-    y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :]
-    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
+    _store_y(y_ptr, acc, offs_m, offs_n, M, N, stride_ym)
 
 
 def run_linear(x: np.ndarray, w: np.ndarray, block: tuple[int, int, int] = (32, 32, 32), *,

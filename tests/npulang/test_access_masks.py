@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
+from tests.npulang.both_ways import launch_both
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
 
@@ -48,16 +49,6 @@ def parity_kernel(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
     npu.store(out_ptr + offs, v, mask=offs < n)
 
 
-def _both(kernel, grid, make_args, **meta):
-    """Outputs of the interpreted and the compiled launch, from fresh copies of the arguments."""
-    outs = []
-    for interpret in (True, False):
-        args = make_args()
-        kernel[grid](*args, interpret=interpret, **meta)
-        outs.append(args)
-    return outs
-
-
 def _ops(kernel, args, **meta) -> tuple[list[str], list[str]]:
     ins = kernel.inspect(*args, **meta)
     return [i.op for i in ins.program.instructions()], ins.notes
@@ -71,7 +62,7 @@ def test_lower_bound_and_two_sided_range(n: int, shift: int, lo: int, width: int
     src = i - shift
     expected = np.where((src >= 0) & (src < n), x[np.clip(src, 0, n - 1)], -1.0)
     expected = np.where((i >= lo) & (i < lo + width), expected, 0.0).astype(np.float32)
-    for _, out, *_ in _both(shift_kernel, (npu.cdiv(n, 64),),
+    for _, out, *_ in launch_both(shift_kernel, (npu.cdiv(n, 64),),
                          lambda: [x.copy(), np.full(n, 9, np.float32), n, shift, lo, lo + width], BLOCK=64):
         np.testing.assert_array_equal(out, expected)
     ops, notes = _ops(shift_kernel, [x, np.zeros(n, np.float32), n, shift, lo, lo + width], BLOCK=64)
@@ -93,7 +84,7 @@ def test_conv_window_two_sided_bounds_and_scalar_term(H: int, W: int, oh0: int, 
 
     def args():
         return [x.copy(), np.full((BH, BW), 5, np.float32), np.full((H, W), -3, np.float32), H, W, oh0, ow0, h]
-    for outs in _both(window_kernel, (1,), args, BH=BH, BW=BW):
+    for outs in launch_both(window_kernel, (1,), args, BH=BH, BW=BW):
         np.testing.assert_array_equal(outs[1], expected)
         np.testing.assert_array_equal(outs[2], copy_expected)
     ops, notes = _ops(window_kernel, args(), BH=BH, BW=BW)
@@ -110,7 +101,7 @@ def test_conv_window_two_sided_bounds_and_scalar_term(H: int, W: int, oh0: int, 
 def test_a_gather_says_which_mask_term_was_not_a_bound() -> None:
     n = 50
     x = np.arange(64, dtype=np.float32) + 1
-    for _, out, _ in _both(parity_kernel, (1,), lambda: [x.copy(), np.zeros(n, np.float32), n], BLOCK=64):
+    for _, out, _ in launch_both(parity_kernel, (1,), lambda: [x.copy(), np.zeros(n, np.float32), n], BLOCK=64):
         np.testing.assert_array_equal(out, np.where(np.arange(n) % 2 == 0, x[:n], 0.0))
     ops, notes = _ops(parity_kernel, [x, np.zeros(n, np.float32), n], BLOCK=64)
     assert "gather" in ops

@@ -11,20 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
+from tests.npulang.both_ways import launch_both
 from examples import idioms
 from tests.npulang import invalid_kernels
 
 SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)
-
-
-def _both(kernel, grid, make_args, **meta) -> list[list]:
-    """The arguments after an interpreted and after a compiled launch, each from fresh copies."""
-    outs = []
-    for interpret in (True, False):
-        args = make_args()
-        kernel[grid](*args, interpret=interpret, **meta)
-        outs.append(args)
-    return outs
 
 
 @SETTINGS
@@ -71,8 +62,9 @@ def guarded_rows(x_ptr, out_ptr, n_rows, n_cols, BLOCK: npu.constexpr):
 def test_early_exit_guards_around_a_loop(rows, cols, extra) -> None:
     x = np.random.default_rng(rows + cols).standard_normal((rows, cols)).astype(np.float32)
     expected = x.sum(axis=1) * np.where(np.arange(rows) % 2 == 0, 1, 10)
-    for _, out, *_ in _both(guarded_rows, (rows + extra,), lambda: [x.copy(), np.zeros(rows, np.float32), rows, cols],
-                            BLOCK=32):
+    def args():
+        return [x.copy(), np.zeros(rows, np.float32), rows, cols]
+    for _, out, *_ in launch_both(guarded_rows, (rows + extra,), args, BLOCK=32):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -111,7 +103,7 @@ def while_halving(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
 def test_while_loop_carrying_an_accumulator_and_pointers(M, N, K) -> None:
     rng = np.random.default_rng(M * N + K)
     a, b = rng.standard_normal((M, K)).astype(np.float16), rng.standard_normal((K, N)).astype(np.float16)
-    for _, _, c, *_ in _both(while_matmul, (1,), lambda: [a, b, np.full((M, N), 7, np.float32), M, N, K],
+    for _, _, c, *_ in launch_both(while_matmul, (1,), lambda: [a, b, np.full((M, N), 7, np.float32), M, N, K],
                              BM=64, BN=64, BK=32):
         np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), rtol=1e-4, atol=1e-3)
 
@@ -121,7 +113,7 @@ def test_while_loop_carrying_an_accumulator_and_pointers(M, N, K) -> None:
 def test_while_loop_on_a_runtime_scalar(n) -> None:
     x = np.arange(64, dtype=np.float32) + 1
     halvings = max(0, int(n).bit_length() - 1)
-    for _, out, _ in _both(while_halving, (1,), lambda: [x.copy(), np.zeros(n, np.float32), n], BLOCK=64):
+    for _, out, _ in launch_both(while_halving, (1,), lambda: [x.copy(), np.zeros(n, np.float32), n], BLOCK=64):
         np.testing.assert_array_equal(out, x[:n] * 0.5 ** halvings)
 
 
@@ -144,7 +136,7 @@ def test_cumsum_along_an_axis(rows, cols, axis, reverse, dtype) -> None:
 
     def args():
         return [x.copy(), np.zeros((rows, cols), out_dt), rows, cols]
-    interpreted, compiled = _both(cumsum_kernel, (1,), args, R=16, C=64, AXIS=axis, REVERSE=reverse)
+    interpreted, compiled = launch_both(cumsum_kernel, (1,), args, R=16, C=64, AXIS=axis, REVERSE=reverse)
     np.testing.assert_array_equal(interpreted[1], compiled[1])  # the same order of additions
     wide = x.astype(np.float64)
     expected = np.flip(np.cumsum(np.flip(wide, axis), axis), axis) if reverse else np.cumsum(wide, axis)
@@ -162,7 +154,7 @@ def math_namespace(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
 def test_the_math_namespace_is_tritons_tl_math() -> None:
     x = np.linspace(0.5, 4, 20).astype(np.float32)
     expected = np.exp2(x) + np.log2(x) + 1 / np.sqrt(x) + np.maximum(x, 2)
-    for _, out, _ in _both(math_namespace, (1,), lambda: [x.copy(), np.zeros(20, np.float32), 20], BLOCK=32):
+    for _, out, _ in launch_both(math_namespace, (1,), lambda: [x.copy(), np.zeros(20, np.float32), 20], BLOCK=32):
         np.testing.assert_allclose(out, expected, rtol=1e-5)
 
 

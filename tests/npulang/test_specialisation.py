@@ -5,6 +5,8 @@ and the transposing L1 -> L0B move; left unspecialised it stays element-strided,
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -62,7 +64,8 @@ def test_the_specialised_transposed_operand_is_a_contiguous_load_and_a_transposi
 def test_unspecialised_it_stays_element_strided_and_inspect_says_why() -> None:
     ins = _inspect(idioms.linear_kernel_unspecialised)
     assert {m.get("transpose") for m in ins.program.instructions() if m.op == "move"} == {0}
-    line = idioms.linear_kernel.fn.__code__.co_firstlineno + 15  # the load of w
+    lines, first = inspect.getsourcelines(idioms.linear_kernel.fn)
+    line = first + next(i for i, text in enumerate(lines) if "w = npu.load(w_ptrs" in text)
     assert ins.notes == [
         f"line {line}: load is element-strided: its columns are `stride_wn` elements apart, so every element "
         "is its own 32-byte burst; a dot operand whose rows are 1 element apart is loaded transposed instead, "
