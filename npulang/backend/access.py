@@ -100,9 +100,9 @@ _FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
 def compare_to_mask(pred: str, a: Affine, b: Affine, sop: ScalarOp) -> Mask | str:
     """`a pred b` as bounds on one index, or the reason it is not one.
 
-    One side must be uniform and the other vary along at most one dim with coefficient 1:
-    `x < u` / `x <= u` bound it above, `x > u` / `x >= u` below, `x == u` both; a comparison of two
-    uniform sides is a gate (the whole tile valid or not).
+    One side must be uniform and the other vary along at most one dim with a constant step c >= 1 (a
+    strided window, as a convolution with stride c indexes): `x < u` / `x <= u` bound it above, `x > u` /
+    `x >= u` below, `x == u` both; a comparison of two uniform sides is a gate (the whole tile valid or not).
     """
     if any(c != 0 for c in b.coeffs):
         if any(c != 0 for c in a.coeffs):
@@ -114,18 +114,32 @@ def compare_to_mask(pred: str, a: Affine, b: Affine, sop: ScalarOp) -> Mask | st
         return Mask((None,) * n, a.shape, gate=sop(pred, a.base, b.base))
     if len(varying) > 1:
         return "the compared index varies along more than one dim (a flattened index is not a bound per dim)"
-    d = varying[0]
-    if a.coeffs[d] != 1:
-        return f"the compared index steps by {a.coeffs[d]} per element, not 1"
+    d, c = varying[0], a.coeffs[varying[0]]
+    if not isinstance(c, int) or c < 0:
+        return f"the compared index steps by {'a runtime amount' if not isinstance(c, int) else c} per element"
     if pred == "ne":
         return "`!=` excludes one index from the middle, which is not a range"
-    edge = sop("sub", b.base, a.base)  # index_d pred edge
-    after = sop("add", edge, 1) if pred in ("gt", "le", "eq") else edge
-    lo = {"gt": after, "ge": edge, "eq": edge}.get(pred)
-    hi = {"lt": edge, "le": after, "eq": after}.get(pred)
+    # base + c*i pred u  <=>  i pred (u - base) / c: the first index past the edge, or the last before it
+    gap = sop("sub", b.base, a.base)
+    first = _ceil_div(gap, c, sop) if pred in ("lt", "ge", "eq") else None  # least i with c*i >= gap
+    past = sop("add", _floor_div(gap, c, sop), 1) if pred in ("gt", "le", "eq") else None  # least c*i > gap
+    lo = {"gt": past, "ge": first, "eq": first}.get(pred)
+    hi = {"lt": first, "le": past, "eq": past}.get(pred)
     limits = tuple(hi if e == d else None for e in range(n))
     lows = tuple(lo if e == d else None for e in range(n)) if lo is not None else None
     return Mask(limits, a.shape, lows)
+
+
+def _floor_div(a: Operand, c: int, sop: ScalarOp) -> Operand:
+    """floor(a / c) for a constant c > 0 (the scalar unit's div truncates toward zero)."""
+    if c == 1:
+        return a
+    rem = sop("rem", sop("add", sop("rem", a, c), c), c)  # a mod c, in [0, c)
+    return sop("div", sop("sub", a, rem), c)
+
+
+def _ceil_div(a: Operand, c: int, sop: ScalarOp) -> Operand:
+    return a if c == 1 else sop("sub", 0, _floor_div(sop("sub", 0, a), c, sop))
 
 
 def _both(a: Operand | None, b: Operand | None, op: str, sop: ScalarOp) -> Operand | None:

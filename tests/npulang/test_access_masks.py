@@ -42,6 +42,14 @@ def window_kernel(x_ptr, out_ptr, copy_ptr, H, W, oh0, ow0, h, BH: npu.constexpr
 
 
 @npu.jit
+def strided_window_kernel(x_ptr, out_ptr, start, lo, hi, n, STRIDE: npu.constexpr, BLOCK: npu.constexpr):
+    """out[i] = x[start + STRIDE * i] where lo < start + STRIDE * i <= hi (and in x), else -1."""
+    idx = start + STRIDE * npu.arange(0, BLOCK)
+    mask = (idx > lo) & (idx <= hi) & (idx >= 0) & (idx < n)
+    npu.store(out_ptr + npu.arange(0, BLOCK), npu.load(x_ptr + idx, mask=mask, other=-1.0))
+
+
+@npu.jit
 def parity_kernel(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
     """A mask that is not a bound (every other element): a gather, with the reason in the notes."""
     offs = npu.arange(0, BLOCK)
@@ -96,6 +104,23 @@ def test_conv_window_two_sided_bounds_and_scalar_term(H: int, W: int, oh0: int, 
         "a row may start mid-burst and cost one more burst" for what, at in (("load", 9), ("store", 11))]
     assert notes == misaligned
     assert ops.count("store") == 2
+
+
+@SETTINGS
+@given(start=st.integers(-40, 40), lo=st.integers(-45, 60), width=st.integers(-3, 60), n=st.integers(1, 60),
+       stride=st.sampled_from([2, 3]))
+def test_bounds_on_an_index_with_a_constant_step(start: int, lo: int, width: int, n: int, stride: int) -> None:
+    """A strided window (a convolution with stride 2 or 3): bounds on start + stride * i are bounds on i."""
+    x = np.arange(n, dtype=np.float32) + 1
+    idx = start + stride * np.arange(16)
+    valid = (idx > lo) & (idx <= lo + width) & (idx >= 0) & (idx < n)
+    expected = np.where(valid, x[np.clip(idx, 0, n - 1)], -1.0)
+    for _, out, *_ in launch_both(strided_window_kernel, (1,), lambda: [x.copy(), np.zeros(16, np.float32), start, lo,
+                                                                        lo + width, n], STRIDE=stride, BLOCK=16):
+        np.testing.assert_array_equal(out, expected)
+    ops, notes = _ops(strided_window_kernel, [x, np.zeros(16, np.float32), start, lo, lo + width, n], STRIDE=stride,
+                      BLOCK=16)
+    assert "gather" not in ops and not [n for n in notes if "gather" in n]
 
 
 def test_a_gather_says_which_mask_term_was_not_a_bound() -> None:
