@@ -41,6 +41,18 @@ def test_the_data_dependent_load_is_a_one_lane_gather_and_inspect_says_why() -> 
 
 
 @npu.jit
+def masked_scalar_load(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    pid = npu.program_id(0)
+    npu.store(out_ptr + pid, npu.load(x_ptr + pid, mask=pid < n, other=-5.0))
+
+
+def test_a_masked_scalar_load_reads_nothing_when_masked() -> None:
+    x = np.arange(3, dtype=np.float32) + 1
+    for _, out, _ in launch_both(masked_scalar_load, (6,), lambda: [x.copy(), np.zeros(6, np.float32), 3], BLOCK=1):
+        np.testing.assert_array_equal(out, [1, 2, 3, -5, -5, -5])
+
+
+@npu.jit
 def guarded_rows(x_ptr, out_ptr, n_rows, n_cols, BLOCK: npu.constexpr):
     """out[row] = sum of x[row] in BLOCK chunks, and out[row] *= 10 for odd rows (a second early exit)."""
     row = npu.program_id(0)
