@@ -1,6 +1,7 @@
 """Idioms Triton users reach for: a data-dependent scalar load, the early exit `if ...: return`, `while` on a
-runtime condition, `npu.cumsum`, the `npu.math` namespace; and clear errors for rank-3 tiles and for a
-loaded scalar steering control flow. Each kernel runs interpreted and compiled against numpy.
+runtime condition, `npu.cumsum`, the `npu.math` namespace, rank-3 tiles with a leading batch dim; and clear
+errors for a rank-3 load and for a loaded scalar steering control flow. Each kernel runs interpreted and
+compiled against numpy.
 """
 
 from __future__ import annotations
@@ -178,10 +179,52 @@ def test_a_missing_name_lists_what_exists() -> None:
 
 
 @npu.jit
-def rank3_sum(x_ptr, out_ptr, B: npu.constexpr, M: npu.constexpr, N: npu.constexpr):
-    x = npu.load(x_ptr + npu.arange(0, B * M * N))
-    y = npu.sum(x.reshape(B, M, N), axis=1)
-    npu.store(out_ptr + npu.arange(0, B)[:, None] * N + npu.arange(0, N)[None, :], y)
+def rank3_reduce(x_ptr, out_ptr, B: npu.constexpr, M: npu.constexpr, N: npu.constexpr, AXIS: npu.constexpr,
+                 OP: npu.constexpr):
+    """A [B * M, N] tile seen as [B, M, N]: centred per batch over M (a broadcast along the middle dim),
+    then reduced over AXIS."""
+    x = npu.load(x_ptr + npu.arange(0, B * M)[:, None] * N + npu.arange(0, N)[None, :])
+    t = x.reshape(B, M, N)
+    t = t - npu.max(t, axis=1)[:, None, :] + 1.0
+    if OP == "sum":
+        y = npu.sum(t, axis=AXIS)
+    elif OP == "min":
+        y = npu.min(t, axis=AXIS)
+    else:
+        y = npu.argmax(t, axis=AXIS).to(npu.float32)
+    rows, cols = y.shape
+    npu.store(out_ptr + npu.arange(0, rows)[:, None] * cols + npu.arange(0, cols)[None, :], y)
+
+
+@npu.jit
+def rank3_load(x_ptr, out_ptr, B: npu.constexpr, M: npu.constexpr, N: npu.constexpr):
+    b, m, n = npu.arange(0, B)[:, None, None], npu.arange(0, M)[None, :, None], npu.arange(0, N)[None, None, :]
+    x = npu.load(x_ptr + b * M * N + m * N + n)
+    npu.store(out_ptr + npu.arange(0, B)[:, None] * N + npu.arange(0, N)[None, :], npu.sum(x, axis=1))
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(B=st.sampled_from([1, 2, 3]), M=st.sampled_from([1, 4, 5]), N=st.sampled_from([8, 16]),
+       axis=st.sampled_from([0, 1, 2]), op=st.sampled_from(["sum", "min", "argmax"]))
+def test_rank3_tiles_with_a_leading_batch_dim(B, M, N, axis, op) -> None:
+    x = np.random.default_rng(B * M * N).standard_normal((B * M, N)).astype(np.float32)
+    t = x.reshape(B, M, N)
+    t = t - t.max(axis=1, keepdims=True) + 1
+    expected = getattr(np, op)(t, axis=axis).astype(np.float32)
+    for _, out in launch_both(rank3_reduce, (1,), lambda: [x.copy(), np.zeros(expected.shape, np.float32)],
+                              B=B, M=M, N=N, AXIS=axis, OP=op):
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_a_rank3_load_is_a_compile_error_at_its_line() -> None:
+    x = np.arange(64, dtype=np.float32)
+    out = np.zeros((2, 8), np.float32)
+    rank3_load[(1,)](x, out, B=2, M=4, N=8, interpret=True)
+    np.testing.assert_array_equal(out, x.reshape(2, 4, 8).sum(axis=1))
+    err = _compile_error(rank3_load, [x, out], B=2, M=4, N=8)
+    assert (err.message, err.line) == ("loads and stores of rank-3 tiles are not supported (rank 1 or 2)",
+                                       rank3_load.fn.__code__.co_firstlineno + 3)
+    assert err.hint == "load the tile as [B * M, N] and reshape it to [B, M, N] after the load"
 
 
 @npu.jit
@@ -197,18 +240,6 @@ def _compile_error(kernel, args, **meta) -> npu.CompilationError:
     with pytest.raises(npu.UnsupportedKernelError) as info:
         kernel[(1,)](*args, **meta)
     return info.value
-
-
-def test_rank3_tiles_run_interpreted_and_are_a_compile_error_at_their_line() -> None:
-    x = np.arange(64, dtype=np.float32)
-    out = np.zeros((2, 8), np.float32)
-    rank3_sum[(1,)](x, out, B=2, M=4, N=8, interpret=True)
-    np.testing.assert_array_equal(out, x.reshape(2, 4, 8).sum(axis=1))
-    err = _compile_error(rank3_sum, [x, out], B=2, M=4, N=8)
-    assert (err.message, err.line) == ("tiles of rank 3 are not supported by the backend (rank 1 or 2 only)",
-                                       rank3_sum.fn.__code__.co_firstlineno + 3)
-    assert err.hint == ("fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with "
-                        "npu.static_range")
 
 
 def test_a_loaded_scalar_cannot_steer_a_loop() -> None:

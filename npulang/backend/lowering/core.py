@@ -24,7 +24,7 @@ from npulang.backend import access
 from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.mir import Buffer, BufRef, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
-    Affine, Lowered, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
+    Affine, Lowered, Mask, Operand, Ptr, PtrTile, RankError, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
@@ -171,14 +171,15 @@ class Lowering:
             self.op = op
             self.loc = SourceLoc(op.loc.file, op.loc.line)
             rank = max((len(ir.shape_of(r.type)) for r in op.results), default=0)
-            if rank > 2:
-                raise self.error(f"tiles of rank {rank} are not supported by the backend (rank 1 or 2 only)",
-                                 hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over "
-                                      "them with npu.static_range")
+            if rank > 3:
+                raise self.error(f"tiles of rank {rank} are not supported by the backend (rank 1 to 3)",
+                                 hint=_RANK_HINT)
             try:
                 RULES[op.kind](self, op)
             except KeyError:
                 raise self.error(f"no lowering rule for {op.kind.value}") from None
+            except RankError as exc:
+                raise self.error(str(exc), hint=_RANK_HINT) from None
             self._explain(op)
 
     def _explain(self, op: ir.Op) -> None:
@@ -221,8 +222,11 @@ class Lowering:
             return dst
         if isinstance(x, Affine):
             dst = self.new_buffer(shape, "i32", "ub", "iota")
-            r_step, c_step = (0, x.coeffs[0]) if len(shape) == 1 else (x.coeffs[0], x.coeffs[1])
-            self.vector("viota", dst, [], start=x.base, dtype="i32", row_step=r_step, col_step=c_step)
+            slabs = [(dst, x.base)] if len(shape) < 3 else \
+                [(dst.slab(b), self.sop("add", x.base, self.sop("mul", b, x.coeffs[0]))) for b in range(shape[0])]
+            r_step, c_step = (0, x.coeffs[0]) if len(shape) == 1 else x.coeffs[-2:]
+            for view, start in slabs:
+                self.vector("viota", view, [], start=start, dtype="i32", row_step=r_step, col_step=c_step)
             return dst
         if isinstance(x, Mask):
             return self.mask_tile(x)
@@ -276,7 +280,12 @@ class Lowering:
 
     def vector(self, opcode: str, dst: TileView, srcs: list[tuple[str, TileView | Operand]],
                **fields: Any) -> None:
-        """Emit one vector instruction over dst's shape with per-operand strides."""
+        """Emit one vector instruction over dst's shape with per-operand strides (a rank-3 tile: one per slab)."""
+        if len(dst.shape) == 3:
+            for b in range(dst.shape[0]):
+                self.vector(opcode, dst.slab(b), [(n, s.slab(b) if isinstance(s, TileView) else s) for n, s in srcs],
+                            **fields)
+            return
         rows, cols, rs, cs = dst.rows_cols()
         args: dict[str, Any] = dict(fields)
         args.update(dst=dst.ref(), rows=rows, cols=cols, dst_rs=rs, dst_cs=cs)
@@ -314,6 +323,9 @@ class Lowering:
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
+
+
+_RANK_HINT = "fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with npu.static_range"
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -64,7 +64,8 @@ def _dma_shape(lowering: Lowering, offsets: Affine, shape: tuple[int, ...]) -> t
         return 1, shape[0], lowering.sop("mul", offsets.coeffs[0], shape[0]), offsets.coeffs[0]
     if len(shape) == 2:
         return shape[0], shape[1], offsets.coeffs[0], offsets.coeffs[1]
-    raise lowering.error(f"loads and stores of rank-{len(shape)} tiles are not supported (rank 1 or 2)")
+    raise lowering.error(f"loads and stores of rank-{len(shape)} tiles are not supported (rank 1 or 2)",
+                         hint="load the tile as [B * M, N] and reshape it to [B, M, N] after the load")
 
 
 def _bounds(lowering: Lowering, mask: object, shape: tuple[int, ...]) -> tuple[tuple[Operand, Operand | None], ...]:
