@@ -176,7 +176,7 @@ def _where_bounds(lowering: Lowering, op: ir.Op, mask: Mask, other: Operand, dt:
         along = d if len(dst.shape) == 2 else 1  # 0: a run of rows, 1: a run of columns
         size = (rows, cols)[along]
         step = ((rs, cs)[along]) * dst.itemsize
-        hi = size if hi is None else sop("max", hi, lo)
+        hi = size if hi is None else hi if lo == 0 else sop("max", hi, lo)  # an empty range fills it all
         for start, count in ((0, lo), (hi, sop("sub", size, hi))):
             if count == 0:
                 continue
