@@ -3,7 +3,8 @@
 Each kernel is launched through the public API, timing only (no numpy work), with `l2="cold"` so
 every launch starts with an empty L2. Rooflines:
 
-- matmul (and x @ Wᵀ): the cube bound, M*N*K / (cube MACs per cycle * cores);
+- matmul (and x @ Wᵀ, and the convolution's N*OH*OW*K*C*R*S MACs): the cube bound, MACs / (cube MACs
+  per cycle * cores);
 - softmax, layer norm, cross-entropy: the HBM bound, the bytes each must move at least (read x once,
   write y once, plus w, b, mean and rstd; logits, labels and loss) divided by the HBM bytes per cycle.
 
@@ -107,6 +108,17 @@ def linear_bt(size: int, bm: int, bn: int, bk: int, stages: int, variant: str) -
     return _row(name, f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run, roof, "cube")
 
 
+def conv2d_direct(n: int, hw: int, c: int, k: int, rs: int, bw: int, bk: int, bc: int, stages: int) -> Row:
+    """The Triton-style direct NHWC convolution of examples/idioms.py (stride 1, same padding)."""
+    spec = npu.get_machine()
+    x, w = np.zeros((n, hw, hw, c), np.float16), np.zeros((rs, rs, c, k), np.float16)
+    _, run = idioms.run_conv2d_nhwc(x, w, 1, rs // 2, (bw, bk, bc), num_stages=stages, timing_only=True,
+                                    l2="cold")
+    roof = n * hw * hw * k * c * rs * rs / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("conv2d_nhwc_kernel (direct, masks)", f"fp16 N={n} C={c} {hw}x{hw} K={k} {rs}x{rs}",
+                f"BLOCK_W={bw} BLOCK_K={bk} BLOCK_C={bc} num_stages={stages}", run, roof, "cube")
+
+
 def cross_entropy(rows: int, cols: int, stages: int) -> Row:
     logits = np.zeros((rows, cols), np.float32)
     labels = np.zeros(rows, np.int32)
@@ -141,6 +153,8 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
     ("linear_bt_unspecialised", linear_bt, [(2048, 128, 256, 32, 2, "unspecialised")]),
     ("linear_trans", linear_bt, [(2048, 128, 256, 32, 2, "trans"), (2048, 128, 128, 32, 3, "trans")]),
     ("cross_entropy", cross_entropy, [(4096, 4096, 2), (4096, 4096, 1)]),
+    ("conv2d_direct", conv2d_direct, [(4, 56, 64, 64, 3, 64, 64, 64, 2), (4, 56, 64, 64, 3, 64, 64, 32, 3),
+                                      (4, 56, 64, 64, 3, 32, 64, 64, 2)]),
 ]
 
 

@@ -4,6 +4,8 @@
   operand through its strides. Its unit stride is specialised (an int argument equal to 1 compiles as
   the constant), so the compiler loads W's rows contiguously and the L1 -> L0B move transposes them;
   `linear_trans_kernel` is the same product written with `npu.trans`.
+- `conv2d_nhwc_kernel`: a direct convolution written Triton-style, its padding as masks (a two-sided
+  bound and a scalar term), so every input tile is a strided DMA with zero fill, never a gather.
 - `cross_entropy_kernel`: one row per program, the label's logit picked with a data-dependent scalar
   load (`label` itself loaded from memory), and an early exit for programs past the last row.
 
@@ -100,6 +102,64 @@ def run_linear_trans(x: np.ndarray, w: np.ndarray, block: tuple[int, int, int] =
 
 def ref_linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (x.astype(np.float32) @ w.astype(np.float32).T).astype(x.dtype)
+
+
+@npu.jit
+def conv2d_nhwc_kernel(x_ptr, w_ptr, y_ptr, H, W, C, K, OH, OW, STRIDE: npu.constexpr, PAD: npu.constexpr,
+                       R: npu.constexpr, S: npu.constexpr, BLOCK_W: npu.constexpr, BLOCK_K: npu.constexpr,
+                       BLOCK_C: npu.constexpr):
+    """A direct convolution written Triton-style: y[n, oh, ow, k] = sum over r, s, c of
+    x[n, oh*STRIDE - PAD + r, ow*STRIDE - PAD + s, c] * w[r, s, c, k] (x NHWC, w RSCK, y NHWC).
+
+    Program (n*OH + oh, ow block, k block); one loop over the taps (r, s) and C blocks, one dot each. The
+    padding is masks: a two-sided bound on iw, a scalar term for ih, so every x tile is one strided DMA
+    with zero fill.
+    """
+    n = npu.program_id(0) // OH
+    oh = npu.program_id(0) % OH
+    ow = npu.program_id(1) * BLOCK_W + npu.arange(0, BLOCK_W)
+    k = npu.program_id(2) * BLOCK_K + npu.arange(0, BLOCK_K)
+    c_blocks = npu.cdiv(C, BLOCK_C)
+    acc = npu.zeros((BLOCK_W, BLOCK_K), dtype=npu.float32)
+    for t in range(0, R * S * c_blocks):
+        tap = t // c_blocks
+        ih = oh * STRIDE - PAD + tap // S
+        iw = ow * STRIDE - PAD + tap % S
+        c = (t % c_blocks) * BLOCK_C + npu.arange(0, BLOCK_C)
+        inside = (iw[:, None] >= 0) & (iw[:, None] < W) & (c[None, :] < C) & (ih >= 0) & (ih < H)
+        xt = npu.load(x_ptr + ((n * H + ih) * W + iw[:, None]) * C + c[None, :], mask=inside, other=0.0)
+        wt = npu.load(w_ptr + (tap * C + c[:, None]) * K + k[None, :], mask=(c[:, None] < C) & (k[None, :] < K),
+                      other=0.0)
+        acc = npu.dot(xt, wt, acc)
+    y_ptrs = y_ptr + ((n * OH + oh) * OW + ow[:, None]) * K + k[None, :]
+    npu.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=(ow[:, None] < OW) & (k[None, :] < K))
+
+
+def run_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0,
+                    block: tuple[int, int, int] = (32, 32, 32), **launch: Any) -> tuple[np.ndarray, Any]:
+    """y = conv2d(x, w) for x [N, H, W, C] and w [R, S, C, K] (fp16), y [N, OH, OW, K] fp16."""
+    N, H, W, C = x.shape
+    R, S, _, K = w.shape
+    OH, OW = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - S) // stride + 1
+    y = np.zeros((N, OH, OW, K), x.dtype)
+    bw, bk, bc = block
+    grid = (N * OH, npu.cdiv(OW, bw), npu.cdiv(K, bk))
+    run = conv2d_nhwc_kernel[grid](x, w, y, H, W, C, K, OH, OW, STRIDE=stride, PAD=pad, R=R, S=S, BLOCK_W=bw,
+                                   BLOCK_K=bk, BLOCK_C=bc, **launch)
+    return y, run
+
+
+def ref_conv2d_nhwc(x: np.ndarray, w: np.ndarray, stride: int = 1, pad: int = 0) -> np.ndarray:
+    N, H, W, C = x.shape
+    R, S, _, K = w.shape
+    xp = np.pad(x.astype(np.float32), ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    OH, OW = (H + 2 * pad - R) // stride + 1, (W + 2 * pad - S) // stride + 1
+    y = np.zeros((N, OH, OW, K), np.float32)
+    for r in range(R):
+        for s in range(S):
+            win = xp[:, r:r + stride * (OH - 1) + 1:stride, s:s + stride * (OW - 1) + 1:stride, :]
+            y += win @ w[r, s].astype(np.float32)
+    return y.astype(x.dtype)
 
 
 @npu.jit

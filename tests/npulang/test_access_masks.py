@@ -8,10 +8,11 @@ Every kernel runs interpreted and compiled (race detection on) against numpy, on
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import npulang as npu
+from examples import idioms
 from tests.npulang.both_ways import launch_both
 
 SETTINGS = settings(max_examples=12, deadline=None, derandomize=True)
@@ -133,3 +134,23 @@ def test_a_gather_says_which_mask_term_was_not_a_bound() -> None:
     line = parity_kernel.fn.__code__.co_firstlineno + 4  # the load
     assert notes == [f"line {line}: load lowered to gather: its address is affine, but its mask is not: "
                      f"line {line}: mask term `eq` not recognised: it compares a wrapped (`%`) index"]
+
+
+@settings(max_examples=10, deadline=None, derandomize=True)
+@given(N=st.integers(1, 2), H=st.integers(1, 9), W=st.integers(1, 9), C=st.integers(1, 20), K=st.integers(1, 20),
+       R=st.integers(1, 3), S=st.integers(1, 3), stride=st.integers(1, 2), pad=st.integers(0, 2))
+def test_a_triton_style_convolution_pads_with_masks_not_gathers(N, H, W, C, K, R, S, stride, pad) -> None:
+    """examples/idioms.py's direct NHWC convolution: its padding is a two-sided bound on iw and a scalar
+    term for ih, so every tile is a strided DMA; ragged shapes, strides 1 and 2, against numpy."""
+    assume(H + 2 * pad >= R and W + 2 * pad >= S)  # at least one output position
+    rng = np.random.default_rng(N * H * W + C * K)
+    x = rng.standard_normal((N, H, W, C)).astype(np.float16)
+    w = rng.standard_normal((R, S, C, K)).astype(np.float16)
+    expected = idioms.ref_conv2d_nhwc(x, w, stride, pad).astype(np.float32)
+    for interpret in (True, False):
+        y, _ = idioms.run_conv2d_nhwc(x, w, stride, pad, (16, 16, 16), interpret=interpret)
+        np.testing.assert_allclose(y.astype(np.float32), expected, rtol=1e-2, atol=2e-2)
+    OH, OW = expected.shape[1:3]
+    ops, notes = _ops(idioms.conv2d_nhwc_kernel, [x, w, np.zeros_like(expected, np.float16), H, W, C, K, OH, OW],
+                      STRIDE=stride, PAD=pad, R=R, S=S, BLOCK_W=16, BLOCK_K=16, BLOCK_C=16)
+    assert "gather" not in ops and "scatter" not in ops and not [n for n in notes if "gather" in n]
