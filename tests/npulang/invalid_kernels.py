@@ -26,11 +26,13 @@ class Case:
 
 
 CASES: list[Case] = []
+BACKEND_CASES: list[Case] = []  # accepted by the frontend, rejected when compiled (test_errors_backend.py)
 
 
-def invalid(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None):
+def invalid(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None, *,
+            cases: list[Case] = CASES):
     def register(kernel: npu.JITFunction) -> npu.JITFunction:
-        CASES.append(Case(kernel, error, message, at, hint))
+        cases.append(Case(kernel, error, message, at, hint))
         return kernel
 
     return register
@@ -325,19 +327,10 @@ def while_else(x_ptr, n, BLOCK: npu.constexpr):
 
 # -- kernels the frontend accepts and the backend cannot lower (test_errors_backend.py compiles them) -------
 
-BACKEND_CASES: list[Case] = []
 
-
-def invalid_in_backend(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None):
-    def register(kernel: npu.JITFunction) -> npu.JITFunction:
-        BACKEND_CASES.append(Case(kernel, error, message, at, hint))
-        return kernel
-
-    return register
-
-
-@invalid_in_backend(npu.UnsupportedKernelError, "loads and stores of rank-3 tiles are not supported (rank 1 or 2)",
-                    at="npu.load", hint="load the tile as [B * M, N] and reshape it to [B, M, N] after the load")
+@invalid(npu.UnsupportedKernelError, "loads and stores of rank-3 tiles are not supported (rank 1 or 2)",
+         at="npu.load", hint="load the tile as [B * M, N] and reshape it to [B, M, N] after the load",
+         cases=BACKEND_CASES)
 @npu.jit
 def rank3_load(x_ptr, n, BLOCK: npu.constexpr):
     i = npu.arange(0, 2)[:, None, None] * 4 + npu.arange(0, 2)[None, :, None] * 2 + npu.arange(0, 2)[None, None, :]
@@ -345,9 +338,9 @@ def rank3_load(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, 2), npu.sum(npu.sum(x, axis=0), axis=0))
 
 
-@invalid_in_backend(npu.UnsupportedKernelError, "tiles of rank 4 are not supported by the backend (rank 1 to 3)",
-                    at="x.reshape", hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over "
-                                         "them with npu.static_range")
+@invalid(npu.UnsupportedKernelError, "tiles of rank 4 are not supported by the backend (rank 1 to 3)",
+         at="x.reshape", hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with "
+                              "npu.static_range", cases=BACKEND_CASES)
 @npu.jit
 def rank4_tile(x_ptr, n, BLOCK: npu.constexpr):
     x = npu.load(x_ptr + npu.arange(0, 16))
@@ -355,11 +348,11 @@ def rank4_tile(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, 8), y.reshape(8))
 
 
-@invalid_in_backend(npu.UnsupportedKernelError,
-                    "this scalar lives in UB (loaded from memory, or computed on the vector unit) and the scalar "
-                    "unit cannot read UB, so it cannot steer control flow or a loop bound", at="for",
-                    hint="decide with scalars computed from arguments and program ids, or apply the value per "
-                         "element with npu.where or a mask")
+@invalid(npu.UnsupportedKernelError,
+         "this scalar lives in UB (loaded from memory, or computed on the vector unit) and the scalar unit cannot "
+         "read UB, so it cannot steer control flow or a loop bound", at="for",
+         hint="decide with scalars computed from arguments and program ids, or apply the value per element with "
+              "npu.where or a mask", cases=BACKEND_CASES)
 @npu.jit
 def loaded_value_as_loop_bound(x_ptr, n, BLOCK: npu.constexpr):
     m = npu.load(x_ptr).to(npu.int32)
