@@ -46,7 +46,7 @@ def window_kernel(x_ptr, out_ptr, copy_ptr, H, W, oh0, ow0, h, BH: npu.constexpr
 def strided_window_kernel(x_ptr, out_ptr, start, lo, hi, n, STRIDE: npu.constexpr, BLOCK: npu.constexpr):
     """out[i] = x[start + STRIDE * i] where lo < start + STRIDE * i <= hi (and in x), else -1."""
     idx = start + STRIDE * npu.arange(0, BLOCK)
-    mask = (idx > lo) & (idx <= hi) & (idx >= 0) & (idx < n)
+    mask = (lo < idx <= hi) & (0 <= idx < n)  # chained comparisons are `&` of two bounds
     npu.store(out_ptr + npu.arange(0, BLOCK), npu.load(x_ptr + idx, mask=mask, other=-1.0))
 
 
