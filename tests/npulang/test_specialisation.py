@@ -119,3 +119,30 @@ def test_the_specialised_ir_prints_and_parses_back() -> None:
     text = ir.print_function(fn)
     assert fn.specialised == {"stride_xk": 1, "K": 16, "stride_xm": 16, "stride_wn": 16, "stride_wk": 1}
     assert ir.print_function(parse_function(text)) == text
+
+
+@npu.jit
+def desc_linear(x_ptr, w_ptr, y_ptr, M, N, K, BM: npu.constexpr, BN: npu.constexpr, BK: npu.constexpr):
+    """y = x @ wᵀ through tensor descriptors, wᵀ described with strides [1, K]."""
+    x_desc = npu.make_tensor_descriptor(x_ptr, shape=[M, K], strides=[K, 1], block_shape=[BM, BK])
+    wt_desc = npu.make_tensor_descriptor(w_ptr, shape=[K, N], strides=[1, K], block_shape=[BK, BN])
+    y_desc = npu.make_tensor_descriptor(y_ptr, shape=[M, N], strides=[N, 1], block_shape=[BM, BN])
+    acc = npu.zeros((BM, BN), dtype=npu.float32)
+    for k in range(0, K, BK):
+        acc = npu.dot(x_desc.load([npu.program_id(0) * BM, k]), wt_desc.load([k, npu.program_id(1) * BN]), acc=acc)
+    y_desc.store([npu.program_id(0) * BM, npu.program_id(1) * BN], acc.to(npu.float16))
+
+
+@SETTINGS
+@given(M=st.integers(1, 70), N=st.integers(1, 70), K=st.integers(1, 70))
+def test_a_column_major_descriptor_operand_also_takes_the_transposing_move(M: int, N: int, K: int) -> None:
+    x, w = _linear_args(M, N, K)
+    for interpret in (True, False):
+        y = np.zeros((M, N), np.float16)
+        desc_linear[(npu.cdiv(M, 32), npu.cdiv(N, 32))](x, w, y, M, N, K, BM=32, BN=32, BK=32, interpret=interpret)
+        _close(y, x, w)
+    ins = desc_linear.inspect(x, w, y, M, N, K, BM=32, BN=32, BK=32)
+    transposed = {0, 1} if K > 1 else {0}  # K = 1: wᵀ's one row is contiguous either way
+    assert {m.get("transpose") for m in ins.program.instructions() if m.op == "move"} == transposed
+    assert not [n for n in ins.notes if "element-strided" in n]
+

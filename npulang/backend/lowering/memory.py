@@ -357,7 +357,11 @@ def _desc_load(lowering: Lowering, op: ir.Op) -> None:
 def _load_with(lowering: Lowering, op: ir.Op, p: PtrTile, mask: Mask) -> None:
     shape, dt = ir.shape_of(op.result.type), ir.elem_type(op.result.type).dtype
     space = "l1" if op.result.id in lowering.feeds_dot else "ub"
+    if space == "l1" and _column_major(p.offsets):  # type: ignore[arg-type]
+        lowering.vals[op.result.id] = _load_transposed(lowering, op, p, mask, 0)
+        return
     dst = lowering.new_buffer(shape, dt, space, op.result.name)
+    _note_slow(lowering, "load", p.offsets, dst)  # type: ignore[arg-type]
     _strided_load(lowering, p, p.offsets, mask, dst, 0)  # type: ignore[arg-type]
     lowering.vals[op.result.id] = dst
 
