@@ -196,6 +196,26 @@ def bounds(m: Mask | None, shape: tuple[int, ...], sop: ScalarOp) -> list[tuple[
     return out
 
 
+def slab_offsets(x: Affine | Wrapped, b: int, sop: ScalarOp) -> Affine | Wrapped | None:
+    """Index `b` of a rank-3 index tile's leading dim (None when that dim wraps)."""
+    if isinstance(x, Wrapped):
+        inner = slab_offsets(x.affine, b, sop)
+        return None if x.dim == 0 or inner is None else Wrapped(inner, x.dim - 1, x.plan)  # type: ignore[arg-type]
+    return Affine(sop("add", x.base, sop("mul", b, x.coeffs[0])), x.coeffs[1:], x.shape[1:])
+
+
+def slab_mask(m: Mask | None, b: int, sop: ScalarOp) -> Mask | None:
+    """Index `b` of a rank-3 mask's leading dim: its bounds there become part of the gate."""
+    if m is None:
+        return None
+    gate, lo, hi = m.gate, m.low(0), m.limits[0]
+    if hi is not None:
+        gate = _both(gate, sop("lt", b, hi), "and", sop)
+    if lo is not None:
+        gate = _both(gate, sop("ge", b, lo), "and", sop)
+    return Mask(m.limits[1:], m.shape[1:], None if m.lows is None else m.lows[1:], gate)
+
+
 def offset_ptr(p: PtrTile, off: Affine | Wrapped, sop: ScalarOp) -> PtrTile | None:
     """`p + off` for symbolic offsets, or None when the sum is not symbolic."""
     if not isinstance(p.offsets, (Affine, Wrapped)):

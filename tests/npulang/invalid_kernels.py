@@ -328,16 +328,6 @@ def while_else(x_ptr, n, BLOCK: npu.constexpr):
 # -- kernels the frontend accepts and the backend cannot lower (test_errors_backend.py compiles them) -------
 
 
-@invalid(npu.UnsupportedKernelError, "loads and stores of rank-3 tiles are not supported (rank 1 or 2)",
-         at="npu.load", hint="load the tile as [B * M, N] and reshape it to [B, M, N] after the load",
-         cases=BACKEND_CASES)
-@npu.jit
-def rank3_load(x_ptr, n, BLOCK: npu.constexpr):
-    i = npu.arange(0, 2)[:, None, None] * 4 + npu.arange(0, 2)[None, :, None] * 2 + npu.arange(0, 2)[None, None, :]
-    x = npu.load(x_ptr + i)  # <-
-    npu.store(x_ptr + npu.arange(0, 2), npu.sum(npu.sum(x, axis=0), axis=0))
-
-
 @invalid(npu.UnsupportedKernelError, "tiles of rank 4 are not supported by the backend (rank 1 to 3)",
          at="x.reshape", hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with "
                               "npu.static_range", cases=BACKEND_CASES)

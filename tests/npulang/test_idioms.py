@@ -1,5 +1,6 @@
 """Idioms Triton users reach for: a data-dependent scalar load, the early exit `if ...: return`, `while` on a
-runtime condition, `npu.cumsum`, the `npu.math` namespace, rank-3 tiles with a leading batch dim. Each kernel
+runtime condition, `npu.cumsum`, the `npu.math` namespace, rank-3 tiles with a leading batch dim (loads,
+stores, elementwise work, reductions). Each kernel
 runs interpreted and compiled against numpy. (What the backend rejects, with its exact error, is in
 invalid_kernels.py's BACKEND_CASES.)
 """
@@ -207,3 +208,28 @@ def test_rank3_tiles_with_a_leading_batch_dim(B, M, N, axis, op) -> None:
     for _, out in launch_both(rank3_reduce, (1,), lambda: [x.copy(), np.zeros(expected.shape, np.float32)],
                               B=B, M=M, N=N, AXIS=axis, OP=op):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@npu.jit
+def rank3_masked_copy(x_ptr, out_ptr, B, M, N, BB: npu.constexpr, BM: npu.constexpr, BN: npu.constexpr):
+    """out = 2x + (x summed over M), for a [B, M, N] array read and written as masked rank-3 tiles."""
+    b = npu.arange(0, BB)[:, None, None]
+    m = npu.arange(0, BM)[None, :, None]
+    n = npu.arange(0, BN)[None, None, :]
+    mask = (b < B) & (m < M) & (n < N)
+    x = npu.load(x_ptr + (b * M + m) * N + n, mask=mask, other=0.0)
+    npu.store(out_ptr + (b * M + m) * N + n, x * 2.0 + npu.sum(x, axis=1)[:, None, :], mask=mask)
+
+
+@SETTINGS
+@given(B=st.integers(1, 4), M=st.integers(1, 6), N=st.integers(1, 20))
+def test_rank3_loads_and_stores_one_dma_per_slab(B, M, N) -> None:
+    x = np.random.default_rng(B * M * N).standard_normal((B, M, N)).astype(np.float32)
+    expected = x * 2 + x.sum(axis=1, keepdims=True)
+    for _, out, *_ in launch_both(rank3_masked_copy, (1,), lambda: [x.copy(), np.full((B, M, N), 9, np.float32),
+                                                                    B, M, N], BB=4, BM=8, BN=32):
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    ins = rank3_masked_copy.inspect(x, x, B, M, N, BB=4, BM=8, BN=32)
+    ops = [i.op for i in ins.program.instructions()]
+    assert (ops.count("load"), ops.count("store")) == (4, 4) and "gather" not in ops and "scatter" not in ops
+

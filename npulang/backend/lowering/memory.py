@@ -7,7 +7,9 @@ from npulang import ir
 from npulang.backend import access
 from npulang.backend.lowering.core import Lowering, numel, ref_at, rule
 from npulang.backend.mir import GmRef, If, Loop, Node, Region, VReg
-from npulang.backend.values import Affine, Desc, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped
+from npulang.backend.values import (
+    Affine, Desc, Mask, Operand, Ptr, PtrTile, RankError, Scalar, TileView, Uniform, Wrapped,
+)
 
 K = ir.OpKind
 
@@ -64,8 +66,7 @@ def _dma_shape(lowering: Lowering, offsets: Affine, shape: tuple[int, ...]) -> t
         return 1, shape[0], lowering.sop("mul", offsets.coeffs[0], shape[0]), offsets.coeffs[0]
     if len(shape) == 2:
         return shape[0], shape[1], offsets.coeffs[0], offsets.coeffs[1]
-    raise lowering.error(f"loads and stores of rank-{len(shape)} tiles are not supported (rank 1 or 2)",
-                         hint="load the tile as [B * M, N] and reshape it to [B, M, N] after the load")
+    raise RankError(f"a single DMA takes rank 1 or 2 tiles, not rank {len(shape)}")  # callers split rank 3
 
 
 def _bounds(lowering: Lowering, mask: object, shape: tuple[int, ...]) -> tuple[tuple[Operand, Operand | None], ...]:
@@ -138,23 +139,35 @@ def _load(lowering: Lowering, op: ir.Op) -> None:
         lowering.vals[op.result.id] = dst
         return
     strided = isinstance(p, PtrTile) and isinstance(p.offsets, (Affine, Wrapped)) and \
-        (mask is None or isinstance(mask, Mask)) and not (isinstance(p.offsets, Wrapped) and _has_lows(mask))
+        (mask is None or isinstance(mask, Mask)) and not (isinstance(p.offsets, Wrapped) and _has_lows(mask)) \
+        and not (len(shape) == 3 and isinstance(p.offsets, Wrapped) and p.offsets.dim == 0)
     space = "l1" if op.result.id in lowering.feeds_dot and strided else "ub"  # a gathered dot operand goes UB->L1
     if strided and space == "l1" and _column_major(p.offsets):  # type: ignore[union-attr]
         lowering.vals[op.result.id] = _load_transposed(lowering, op, p, mask, pad)  # type: ignore[arg-type]
         return
     dst = lowering.new_buffer(shape, dt, space, op.result.name)
     if strided:
-        _note_slow(lowering, "load", p.offsets, dst)  # type: ignore[union-attr, arg-type]
-    if strided and isinstance(p.offsets, Wrapped):
-        _load_wrapped(lowering, p, p.offsets, mask, dst, pad)
-    elif strided:
-        _strided_load(lowering, p, p.offsets, mask, dst, pad)  # type: ignore[arg-type]
+        _dma_load(lowering, p, mask, dst, pad)  # type: ignore[arg-type]
     elif isinstance(p, PtrTile):
         _gather(lowering, op, p, mask, dst, pad)
     else:
         raise lowering.error("load needs a pointer")
     lowering.vals[op.result.id] = dst
+
+
+def _dma_load(lowering: Lowering, p: PtrTile, mask: Mask | None, dst: TileView, pad: Operand) -> None:
+    """A load through affine or wrapped offsets as strided DMA (a rank-3 tile: one per slab of its leading dim)."""
+    if len(dst.shape) == 3:
+        for b in range(dst.shape[0]):
+            offsets = access.slab_offsets(p.offsets, b, lowering.sop)  # type: ignore[arg-type]
+            _dma_load(lowering, PtrTile(p.ptr, offsets), access.slab_mask(mask, b, lowering.sop),  # type: ignore
+                      dst.slab(b), pad)
+        return
+    _note_slow(lowering, "load", p.offsets, dst)  # type: ignore[arg-type]
+    if isinstance(p.offsets, Wrapped):
+        _load_wrapped(lowering, p, p.offsets, mask, dst, pad)
+    else:
+        _strided_load(lowering, p, p.offsets, mask, dst, pad)  # type: ignore[arg-type]
 
 
 def _column_major(offsets: Affine | Wrapped) -> bool:
@@ -296,22 +309,10 @@ def _store(lowering: Lowering, op: ir.Op) -> None:
         raise lowering.error("store needs a pointer")
     x = lowering.get(value)
     if isinstance(p.offsets, Affine) and (mask is None or isinstance(mask, Mask)):
-        _, _, rs, cs = _dma_shape(lowering, p.offsets, shape)
         src = x if isinstance(x, TileView) and x.space == "l0c" else lowering.view(value)
-        if src.space == "ub" and src.rows_cols()[3] != 1:
+        if src.space == "ub" and (src.strides[-1] != 1 if src.shape else False):
             src = lowering.copy_dense(src)
-        srs = src.rows_cols()[2]
-        _note_slow(lowering, "store", p.offsets, src)
-        at, chip, (rows, cols), vr, vc = _window(lowering, mask, shape, rs, cs, srs,
-                                                 src.itemsize)  # only the valid window is written
-        gm = _gm_address(lowering, p.ptr, lowering.sop("add", p.offsets.base, at))
-        if src.space == "l0c":
-            lowering.emit("fixpipe", (src.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=ref_at(src, chip),
-                          src_dtype=src.dtype, dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs,
-                          valid_rows=vr, valid_cols=vc)
-            return
-        lowering.emit("store", (src.region(),), (Region(("gm", p.ptr.arg)),), dst=gm, src=ref_at(src, chip),
-                      dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
+        _dma_store(lowering, p.ptr, p.offsets, mask, src, dt)
         return
     src = lowering.view(value)
     if not src.dense:
@@ -326,6 +327,28 @@ def _store(lowering: Lowering, op: ir.Op) -> None:
     reads = (src.region(), idx.region()) + ((m.region(),) if m else ())
     lowering.emit("scatter", reads, (Region(("gm", p.ptr.arg)),), dst=GmRef(p.ptr.reg, p.ptr.arg), src=src.ref(),
                   idx=idx.ref(), dtype=dt, n=max(1, numel(shape)), mask=m.ref() if m else None)
+
+
+def _dma_store(lowering: Lowering, ptr: Ptr, offsets: Affine, mask: Mask | None, src: TileView, dt: str) -> None:
+    """The valid window of a UB (or L0C) tile to GM as strided DMA (a rank-3 tile: one per slab)."""
+    if len(src.shape) == 3:
+        for b in range(src.shape[0]):
+            _dma_store(lowering, ptr, access.slab_offsets(offsets, b, lowering.sop),  # type: ignore[arg-type]
+                       access.slab_mask(mask, b, lowering.sop), src.slab(b), dt)
+        return
+    _, _, rs, cs = _dma_shape(lowering, offsets, src.shape)
+    srs = src.rows_cols()[2]
+    _note_slow(lowering, "store", offsets, src)
+    at, chip, (rows, cols), vr, vc = _window(lowering, mask, src.shape, rs, cs, srs,
+                                             src.itemsize)  # only the valid window is written
+    gm = _gm_address(lowering, ptr, lowering.sop("add", offsets.base, at))
+    if src.space == "l0c":
+        lowering.emit("fixpipe", (src.region(),), (Region(("gm", ptr.arg)),), dst=gm, src=ref_at(src, chip),
+                      src_dtype=src.dtype, dtype=dt, rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs,
+                      valid_rows=vr, valid_cols=vc)
+        return
+    lowering.emit("store", (src.region(),), (Region(("gm", ptr.arg)),), dst=gm, src=ref_at(src, chip), dtype=dt,
+                  rows=rows, cols=cols, src_rs=srs, dst_rs=rs, dst_cs=cs, valid_rows=vr, valid_cols=vc)
 
 
 @rule(K.MAKE_DESC)
