@@ -34,7 +34,8 @@ def test_cross_entropy_picks_the_label_by_a_data_dependent_load(rows, cols, extr
 
 def test_the_data_dependent_load_is_a_one_lane_gather_and_inspect_says_why() -> None:
     logits, labels = np.zeros((2, 10), np.float32), np.zeros(2, np.int32)
-    ins = idioms.cross_entropy_kernel.inspect(logits, labels, np.zeros(2, np.float32), 2, 10, BLOCK=16)
+    ins = idioms.cross_entropy_kernel.inspect(logits, labels, np.zeros(2, np.float32), 2, 10, BLOCK=16,
+                                              persistent=False)
     gathers = [i for i in ins.program.instructions() if i.op == "gather"]
     assert [g.get("n") for g in gathers] == [1]
     first = idioms.cross_entropy_kernel.fn.__code__.co_firstlineno
@@ -79,6 +80,32 @@ def test_early_exit_guards_around_a_loop(rows, cols, extra) -> None:
     def args():
         return [x.copy(), np.zeros(rows, np.float32), rows, cols]
     for _, out, *_ in launch_both(guarded_rows, (rows + extra,), args, BLOCK=32):
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+@npu.jit
+def loaded_scalar_carries(x_ptr, out_ptr, n, BLOCK: npu.constexpr):
+    """out[p] = sum(x[:p + 1]) + max(x[:p + 1]): scalars loaded from memory carried by a for and a while."""
+    pid = npu.program_id(0)
+    total = 0.0
+    for i in range(0, pid + 1):
+        total += npu.load(x_ptr + i)
+    best = npu.load(x_ptr)
+    m = pid
+    while m > 0:
+        best = npu.maximum(best, npu.load(x_ptr + m))
+        m -= 1
+    npu.store(out_ptr + pid, total + best)
+
+
+@settings(max_examples=4, deadline=None, derandomize=True)
+@given(programs=st.integers(1, 40))
+def test_loops_carry_scalars_loaded_from_memory(programs) -> None:
+    """Such a scalar lives in UB (the scalar unit cannot read it), so the loop carries a one-element tile."""
+    x = np.random.default_rng(programs).standard_normal(40).astype(np.float32)
+    expected = np.cumsum(x)[:programs] + np.maximum.accumulate(x)[:programs]
+    for _, out, _ in launch_both(loaded_scalar_carries, (programs,),
+                                 lambda: [x.copy(), np.zeros(programs, np.float32), 40], BLOCK=1):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
@@ -229,7 +256,7 @@ def test_rank3_loads_and_stores_one_dma_per_slab(B, M, N) -> None:
     for _, out, *_ in launch_both(rank3_masked_copy, (1,), lambda: [x.copy(), np.full((B, M, N), 9, np.float32),
                                                                     B, M, N], BB=4, BM=8, BN=32):
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    ins = rank3_masked_copy.inspect(x, x, B, M, N, BB=4, BM=8, BN=32)
+    ins = rank3_masked_copy.inspect(x, x, B, M, N, BB=4, BM=8, BN=32, persistent=False)
     ops = [i.op for i in ins.program.instructions()]
     assert (ops.count("load"), ops.count("store")) == (4, 4) and "gather" not in ops and "scatter" not in ops
 

@@ -46,7 +46,7 @@ def test_linear_through_strides_matches_numpy_both_ways(M: int, N: int, K: int, 
 def _inspect(kernel, M=40, N=48, K=64):  # strides multiples of 16: rows burst-aligned
     x, w = _linear_args(M, N, K)
     return kernel.inspect(x, w, np.zeros((M, N), np.float16), M, N, K, K, 1, K, 1, N, BLOCK_M=32, BLOCK_N=32,
-                          BLOCK_K=32)
+                          BLOCK_K=32, persistent=False)
 
 
 def test_the_specialised_transposed_operand_is_a_contiguous_load_and_a_transposing_move() -> None:
@@ -141,7 +141,7 @@ def test_a_column_major_descriptor_operand_also_takes_the_transposing_move(M: in
         y = np.zeros((M, N), np.float16)
         desc_linear[(npu.cdiv(M, 32), npu.cdiv(N, 32))](x, w, y, M, N, K, BM=32, BN=32, BK=32, interpret=interpret)
         _close(y, x, w)
-    ins = desc_linear.inspect(x, w, y, M, N, K, BM=32, BN=32, BK=32)
+    ins = desc_linear.inspect(x, w, y, M, N, K, BM=32, BN=32, BK=32, persistent=False)
     transposed = {0, 1} if K > 1 else {0}  # K = 1: wᵀ's one row is contiguous either way
     assert {m.get("transpose") for m in ins.program.instructions() if m.op == "move"} == transposed
     assert not [n for n in ins.notes if "element-strided" in n]

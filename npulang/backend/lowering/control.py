@@ -138,7 +138,7 @@ def _carry_in(lowering: Lowering, op: ir.Op, inits: tuple[ir.Value, ...], iter_a
             carried.append(r)
             moved = _rebased(off, r)
             lowering.vals[arg.id] = PtrTile(x.ptr, moved) if isinstance(x, PtrTile) else moved
-        elif isinstance(arg.type, ir.TileType):
+        elif isinstance(arg.type, ir.TileType) or arg.id in lowering.ub_scalars:  # tiles; scalars in UB
             view = _carry_buffer(lowering, arg, init, y)
             carried.append(view)
             lowering.vals[arg.id] = view

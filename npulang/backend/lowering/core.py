@@ -45,6 +45,7 @@ class Lowering:
         self.vals: dict[int, Lowered] = {}
         self.uses: dict[int, int] = {}
         self.feeds_dot: set[int] = set()
+        self.ub_scalars: set[int] = set()  # scalar values held in UB, not registers (see `_ub_scalars`)
         self.out: list[Node] = []
         self.scope: Loop | None = None
         self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
@@ -84,6 +85,7 @@ class Lowering:
         for op in reversed(list(ir.walk(block))):  # a trans/cast feeding a dot: its input feeds it too
             if op.kind in (ir.OpKind.TRANS,) and op.result.id in self.feeds_dot:
                 self.feeds_dot.add(op.operands[0].id)
+        self.ub_scalars = _ub_scalars(block)
 
     # -- helpers ---------------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> UnsupportedKernelError:
@@ -323,6 +325,37 @@ class Lowering:
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
+
+
+def _ub_scalars(block: ir.Block) -> set[int]:
+    """Ids of the scalar values that live in UB, not in a register: loaded from memory, reduced, or computed
+    from such a value (through loops and ifs too). A loop carries them in a one-element UB tile."""
+    ub: set[int] = set()
+
+    def mark(values: Iterator[ir.Value]) -> bool:
+        new = {v.id for v in values if not isinstance(v.type, (ir.TileType, ir.PtrType, ir.DescType))} - ub
+        ub.update(new)
+        return bool(new)
+    changed = True
+    while changed:  # loop-carried values: until nothing new is marked
+        changed = False
+        for op in ir.walk(block):
+            if op.kind in (ir.OpKind.FOR, ir.OpKind.WHILE):
+                body = op.regions[-1]
+                args = [body.args[1:] if op.kind is ir.OpKind.FOR else body.args]
+                if op.kind is ir.OpKind.WHILE:
+                    args.append(op.regions[0].args)
+                inits = op.operands[3:] if op.kind is ir.OpKind.FOR else op.operands
+                for i, (init, y) in enumerate(zip(inits, body.ops[-1].operands)):
+                    if init.id in ub or y.id in ub:
+                        changed |= mark(iter([op.results[i]] + [a[i] for a in args]))
+            elif op.kind is ir.OpKind.IF:
+                for i, r in enumerate(op.results):
+                    if any(region.ops[-1].operands[i].id in ub for region in op.regions):
+                        changed |= mark(iter([r]))
+            elif op.kind in (ir.OpKind.LOAD, ir.OpKind.REDUCE) or any(v.id in ub for v in op.operands):
+                changed |= mark(iter(op.results))
+    return ub
 
 
 _RANK_HINT = "fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with npu.static_range"
