@@ -158,14 +158,64 @@ def _dot(lowering: Lowering, op: ir.Op) -> None:
     lowering.vals[op.result.id] = result
 
 
+# -- scans -------------------------------------------------------------------------------------------
+@rule(K.SCAN)
+def _scan(lowering: Lowering, op: ir.Op) -> None:
+    """Prefix sums in log2(n) vector steps between two UB tiles: the first s elements along the axis are
+    copied, the rest add the element s back (ahead, reversed); s = 1, 2, 4, ... (the interpreter's order)."""
+    src = lowering.view(op.operands[0])
+    axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    n = src.shape[axis]
+    bufs = [lowering.new_buffer(src.shape, src.dtype, "ub", op.result.name) for _ in range(min(2, n - 1))]
+    s = 1
+    while s < n:
+        dst = bufs[0]
+        bufs.reverse()
+        near, far, head = (0, s, n - s) if reverse else (s, 0, 0)
+        lowering.vector("vcopy", _along(dst, axis, head, s), [("a", _along(src, axis, head, s))], dtype=src.dtype)
+        lowering.vector("vbin", _along(dst, axis, near, n - s), [("a", _along(src, axis, near, n - s)),
+                                                                  ("b", _along(src, axis, far, n - s))],
+                        op="add", dtype=src.dtype)
+        src, s = dst, 2 * s
+    lowering.vals[op.result.id] = src
+
+
+def _along(x: TileView, axis: int, start: int, size: int) -> TileView:
+    """Elements [start, start + size) of `x` along `axis`, as a view."""
+    shape = x.shape[:axis] + (size,) + x.shape[axis + 1:]
+    return TileView(x.buffer, x.offset + start * x.strides[axis] * x.itemsize, shape, x.strides, x.dtype)
+
+
 # -- reductions --------------------------------------------------------------------------------------
 @rule(K.REDUCE)
 def _reduce(lowering: Lowering, op: ir.Op) -> None:
     x = lowering.view(op.operands[0])
-    rows, cols, rs, cs = x.rows_cols()
     axis = 1 if len(x.shape) == 1 else op.attrs["axis"]
     dt = ir.elem_type(op.result.type).dtype
     dst = lowering.new_buffer(ir.shape_of(op.result.type), dt, "ub", op.result.name)
+    if len(x.shape) == 3:
+        _reduce_3d(lowering, op, x, axis, dst)
+    else:
+        _vred(lowering, op, x, axis, dst)
+    lowering.vals[op.result.id] = dst
+
+
+def _vred(lowering: Lowering, op: ir.Op, x: TileView, axis: int, dst: TileView) -> None:
+    rows, cols, rs, cs = x.rows_cols()
     lowering.emit("vred", (x.region(),), (dst.region(),), op=op.attrs["op"], dst=dst.ref(), a=x.ref(),
                   dtype=x.dtype, rows=rows, cols=cols, axis=axis, a_rs=rs, a_cs=cs)
-    lowering.vals[op.result.id] = dst
+
+
+def _reduce_3d(lowering: Lowering, op: ir.Op, x: TileView, axis: int, dst: TileView) -> None:
+    """A [B, M, N] tile: over B or N, one vred of the tile seen as [B, M*N] or [B*M, N] (a dense copy first
+    if its strides do not allow that view); over M, one vred per slab, each writing its row of [B, N]."""
+    b, m, n = x.shape
+    if axis == 1:
+        for i in range(b):
+            _vred(lowering, op, x.slab(i), 0, dst.slab(i))
+        return
+    merged = (b, m * n) if axis == 0 else (b * m, n)
+    if (x.strides[1] != n * x.strides[2]) if axis == 0 else (x.strides[0] != m * x.strides[1]):
+        x = lowering.copy_dense(x)
+    strides = (x.strides[0], x.strides[2]) if axis == 0 else (x.strides[1], x.strides[2])
+    _vred(lowering, op, TileView(x.buffer, x.offset, merged, strides, x.dtype), axis // 2, dst)
