@@ -23,7 +23,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -38,6 +38,7 @@ from npulang.runtime.launch import Grid, device_args, resolve_grid
 from npulang.runtime.record import RunRecord
 from tuning_db import TuningKey, TuningStore, open_store
 
+Ranked = tuple[Config, int | None]  # a compilable config and its estimate (None: not ranked)
 DEFAULT_SPACE_TRIALS = 20  # a `space=` search stops after this many simulations unless told otherwise
 
 
@@ -61,9 +62,9 @@ class Autotuner:
                  space: Mapping[str, Iterable[Scalar]] | None = None,
                  constraint: Callable[[dict[str, Scalar]], bool] | None = None, key: Sequence[str] = (),
                  prune_configs_by: Mapping[str, Any] | None = None, reset_to_zero: Sequence[str] = (),
-                 restore_value: Sequence[str] = (), trials: int | None = None, seconds: float | None = None,
-                 db: str | TuningStore | None = None, seed: int = 0, verify: bool = True,
-                 warm_start: bool = True) -> None:
+                 restore_value: Sequence[str] = (), trials: int | Literal["all"] | None = None,
+                 seconds: float | None = None, db: str | TuningStore | None = None, seed: int = 0,
+                 verify: bool = True, warm_start: bool = True) -> None:
         if not isinstance(fn, JITFunction):
             raise errors.NpuError(f"@npu.autotune must decorate an @npu.jit kernel (put @npu.autotune above "
                                   f"@npu.jit), got {type(fn).__name__}")
@@ -88,7 +89,11 @@ class Autotuner:
         self.top_k = prune.get("top_k")
         self.key = list(key)
         self.reset_to_zero, self.restore_value = list(reset_to_zero), list(restore_value)
-        self.trials = trials if trials is not None or configs is not None else DEFAULT_SPACE_TRIALS
+        if trials is None:
+            trials = "all" if configs is not None else DEFAULT_SPACE_TRIALS
+        if trials != "all" and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: trials must be a positive int or 'all', got {trials!r}")
+        self.trials: int | None = None if trials == "all" else trials  # None: no limit
         self.seconds = seconds
         self.seed, self.verify, self.warm_start = seed, verify, warm_start
         self._db = db
@@ -244,11 +249,11 @@ class Autotuner:
         return program, device_args(call), grid3
 
     def _rank(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any], candidates: Sequence[Config],
-              skip: Mapping[str, Any] | None = None) -> tuple[list[tuple[Config, int | None]], list[tuple[Config, str]]]:
+              skip: Mapping[str, Any] | None = None) -> tuple[list[Ranked], list[tuple[Config, str]]]:
         """Compile every candidate not in `skip`; the compilable ones with their estimate (best first; the
         user's perf_model if given, else the cost model) and the others with their reason."""
         spec = self.fn.runtime.get_machine()
-        ranked: list[tuple[Config, int | None]] = []
+        ranked: list[Ranked] = []
         pruned: list[tuple[Config, str]] = []
         for config in candidates:
             if skip and config.ident() in skip:
@@ -369,8 +374,8 @@ def autotune(configs: Sequence[Config] | None = None, key: Sequence[str] = (), *
              space: Mapping[str, Iterable[Scalar]] | None = None,
              constraint: Callable[[dict[str, Scalar]], bool] | None = None,
              prune_configs_by: Mapping[str, Any] | None = None, reset_to_zero: Sequence[str] = (),
-             restore_value: Sequence[str] = (), trials: int | None = None, seconds: float | None = None,
-             db: str | TuningStore | None = None, seed: int = 0, verify: bool = True,
+             restore_value: Sequence[str] = (), trials: int | Literal["all"] | None = None,
+             seconds: float | None = None, db: str | TuningStore | None = None, seed: int = 0, verify: bool = True,
              warm_start: bool = True) -> Callable[[JITFunction], Autotuner]:
     """Decorate an `@npu.jit` kernel to choose its config per `key` by simulated cycles (Triton's
     `@triton.autotune`, plus `space=`, `constraint=` and a budget of `trials` and/or `seconds`).
@@ -384,7 +389,8 @@ def autotune(configs: Sequence[Config] | None = None, key: Sequence[str] = (), *
             (replaces the built-in cost model's ranking) and `top_k` (keep that many, or that fraction).
         reset_to_zero, restore_value: Triton's; tuning runs timing-only (outputs untouched) and verifies
             the winner on copies, so they only affect the verification run.
-        trials, seconds: the budget. `configs=` defaults to every config, `space=` to 20 simulations.
+        trials, seconds: the budget: simulations (an int, or "all") and/or seconds of this run. `configs=`
+            defaults to "all" (as Triton), `space=` to 20.
         db: a SQLAlchemy URL or an open `TuningStore`; default `$NPU_TUNING_DB`, else the user cache.
         seed: seeds the search (runs are reproducible); verify: compare the winner with the interpreter.
     """
