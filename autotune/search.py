@@ -34,19 +34,34 @@ class Strategy:
         self.by_ident = {c.ident(): c for c in self.candidates}
         self.results: dict[str, int | None] = {}  # ident -> cycles (None: failed), told so far
         self.skipped: set[str] = set()  # proposed but taken by someone else (not told)
+        self.pending: set[str] = set()  # proposed, not told yet
+
+    def taken(self) -> set[str]:
+        """Candidates that must not be proposed again: told, skipped or pending."""
+        return set(self.results) | self.skipped | self.pending
 
     def open(self) -> list[Config]:
-        """Candidates neither told nor skipped, in candidate order."""
-        return [c for c in self.candidates if c.ident() not in self.results and c.ident() not in self.skipped]
+        """Candidates not taken, in candidate order."""
+        taken = self.taken()
+        return [c for c in self.candidates if c.ident() not in taken]
+
+    def propose(self) -> Config | None:
+        """The next config to evaluate (never one proposed before), or None when none is left."""
+        config = self._choose()
+        if config is not None:
+            self.pending.add(config.ident())
+        return config
 
     def tell(self, config: Config, cycles: int | None) -> None:
         self.results[config.ident()] = cycles
+        self.pending.discard(config.ident())
 
     def skip(self, config: Config) -> None:
         """Another process is evaluating `config`: do not propose it again in this run."""
         self.skipped.add(config.ident())
+        self.pending.discard(config.ident())
 
-    def propose(self) -> Config | None:
+    def _choose(self) -> Config | None:
         raise NotImplementedError
 
 
@@ -57,7 +72,7 @@ class RandomSearch(Strategy):
         super().__init__(candidates)
         self.rng = random.Random(seed)
 
-    def propose(self) -> Config | None:
+    def _choose(self) -> Config | None:
         left = self.open()
         return self.rng.choice(left) if left else None
 
@@ -88,17 +103,18 @@ class _Tpe:
         value = float(cycles) if cycles is not None else penalty
         self.study.add_trial(optuna.trial.create_trial(params=params, distributions=self.dists, value=value))
 
-    def ask(self, by_ident: Mapping[str, Config], results: Mapping[str, int | None], skipped: set[str],
+    def ask(self, by_ident: Mapping[str, Config], results: Mapping[str, int | None], taken: set[str],
             penalty: float) -> Config | None:
         """The sampler's next open candidate. A proposal that is known is told its result again, one that
-        cannot compile the penalty, one another process holds nothing; then the sampler is asked again."""
+        cannot compile the penalty, one taken otherwise (pending, another process's) nothing; then the
+        sampler is asked again."""
         for _ in range(_TPE_ASKS):
             trial = self.study.ask(self.dists)
             ident = Config.from_dict(trial.params).ident()
-            if ident in by_ident and ident not in results and ident not in skipped:
+            if ident in by_ident and ident not in taken:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)  # a placeholder: `add` records it
                 return by_ident[ident]
-            if ident in skipped:
+            if ident in taken and ident not in results:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             else:
                 known = results.get(ident)
@@ -114,12 +130,12 @@ class PlainTPE(Strategy):
         self.tpe = _Tpe(candidates, seed, n_startup_trials=10)
         self.rng = random.Random(seed)
 
-    def propose(self) -> Config | None:
+    def _choose(self) -> Config | None:
         penalty = _penalty(self.results)
         for config in self.candidates:
             if config.ident() in self.results:
                 self.tpe.add(config, self.results[config.ident()], penalty)
-        found = self.tpe.ask(self.by_ident, self.results, self.skipped, penalty)
+        found = self.tpe.ask(self.by_ident, self.results, self.taken(), penalty)
         if found is None:
             left = self.open()
             return self.rng.choice(left) if left else None
@@ -143,8 +159,8 @@ class ModelGuided(Strategy):
         self.proposed = 0
         self.coords = _coordinates(self.candidates)
 
-    def propose(self) -> Config | None:
-        taken = set(self.results) | self.skipped
+    def _choose(self) -> Config | None:
+        taken = self.taken()
         for config in self.warm:
             if config.ident() not in taken:
                 self.proposed += 1
@@ -155,7 +171,7 @@ class ModelGuided(Strategy):
             penalty = _penalty(self.results)
             for ident, cycles in self.results.items():
                 self.tpe.add(self.by_ident[ident], cycles, penalty)
-            found = self.tpe.ask(self.by_ident, self.results, self.skipped, penalty)
+            found = self.tpe.ask(self.by_ident, self.results, taken, penalty)
             if found is not None:
                 return found
         ranked = self.ranking()
