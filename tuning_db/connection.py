@@ -95,10 +95,9 @@ def _sqlite_begin(conn: Any) -> None:
 
 def transient(error: BaseException) -> bool:
     """A failure that a retry of the whole transaction can cure: SQLite's lock time-outs, PostgreSQL's
-    serialisation failures and deadlocks, and a unique-key race (two processes inserting one row)."""
+    serialisation failures and deadlocks, and a unique-key race (two PostgreSQL sessions inserting one row;
+    SQLite's writers are serialised by BEGIN IMMEDIATE, so there a unique violation is a real error)."""
     text = str(getattr(error, "orig", error)).lower()
     if "database is locked" in text or "database table is locked" in text or "database is busy" in text:
         return True
-    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
-    return sqlstate in ("40001", "40P01", "23505") or isinstance(getattr(error, "orig", None),
-                                                                  sqlite3.IntegrityError)
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in ("40001", "40P01", "23505")

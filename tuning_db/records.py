@@ -86,9 +86,17 @@ class TuningKey:
         object.__setattr__(self, "key", check_scalars(self.key, "TuningKey.key"))
         object.__setattr__(self, "dtypes", check_dtypes(self.dtypes, "TuningKey.dtypes"))
 
-    def __hash__(self) -> int:  # `key` is a dict: hash its canonical text so keys can index memos
-        return hash((self.kernel, self.source_hash, canonical_json(self.key), self.dtypes, self.machine,
-                     self.compiler_version))
+    def _identity(self) -> tuple[str, ...]:
+        """What the store matches on: {"M": 1024} and {"M": 1024.0} (or True and 1) are different keys
+        there, so they are here too (a dict's == would call them equal)."""
+        return (self.kernel, self.source_hash, canonical_json(self.key), *self.dtypes, self.machine,
+                self.compiler_version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TuningKey) and self._identity() == other._identity()
+
+    def __hash__(self) -> int:  # hashable although `key` is a dict, so keys can index memos
+        return hash(self._identity())
 
     def to_json(self) -> dict[str, Any]:
         return {"kernel": self.kernel, "source_hash": self.source_hash, "key": dict(self.key),

@@ -12,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
+from typing import TYPE_CHECKING
+
 from sqlalchemy import (BigInteger, Connection, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
                         func, inspect, select)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
 APPLICATION = "npulang-tuning"
 
@@ -104,7 +107,7 @@ OUR_TABLES = frozenset(Base.metadata.tables)
 
 # MIGRATIONS[v - 1] brings a database from version v to v + 1, through Alembic's operations (which
 # rebuild SQLite tables in batch mode where SQLite has no ALTER). Version 1 is the first: none yet.
-Migration = Callable[[Operations], None]
+Migration = Callable[["Operations"], None]
 MIGRATIONS: tuple[Migration, ...] = ()
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -149,12 +152,16 @@ def create(conn: Connection) -> None:
 def migrate(conn: Connection, version: int, steps: Sequence[Migration] = MIGRATIONS) -> int:
     """Apply the steps from `version` on inside the caller's transaction; returns the new version."""
     check_version(version, steps)
+    newest = 1 + len(steps)
+    if version == newest:
+        return version
+    from alembic.migration import MigrationContext  # only when there is something to migrate: 0.4 s to import
+    from alembic.operations import Operations
+
     ops = Operations(MigrationContext.configure(conn))
     for step in steps[version - 1:]:
         step(ops)
-    newest = 1 + len(steps)
-    if newest != version:
-        conn.execute(SchemaVersion.__table__.update().values(version=newest))
+    conn.execute(SchemaVersion.__table__.update().values(version=newest))
     return newest
 
 

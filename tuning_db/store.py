@@ -126,7 +126,12 @@ class TuningStore:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        self._engine.dispose()
+        """Release this store's claims (their evaluations did not finish) and disconnect."""
+        try:
+            self._run(lambda session: _delete(session, TrialRow.id, session.scalars(select(TrialRow.id).where(
+                TrialRow.state == "running", TrialRow.owner_token == self._owner.token))))
+        finally:
+            self._engine.dispose()
 
     def __enter__(self) -> TuningStore:
         return self
@@ -242,6 +247,18 @@ class TuningStore:
                 return False
             self._own(row, now)
             return True
+        return self._run(work)
+
+    def release(self, key: TuningKey, config: Mapping[str, Scalar]) -> bool:
+        """Give up this store's claim on `config` (its evaluation was interrupted), so that another
+        process, or a later run in this one, evaluates it. False when there was no such claim."""
+        text = canonical_json(check_scalars(config, "config"))
+
+        def work(session: Session) -> bool:
+            row = self._key_row(session, key, create=False)
+            return row is not None and _delete(session, TrialRow.id, session.scalars(select(TrialRow.id).where(
+                TrialRow.key_id == row.id, TrialRow.config_json == text, TrialRow.state == "running",
+                TrialRow.owner_token == self._owner.token))) == 1
         return self._run(work)
 
     def heartbeat(self) -> int:

@@ -51,24 +51,41 @@ def test_claims_are_exclusive_until_recorded(tmp_path):
 def test_a_claim_of_a_dead_process_is_taken_over(tmp_path):
     url = str(tmp_path / "t.db")
     k, cfg = make_key(), {"BM": 64}
-    with open_store(url) as s:
+    with open_store(url) as s, sqlite3.connect(tmp_path / "t.db") as raw:
         assert s.claim(k, cfg)
-    with sqlite3.connect(tmp_path / "t.db") as raw:  # as if a process that has exited had claimed it
-        raw.execute("UPDATE npu_trials SET owner_pid = 999999999, owner_token = 'gone'")
+        raw.execute("UPDATE npu_trials SET owner_pid = 999999999, owner_token = 'gone'")  # as if it had exited
+    raw.close()
     with open_store(url) as s:
+        assert [t.state for t in s.trials(k)] == ["running"]
         assert s.claim(k, cfg)
 
 
 def test_a_silent_claim_from_another_host_times_out(tmp_path):
     url = str(tmp_path / "t.db")
     k, cfg = make_key(), {"BM": 64}
-    with open_store(url) as s:
+    with open_store(url) as s, sqlite3.connect(tmp_path / "t.db") as raw:
         assert s.claim(k, cfg)
-    with sqlite3.connect(tmp_path / "t.db") as raw:
         raw.execute("UPDATE npu_trials SET owner_host = 'elsewhere', owner_token = 'theirs'")
+    raw.close()
     with open_store(url) as patient, open_store(url, claim_timeout=0.0) as impatient:
         assert not patient.claim(k, cfg)
         assert impatient.claim(k, cfg)
+
+
+def test_release_and_close_give_up_unfinished_claims(tmp_path):
+    url = str(tmp_path / "t.db")
+    k = make_key()
+    with open_store(url) as first, open_store(url) as second:
+        assert first.claim(k, {"BM": 1}) and first.claim(k, {"BM": 2}) and first.claim(k, {"BM": 3})
+        first.record_trial(k, {"BM": 3}, cycles=7)
+        assert not second.claim(k, {"BM": 1})
+        assert first.release(k, {"BM": 1}) and not first.release(k, {"BM": 1})
+        assert not second.release(k, {"BM": 2}) and not first.release(k, {"BM": 3})  # not its claim; done
+        assert second.claim(k, {"BM": 1})
+        first.close()  # gives up BM=2
+        assert second.claim(k, {"BM": 2})
+        assert sorted((t.config["BM"], t.state) for t in second.trials(k)) == [(1, "running"), (2, "running"),
+                                                                               (3, "done")]
 
 
 def test_best_keeps_the_fewest_cycles_and_counts_evaluations(store: TuningStore):
