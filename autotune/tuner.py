@@ -310,7 +310,11 @@ class Autotuner:
             if not store.claim(key, config.as_dict()):
                 strategy.skip(config)  # another process has it (or has finished it)
                 continue
-            cycles = self._evaluate(grid, args, kwargs, key, config)
+            try:
+                cycles = self._evaluate(grid, args, kwargs, key, config)
+            except BaseException:  # Ctrl-C or an error mid-evaluation: give the claim back, keep the rest
+                store.release(key, config.as_dict())
+                raise
             strategy.tell(config, cycles)
             if cycles is not None:
                 done += 1
