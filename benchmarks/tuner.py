@@ -39,10 +39,11 @@ from autotune.search import Strategy  # noqa: E402
 from examples.tutorials import matmul_desc_kernel  # noqa: E402
 
 SPACE = {"BM": [32, 64, 128, 256], "BN": [32, 64, 128, 256], "BK": [16, 32, 64, 128], "num_stages": [1, 2, 3, 4]}
-SHAPES = ["512x512x512", "1024x256x768", "200x1000x640", "384x1536x512", "1000x700x333", "2048x2048x128"]
+SHAPES = ["512x512x512", "1024x256x768", "200x1000x640", "1000x700x333", "256x256x4096", "4096x64x256"]
 _ORDER = {c.ident(): n for n, c in enumerate(expand_space(SPACE))}  # the space's own order
 CACHE = Path(__file__).resolve().parent / "tuner_exhaustive.db"
 WITHIN = 1.02
+NOISE = 0.3  # a deliberately worse model: each estimate times exp(N(0, NOISE)), to test the exploration
 
 
 def gemm_args(m: int, n: int, k: int) -> tuple:
@@ -127,7 +128,7 @@ def main() -> None:
         best = min(cycles.values())
         print(f"{shape}: {len(estimates)} of {len(tuner(opts.db).configs)} configs compile, optimum {best:,} "
               f"cycles, {sum(1 for c in cycles.values() if c <= WITHIN * best)} within 2 %; "
-              f"simulated in this run: {seconds:.0f} s", file=sys.stderr)
+              f"tuning in this run: {seconds:.0f} s", file=sys.stderr)
     bests = {s: _config(min(t[0], key=t[0].get)) for s, t in tables.items()}
     strategies: dict[str, Callable[[str, int], Strategy]] = {
         "ours (cost model + TPE, cold start)": lambda s, seed: ModelGuided(_feasible(tables[s]), tables[s][1],
@@ -136,6 +137,12 @@ def main() -> None:
             _feasible(tables[s]), tables[s][1], seed=seed, warm=warm_configs(s, bests)),
         "cost model order only": lambda s, seed: ModelGuided(_feasible(tables[s]), tables[s][1], seed=seed,
                                                              head=10**9, neighbours=1),
+        "ours, TPE from the first step (head 0)": lambda s, seed: ModelGuided(_feasible(tables[s]), tables[s][1],
+                                                                            seed=seed, head=0),
+        f"ours, model estimates x noise (sigma {NOISE})": lambda s, seed: ModelGuided(
+            _feasible(tables[s]), _noisy(tables[s][1], seed), seed=seed),
+        "cost model order only, same noise": lambda s, seed: ModelGuided(
+            _feasible(tables[s]), _noisy(tables[s][1], seed), seed=seed, head=10**9, neighbours=1),
         "random search": lambda s, seed: RandomSearch(_feasible(tables[s]), seed=seed),
         "Optuna TPE (defaults)": lambda s, seed: PlainTPE(_feasible(tables[s]), seed=seed),
     }
@@ -154,6 +161,11 @@ def main() -> None:
               f"{len(SPACE['BM']) * len(SPACE['BN']) * len(SPACE['BK']) * len(SPACE['num_stages'])} configs "
               f"{rank:.1f} s (warm compile cache), simulation {sim:.2f} s per evaluation, "
               f"{per:.2f} s per evaluation with compile-only ranking and the store (cold compile cache)")
+
+
+def _noisy(estimates: dict[str, int | None], seed: int) -> dict[str, int | None]:
+    rng = np.random.default_rng(1000 + seed)
+    return {i: None if e is None else int(e * math.exp(rng.normal(0, NOISE))) for i, e in estimates.items()}
 
 
 def _config(ident: str) -> Config:
