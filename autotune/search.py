@@ -23,8 +23,6 @@ import optuna
 
 from autotune.config import Config, Scalar
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
 _TPE_ASKS = 64  # proposals of an already-known config before falling back to the next by the model
 
 
@@ -90,6 +88,7 @@ class _Tpe:
                 if v not in values.setdefault(name, []):
                     values[name].append(v)
         self.dists = {n: optuna.distributions.CategoricalDistribution(vs) for n, vs in values.items()}
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is noise here
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
         self.study = optuna.create_study(direction="minimize", sampler=sampler)
         self.told: set[str] = set()

@@ -75,6 +75,21 @@ def exhaustive(shape: str, db: str) -> tuple[dict[str, int], dict[str, int | Non
     return cycles, {c.ident(): e for c, e in ranked}, report.seconds
 
 
+def spearman(cycles: dict[str, int], estimates: dict[str, int | None]) -> float:
+    """Rank correlation of the model's estimates with the simulated cycles over the ranked configs."""
+    idents = [i for i in estimates if i in cycles and estimates[i] is not None]
+    return float(np.corrcoef(*(_ranks([table[i] for i in idents]) for table in (cycles, estimates)))[0, 1])
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    """Ranks with ties averaged (Spearman's definition)."""
+    v = np.asarray(values, float)
+    ordinal = np.empty(len(v))
+    ordinal[np.argsort(v, kind="stable")] = np.arange(len(v))
+    _, group = np.unique(v, return_inverse=True)
+    return np.bincount(group, ordinal)[group] / np.bincount(group)[group]
+
+
 def replay(strategy: Strategy, cycles: dict[str, int]) -> int:
     """Simulations until the first config within 2 % of the optimum (the table stands in for the simulator)."""
     target = WITHIN * min(cycles.values())
@@ -129,8 +144,9 @@ def main() -> None:
         tables[shape] = (cycles, estimates)
         best = min(cycles.values())
         print(f"{shape}: {len(estimates)} of {len(tuner(opts.db).configs)} configs compile, optimum {best:,} "
-              f"cycles, {sum(1 for c in cycles.values() if c <= WITHIN * best)} within 2 %; "
-              f"tuning in this run: {seconds:.0f} s", file=sys.stderr)
+              f"cycles, {sum(1 for c in cycles.values() if c <= WITHIN * best)} within 2 %; cost model rank "
+              f"correlation (Spearman) {spearman(cycles, estimates):.4f}; tuning in this run: {seconds:.0f} s",
+              file=sys.stderr)
     bests = {s: _config(min(t[0], key=t[0].get)) for s, t in tables.items()}
     strategies: dict[str, Callable[[str, int], Strategy]] = {
         "ours (cost model + TPE, cold start)": lambda s, seed: ModelGuided(_feasible(tables[s]), tables[s][1],
