@@ -49,7 +49,7 @@ class TuneReport:
     key: TuningKey
     best: Config
     cycles: int | None  # None: chosen without simulating (NPU_AUTOTUNE=0, heuristic)
-    source: str  # "memory", "database", "tuned", "heuristic"
+    source: str  # "database", "tuned", "heuristic" (memory hits make no report)
     evaluated: list[tuple[Config, int]] = field(default_factory=list)  # simulated by this call, in order
     pruned: list[tuple[Config, str]] = field(default_factory=list)  # could not compile, with the reason
     seconds: float = 0.0
@@ -127,7 +127,7 @@ class Autotuner:
         if grid is None:
             stored = self._stored_best(key)
             if stored is not None:
-                return stored
+                return stored[0]
             raise errors.NpuError(f"autotuned kernel {self.fn.name}: no config chosen yet for {dict(key.key)}; "
                                   "launch it once, or pass grid= to tune now")
         return self.choose(grid, args, kwargs)
@@ -181,12 +181,11 @@ class Autotuner:
             self._store = open_store(self._db if isinstance(self._db, str) else None)
         return self._store
 
-    def _stored_best(self, key: TuningKey) -> Config | None:
+    def _stored_best(self, key: TuningKey) -> tuple[Config, int] | None:
+        """The database's best for `key` and its cycles, if the current space holds that config."""
         best = self.store.best(key)
-        if best is None:
-            return None
-        config = Config.from_dict(best.config)
-        return self._member(config)
+        config = self._member(Config.from_dict(best.config)) if best is not None else None
+        return (config, best.cycles) if config is not None else None
 
     def _member(self, config: Config) -> Config | None:
         """The space's own config equal to `config` (with its pre_hook), or None if the space lacks it."""
@@ -207,7 +206,7 @@ class Autotuner:
         stored = self._stored_best(key)
         if offline:
             if stored is not None:
-                return TuneReport(key, stored, self.store.best(key).cycles, "database")
+                return TuneReport(key, *stored, "database")
             ranked, pruned = self._rank(grid, args, kwargs, candidates)
             if not ranked:
                 raise self._nothing_compiles(pruned)
@@ -219,7 +218,7 @@ class Autotuner:
         idents = {c.ident() for c in candidates}
         done = sum(1 for i, t in known.items() if i in idents and t.state == "done")
         if stored is not None and (idents <= set(known) or (self.trials is not None and done >= self.trials)):
-            return TuneReport(key, stored, store.best(key).cycles, "database", seconds=time.monotonic() - start)
+            return TuneReport(key, *stored, "database", seconds=time.monotonic() - start)
         report = TuneReport(key, candidates[0], None, "tuned")
         self._search(grid, args, kwargs, key, candidates, known, done, report, start)
         report.best, report.cycles = self._finish(grid, args, kwargs, key, candidates)
