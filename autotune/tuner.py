@@ -235,16 +235,24 @@ class Autotuner:
 
     def _compile(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any],
                  config: Config) -> tuple[isa.Program, list[Any], tuple[int, int, int]] | str:
-        """Compile only: (program, device arguments, grid), or why the config cannot compile."""
+        """Compile only the program a launch with `config` runs (through the launches' cache), or say why it
+        cannot compile; return the one-program-per-grid-point form, its device arguments and grid, which
+        the cost model walks (a persistent program loops over all of a core's programs: too long to walk)."""
         merged = {**kwargs, **config.all_kwargs()}
         options, launch, kernel_kwargs = self.fn.split(merged)
         call = self.fn.bind(args, kernel_kwargs)
         runtime = self.fn.runtime
+        spec = runtime.get_machine()
+        grid3 = resolve_grid(self.fn.name, grid, lambda: {**call.runtime, **call.constexprs, **launch})
+        programs = grid3[0] * grid3[1] * grid3[2]
+        # as Runtime._simulate decides: a grid larger than the machine runs as a persistent loop per core
+        persistent = programs > spec.cores if options.persistent is None else bool(options.persistent) and programs > 0
         try:
-            program = runtime.program(self.fn, call, options.num_stages, runtime.get_machine())
+            program = runtime.program(self.fn, call, options.num_stages, spec, persistent)
+            if persistent:
+                program = runtime.program(self.fn, call, options.num_stages, spec, False)
         except errors.CompilationError as exc:
             return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-        grid3 = resolve_grid(self.fn.name, grid, lambda: {**call.runtime, **call.constexprs, **launch})
         return program, device_args(call), grid3
 
     def _rank(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any], candidates: Sequence[Config],
