@@ -195,3 +195,16 @@ def test_the_best_of_the_nearest_tuned_key_is_the_first_exploration(db, launches
     assert nearest_best in evaluated
     if nearest_best not in evaluated[:9]:  # the model's first 8 and one more, then the first exploration
         assert evaluated[9] == nearest_best
+
+
+def test_npulang_reexports_the_decorator_lazily():
+    import subprocess
+    import sys
+
+    import autotune
+
+    assert npu.autotune is autotune.autotune and npu.Config is autotune.Config
+    code = "import sys, npulang; assert 'autotune' not in sys.modules and 'optuna' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+    with pytest.raises(AttributeError, match="no attribute 'autotuner'"):
+        npu.autotuner  # noqa: B018
