@@ -1,20 +1,23 @@
 """The autotuner's search against the exhaustive optimum, on real GEMM spaces, as a Markdown table.
 
-For each GEMM shape the whole space (the descriptor matmul of `examples/tutorials.py`: BM, BN in
-{32, 64, 128, 256}, BK in {16, 32, 64, 128}, num_stages in {1..4}: 256 configs) is simulated once by the
-autotuner itself (timing only, cold L2) into a tuning database under this directory
+Two kernels of `examples/tutorials.py`: the descriptor matmul (BM, BN in {32, 64, 128, 256}, BK in
+{16, 32, 64, 128}, num_stages in {1..4}: 256 configs) on six shapes, and the grouped matmul of Triton's
+tutorial 03 (BLOCK_SIZE_M/N in {32..256}, BLOCK_SIZE_K in {16, 32, 64}, GROUP_SIZE_M in {1, 8},
+num_stages in {1, 2, 3}: 288 configs) on three. For each (kernel, shape) the whole space is simulated once
+by the autotuner itself (timing only, cold L2) into a tuning database under this directory
 (`benchmarks/tuner_exhaustive.db`, reused by later runs: the cycles are deterministic). Each strategy is
 then replayed against those stored cycles, seed by seed, counting simulations until the first config
 within 2 % of the exhaustive optimum. Configs that do not compile are pruned by compiling only and are
 not counted for any strategy (the baselines get the same pruning).
 
-Strategies: ours (`autotune.search.ModelGuided`: cost-model order corrected by results, TPE exploration
-after the first 8), the same from a warm start (the best configs of the other shapes, nearest first),
-the cost model's order alone, random search, and Optuna's TPE with default settings. The last table is
-the wall time per evaluation of the real tuner at 2048^3.
+Strategies: ours (`autotune.search.ModelGuided`: cost-model order corrected by results; after the first
+8, every other proposal explores: warm-start configs, then TPE), with a warm start (the same kernel's
+best configs of the other shapes, nearest first), the cost model's order alone, TPE from the first step,
+ours and the model's order with the estimates spoiled by noise, random search, and Optuna's TPE with
+default settings. The last line is the wall time per evaluation of the real tuner at 2048^3.
 
     python benchmarks/tuner.py                 # all shapes, 3 seeds (the first run simulates the spaces)
-    python benchmarks/tuner.py --seeds 5 --shapes 512x512x512,200x1000x640
+    python benchmarks/tuner.py --seeds 5 --shapes 512x512x512,200x1000x640 --grouped-shapes ""
 """
 
 from __future__ import annotations
