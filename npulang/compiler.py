@@ -38,7 +38,7 @@ def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, persi
     """
     tried: list[str] = []
     own_loops = any(op.kind is ir.OpKind.FOR for op in ir.walk(fn.body))
-    for program_stages in dict.fromkeys(() if not persistent else (1,) if own_loops else (num_stages, 1)):
+    for program_stages in dict.fromkeys(() if not persistent else (num_stages, 1)):
         try:
             ck = _compile(fn, spec, num_stages, program_stages, record)
         except ResourceError as exc:
