@@ -1,6 +1,8 @@
 """Software pipelining: unroll loops `num_stages` times with a private copy of each per-iteration tile.
 
 A loop's own `num_stages` (from `npu.range(..., num_stages=k)`) wins over the kernel-wide default.
+In the persistent loop over programs, each loop of a later copy records its first copy as `twin`:
+the copies run one after another on the tiles they share, so they share loop-carried flags (sync.py).
 
 Pipes are decoupled queues, so once consecutive iterations write different buffers the loads
 of iteration i+1 run while iteration i computes: the flag pass then only orders each copy's

@@ -13,6 +13,10 @@ before J, set after I each iteration and drained (waited once) at the end of tha
 event ids run short, primes and drains sit right around the loop instead. Event ids are assigned
 at the end by interval colouring over the program text, so every set is consumed by one wait
 before the same flag is set again.
+
+In the persistent loop over programs, the primes and drains of the kernel's own loops sit outside
+it, and runs of one loop in consecutive programs (the same loop, or its copies in the pipelined
+programs, which share its flags) are ordered by those loop-carried flags alone.
 """
 
 from __future__ import annotations
