@@ -30,15 +30,14 @@ def compile_ir(fn: ir.Function, spec: MachineSpec, *, num_stages: int = 2, persi
 
     With `persistent=True` the program is one loop per core over the grid's programs
     (`npulang.backend.persistent`; its `meta["grid"]` is "persistent" and it takes the logical grid as
-    three extra arguments), pipelined `num_stages` deep across them if the kernel has no loop of its
-    own, else one deep: a kernel's loops already overlap consecutive programs through their own
-    copies, and a second copy of everything costs event ids and buffers for no gain (the softmax
-    tutorial ran 0.2 % slower with it, the layer norm's did not fit). If that does not fit the
-    machine, it is pipelined one deep, then not persistent at all; `notes` say which.
+    three extra arguments), pipelined `num_stages` deep across them: consecutive programs get private
+    copies of their tiles (a kernel with a K loop, its own L0C accumulator per copy, so the cube need
+    not wait for the fixpipe to drain the previous program's). If that does not fit the machine, it is
+    pipelined one deep, then not persistent at all; `notes` say which.
     """
     tried: list[str] = []
     own_loops = any(op.kind is ir.OpKind.FOR for op in ir.walk(fn.body))
-    for program_stages in dict.fromkeys(() if not persistent else (1,) if own_loops else (num_stages, 1)):
+    for program_stages in dict.fromkeys(() if not persistent else (num_stages, 1)):
         try:
             ck = _compile(fn, spec, num_stages, program_stages, record)
         except ResourceError as exc:

@@ -165,6 +165,7 @@ class Loop:
     min_trips: int = 0  # iterations known to run (0: maybe none)
     num_stages: int | None = None  # software-pipelining depth for this loop (None: the kernel default)
     persistent: bool = False  # the per-core loop over logical programs (persistent.py)
+    twin: Loop | None = None  # in a later program copy of the persistent loop: this loop in the first (sync.py)
 
 
 @dataclass(eq=False)

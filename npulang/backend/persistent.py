@@ -12,10 +12,11 @@ where (gx, gy, gz) is the logical grid, passed as three extra scalar arguments (
 runtime launches min(cores, total) physical programs, one per core. Program l runs on core l mod P,
 as the device's in-order dispatch would place uniform programs. Every tile the kernel allocates
 belongs to the loop, so software pipelining (`pipeline.py`, `num_stages` deep as `compile_ir`
-chooses) can give consecutive programs private copies, and flag insertion (`sync.py`) keeps the
-primes of the kernel's own loops outside this one: the loads of program l+P run while program l
-computes. The costs are the machine's, only the code changed. Each logical program still sees its
-own ids, as in Triton.
+chooses) can give consecutive programs private copies (an L0C accumulator too: the cube starts
+program l+P while the fixpipe drains program l), and flag insertion (`sync.py`) keeps the primes of
+the kernel's own loops outside this one, each loop's copies sharing its loop-carried flags: the loads
+of program l+P run while program l computes. The costs are the machine's, only the code changed.
+Each logical program still sees its own ids, as in Triton.
 
 A kernel with `device_print` keeps one program per dispatch: its prints name the program ids the
 simulator dispatched.

@@ -1,6 +1,8 @@
 """Software pipelining: unroll loops `num_stages` times with a private copy of each per-iteration tile.
 
 A loop's own `num_stages` (from `npu.range(..., num_stages=k)`) wins over the kernel-wide default.
+In the persistent loop over programs, each loop of a later copy records its first copy as `twin`:
+the copies run one after another on the tiles they share, so they share loop-carried flags (sync.py).
 
 Pipes are decoupled queues, so once consecutive iterations write different buffers the loads
 of iteration i+1 run while iteration i computes: the flag pass then only orders each copy's
@@ -31,7 +33,7 @@ class SoftwarePipelining:
         self.num_stages, self.hoist = num_stages, hoist
 
     def apply(self, nodes: list[Node]) -> None:
-        self.defs = _body_defs(nodes)
+        self.root = nodes
         self._apply(nodes)
 
     def hoists(self, nodes: list[Node]) -> bool:
@@ -50,6 +52,8 @@ class SoftwarePipelining:
             for b in blocks_of(n):
                 self._apply(b)
             if isinstance(n, Loop) and self._stages(n) > 1 and self._worth_it(n):
+                # counted afresh: an inner loop unrolled already has new temporaries, private to each copy
+                self.defs = _body_defs(self.root)
                 out += self._unroll(n, self._stages(n))
             out.append(n)
         nodes[:] = out
@@ -109,7 +113,11 @@ class SoftwarePipelining:
                 copies += rest
                 continue
             iv = _sum(loop.iv, steps[c], copies, loop)
-            copies += self._guarded(loop, iv, rest, bufs[c], defs, static)
+            copy = self._guarded(loop, iv, rest, bufs[c], defs, static)
+            if loop.persistent:  # each program's loops run on tiles they share: one set of flags (sync.py)
+                for first, later in zip(_loops(rest), _loops(copy)):
+                    later.twin = first
+            copies += copy
         loop.body[:] = copies
         loop.step = steps[stages]
         if loop.min_trips:

@@ -13,6 +13,10 @@ before J, set after I each iteration and drained (waited once) at the end of tha
 event ids run short, primes and drains sit right around the loop instead. Event ids are assigned
 at the end by interval colouring over the program text, so every set is consumed by one wait
 before the same flag is set again.
+
+In the persistent loop over programs, the primes and drains of the kernel's own loops sit outside
+it, and runs of one loop in consecutive programs (the same loop, or its copies in the pipelined
+programs, which share its flags) are ordered by those loop-carried flags alone.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class _Entry:
     seq: int
     anchor: Node  # a set_flag for this access goes right after this node
     known: Clock
+    origin: int | None = None  # a run of a loop in the loop over programs: which loop (see `_origins`)
 
 
 class FlagInsertion:
@@ -52,10 +57,13 @@ class FlagInsertion:
         self.waits: dict[tuple[int, Pipe], list[tuple[Flag, Node]]] = {}  # (node, waiting pipe)
         self.seq: Clock = {p: 0 for p in _PIPES}
         self.done: set[int] = set()
+        self.top: set[int] = set()  # the nodes of the persistent loop's body
 
     def apply(self, nodes: list[Node]) -> None:
         vc = {p: {q: 0 for q in _PIPES} for p in _PIPES}
+        self.top = {id(n) for outer in _loops(nodes) if outer.persistent for n in outer.body}
         self._block(nodes, vc, [], None)
+        self._share_twin_flags(nodes)
         # A loop's primes go first in the enclosing block and its drains last, so its first loads do not
         # wait for the source pipe to finish earlier work, and the pipe after it does not wait for its last
         # consumer (forward conflicts have flags of their own). That lengthens their event intervals: when
@@ -77,6 +85,26 @@ class FlagInsertion:
             if shortage is not None:
                 raise resource_error(EventIdOverflowError, self.kernel, shortage.loc, self.kernel_loc,
                                      shortage.message, hint="use a lower num_stages or fewer tiles in flight")
+
+    def _share_twin_flags(self, nodes: list[Node]) -> None:
+        """A later program copy of a loop (`Loop.twin`) waits and sets its twin's loop-carried flags, and has
+        no primes or drains of its own: the copies run one after another on the tiles they share, so each
+        copy's first iteration waits for the previous copy's last (the conflicts between the copies were
+        left to these flags). Copies whose flags do not pair up are a `EventIdOverflowError`, which makes
+        `compile_ir` pipeline the programs one deep."""
+        same: dict[int, Flag] = {}
+        for loop in _loops(nodes):
+            if loop.twin is None:
+                continue
+            mine, theirs = self.primes.pop(id(loop), []), self.primes.get(id(loop.twin), [])
+            self.drains.pop(id(loop), None)
+            if [(p.flag.src, p.flag.dst) for p in mine] != [(p.flag.src, p.flag.dst) for p in theirs]:  # type: ignore[union-attr]
+                raise resource_error(EventIdOverflowError, self.kernel, loop.loc, self.kernel_loc,
+                                     "the copies of a loop for consecutive programs need different flags",
+                                     hint="use a lower num_stages")
+            same.update((id(a.flag), b.flag) for a, b in zip(mine, theirs))  # type: ignore[misc]
+        for ins in (i for block in (*self.pre.values(), *self.post.values()) for i in block):
+            ins.flag = same.get(id(ins.flag), ins.flag)
 
     def _place(self, nodes: list[Node], saved: list[tuple[list[Node], list[Node]]],
                hoisted: set[int]) -> bool:
@@ -108,14 +136,21 @@ class FlagInsertion:
 
     def _compound(self, node: Node, vc: dict[Pipe, Clock], hist: list[_Entry], loop: _LoopCtx | None) -> None:
         inner = list(walk([node]))
+        owner = _loop_runs(node) if id(node) in self.top else {}
+        origins: dict[int, int] = {}  # id of a region (a private copy) -> the loop run it belongs to
         by_pipe: dict[Pipe, tuple[list[Region], list[Region]]] = {}
         for ins in inner:
             if ins.pipe is not Pipe.S and ins.flag is None:
                 r, w = by_pipe.setdefault(ins.pipe, ([], []))
+                if id(ins) in owner:
+                    for mine, theirs in ((r, ins.reads), (w, ins.writes)):
+                        mine += [Region(x.key, x.lo, x.hi) for x in theirs]
+                        origins.update((id(x), owner[id(ins)]) for x in mine[len(mine) - len(theirs):])
+                    continue
                 r.extend(ins.reads)
                 w.extend(ins.writes)
         for pipe, (reads, writes) in by_pipe.items():
-            self._order(node, pipe, reads, writes, vc, hist, loop, node)
+            self._order(node, pipe, reads, writes, vc, hist, loop, node, origins)
         if id(node) not in self.done:
             self.done.add(id(node))
             entry = {p: dict(c) for p, c in vc.items()}
@@ -126,7 +161,7 @@ class FlagInsertion:
                     self._block(block, {p: dict(c) for p, c in entry.items()}, [], None)
         # Knowledge gained inside is not kept (the body may not run); the node is one access per pipe.
         for pipe, (reads, writes) in by_pipe.items():
-            self._record(node, pipe, reads, writes, vc, hist)
+            self._record(node, pipe, reads, writes, vc, hist, origins)
 
     def _loop(self, node: Loop, entry: dict[Pipe, Clock]) -> None:
         hist: list[_Entry] = []
@@ -137,7 +172,7 @@ class FlagInsertion:
 
     def _order(self, target: Node, pipe: Pipe, reads: list[Region] | tuple[Region, ...],
                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry],
-               loop: _LoopCtx | None, anchor_before: Node) -> None:
+               loop: _LoopCtx | None, anchor_before: Node, origins: dict[int, int] | None = None) -> None:
         known = vc[pipe]
         for flag, source in self.waits.get((id(target), pipe), []):
             src = _latest(hist, source, flag.src)
@@ -149,11 +184,7 @@ class FlagInsertion:
             for e in reversed(hist):
                 if e.pipe is pipe or e.seq <= known[e.pipe]:
                     continue
-                if e.anchor is target and loop is not None and loop.node.persistent and isinstance(target, Loop):
-                    # A loop against its own run in the previous program: its loop-carried flags order that,
-                    # since their primes and drains sit outside the loop over programs.
-                    continue
-                if not _conflicts(e, reads, writes):
+                if not _conflicts(e, reads, writes, origins or {}):
                     continue
                 flag = Flag(e.pipe, pipe)
                 set_ins = MInstr("set_flag", {}, flag=flag)
@@ -170,14 +201,16 @@ class FlagInsertion:
                 break
 
     def _record(self, anchor: Node, pipe: Pipe, reads: list[Region] | tuple[Region, ...],
-                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry]) -> None:
+                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry],
+                origins: dict[int, int] | None = None) -> None:
         self.seq[pipe] += 1
         vc[pipe][pipe] = self.seq[pipe]
         known = dict(vc[pipe])
+        origins = origins or {}
         for r in reads:
-            hist.append(_Entry(r, False, pipe, self.seq[pipe], anchor, known))
+            hist.append(_Entry(r, False, pipe, self.seq[pipe], anchor, known, origins.get(id(r))))
         for r in writes:
-            hist.append(_Entry(r, True, pipe, self.seq[pipe], anchor, known))
+            hist.append(_Entry(r, True, pipe, self.seq[pipe], anchor, known, origins.get(id(r))))
 
     # -- rewriting -----------------------------------------------------------------------------
     def _rebuild(self, nodes: list[Node], hoisted: set[int],
@@ -218,6 +251,11 @@ def _loops(nodes: list[Node]) -> list[Loop]:
     return out
 
 
+def _twins(a: Node, b: Node) -> bool:
+    """a and b are copies of one loop in different programs of the persistent loop (`Loop.twin`)."""
+    return isinstance(a, Loop) and isinstance(b, Loop) and (a.twin or a) is (b.twin or b)
+
+
 def _blocks(nodes: list[Node]) -> list[list[Node]]:
     """`nodes` and every block nested in it."""
     out = [nodes]
@@ -228,10 +266,30 @@ def _blocks(nodes: list[Node]) -> list[list[Node]]:
 
 
 def _conflicts(e: _Entry, reads: list[Region] | tuple[Region, ...],
-               writes: list[Region] | tuple[Region, ...]) -> bool:
-    if any(e.region.overlaps(w) for w in writes):
-        return True
-    return e.write and any(e.region.overlaps(r) for r in reads)
+               writes: list[Region] | tuple[Region, ...], origins: dict[int, int]) -> bool:
+    """Overlapping bytes, one a write; not between two runs of one loop in the loop over programs."""
+    def clash(r: Region) -> bool:
+        return e.region.overlaps(r) and (e.origin is None or origins.get(id(r)) != e.origin)
+    return any(clash(w) for w in writes) or e.write and any(clash(r) for r in reads)
+
+
+def _loop_runs(node: Node) -> dict[int, int]:
+    """For a node of the persistent loop's body: the instructions in its loops (outermost in it), by loop,
+    program copies of one loop (`Loop.twin`) counting as one. Runs of one loop in consecutive programs are
+    ordered by that loop's loop-carried flags, whose primes and drains sit outside the loop over programs
+    (and which copies share, see `_share_twin_flags`), so they need no flags of their own."""
+    return {id(ins): id(loop.twin or loop) for loop in _outermost_loops([node]) for ins in walk([loop])}
+
+
+def _outermost_loops(nodes: list[Node]) -> list[Loop]:
+    out: list[Loop] = []
+    for n in nodes:
+        if isinstance(n, Loop):
+            out.append(n)
+            continue
+        for b in blocks_of(n):
+            out += _outermost_loops(b)
+    return out
 
 
 def _latest(hist: list[_Entry], anchor: Node, pipe: Pipe) -> _Entry | None:

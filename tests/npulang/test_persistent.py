@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 import npulang as npu
 from isa.asm import assemble
+from examples import conv2d as cv
 from examples import norms
 from examples import tutorials as tut
 from npulang.runtime.cache import ProgramKey
@@ -242,3 +243,34 @@ def test_an_out_of_bounds_access_says_the_program_named_is_the_cores():
 def test_the_persistent_program_has_its_own_cache_key():
     fingerprint = RUNTIME.get_machine().fingerprint
     assert ProgramKey("k", 2, fingerprint).digest() != ProgramKey("k", 2, fingerprint, persistent=True).digest()
+
+
+
+@pytest.mark.parametrize("l0c_kib, apart", [(128, True), (28, False)])
+def test_a_k_loop_over_programs_gets_two_l0c_accumulators_when_they_fit(l0c_kib, apart):
+    # a 3x3 conv (cube-bound: the window loads are small) as 14 programs of a 112x64 tile with a 2-step K
+    # loop on 4 cores, pipelined two deep across programs: each program copy has its own 28 KiB accumulator,
+    # at its own bytes when L0C has room for both, so a program's first mmad need not wait for the fixpipe to
+    # drain the previous program's
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 28, 28, 32)).astype(np.float16)
+    w = (rng.standard_normal((64, 32, 3, 3)) / 17).astype(np.float16)
+    want = cv.reference(x.transpose(0, 3, 1, 2), w, 1, 1, 1)
+    conv = dict(pad=1, layout="NHWC", channel_block=16, bm=112, bn=64)
+    base = RUNTIME.get_machine()
+    RUNTIME.set_machine(base.replace(cores=CORES, buffers={"l0c": l0c_kib * 1024}))
+    try:
+        y = np.zeros((2, 28, 28, 64), np.float16)
+        ins = cv.conv2d_kernel.inspect(x, cv.weight_matrix(w, 16), y, N=2, C=32, H=28, W=28, KOUT=64, R=3, S=3,
+                                       STRIDE=1, PAD=1, DIL=1, LAYOUT="NHWC", CB=16, BM=112, BN=64, BK=144)
+        for interpret in (True, False):
+            y, _ = cv.conv2d(x, w, interpret=interpret, **conv)
+            assert_close(y.astype(np.float32), want, rtol=1e-2, atol=1e-2)
+        cycles = cv.conv2d(x, w, timing_only=True, l2="cold", **conv)[1].cycles
+    finally:
+        RUNTIME.set_machine(base)
+    accs = [s for s in ins.buffers if s.space == "l0c"]
+    assert [s.size for s in accs] == [112 * 64 * 4] * 2 and "2 deep" in ins.notes[-1]
+    assert (accs[0].offset != accs[1].offset) is apart
+    # one accumulator's bytes for both copies: the first mmad of each program waits for the fixpipe again
+    assert cycles == {128: 2781, 28: 3332}[l0c_kib]
