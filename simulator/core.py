@@ -65,6 +65,8 @@ class Launch:
     # [horizon, key]: the device sets the horizon (the earliest time another core waits to book GM at) before
     # resuming a program; a program about to book GM later than that stores the time in key and yields
     sync: list[int] = field(default_factory=lambda: [UNBOUNDED, UNBOUNDED])
+    # timing-only mode with gathers or scatters (simulator.device): the GM bytes each write replaced, oldest first
+    undo: list[tuple[Any, Any]] | None = None
 
 
 class _ScalarContext:
@@ -129,7 +131,8 @@ class _ProgramRun:
         self.gm = launch.gm
         self.instr_cycles = launch.instr_cycles
         opts = launch.options
-        self.functional = opts.functional and memory is not None
+        self.functional = memory is not None  # effects run: functional mode, or lanes to check (simulator.device)
+        self.undo = launch.undo
         self.trace = launch.trace
         self.races = (RaceDetector(NPIPES, self.prep.active_pipes, PIPE_NAMES, lambda op: describe(op.instr))
                       if opts.detect_races else None)
@@ -442,9 +445,11 @@ class _ProgramRun:
                 accesses = tuple([(s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
                                   for s, lo, hi, w in accesses])
                 if op.gm_spans is not None:
-                    accesses += self._lane_accesses(op, args, addr, xfer.write)
+                    accesses += self._lane_accesses(op, args, xfer.write)
                 self._check_race(p, accesses, op)
         if self.functional:
+            if self.undo is not None and g >= 0 and xfer is not None and xfer.write:
+                self._keep_gm(op, args, addr + glo, addr + ghi)
             try:
                 op.execute(args, self.memory)
             except SimError as exc:
@@ -462,15 +467,21 @@ class _ProgramRun:
         if self.trace is not None:
             self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
 
-    def _lane_accesses(self, op: Op, args: tuple, addr: int, write: bool) -> tuple:
-        """The GM bytes a gather or scatter touches, for the race detector: in functional mode the runs
-        its active lanes cover; in timing-only mode (no index data) every byte of the argument its base
-        address lies in, or of all GM if it lies in none (the compiler may fold offsets into the base)."""
-        if self.functional:
-            return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
-        region = self.launch.gm_args.find(addr, addr + 1)
-        lo, hi = (region.start, region.end) if region is not None else (0, UNBOUNDED)
-        return (("gm", lo, hi, write),)
+    def _keep_gm(self, op: Op, args: tuple, lo: int, hi: int) -> None:
+        """Save the GM bytes a write is about to replace (its span [lo, hi), or a scatter's lanes' runs), for
+        timing-only mode to put back at the end of the launch. Bytes outside every argument are left to
+        the write's own bounds check."""
+        spans = op.gm_spans(args, self.memory) if op.gm_spans is not None else [(lo, hi)]
+        for lo, hi in spans:
+            region = self.launch.gm_args.find(lo, hi)
+            if region is not None:
+                data = region.data[lo - region.start:hi - region.start]
+                self.undo.append((data, data.copy()))
+
+    def _lane_accesses(self, op: Op, args: tuple, write: bool) -> tuple:
+        """The GM bytes a gather or scatter touches, for the race detector: the runs its active lanes cover
+        (a program with lanes always runs its effects, see simulator.device)."""
+        return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
 
     def _check_race(self, p: int, accesses: tuple, op: Op) -> None:
         race = self.races.access(p, accesses, op)

@@ -8,8 +8,8 @@ Lines a store covers completely become resident (a later read hits them); a part
 keeps its residency as it was, since the rest of it was never fetched. Reads move burst-rounded
 bytes through L2 and fetch every line that misses from HBM.
 
-Gathers and scatters take the same path at the cost of their worst case, because timing-only mode
-has no index data and both modes must give identical cycles: each of the n lanes moves one burst on
+Gathers and scatters take the same path at the cost of their worst case, so that cycles never depend
+on the data (the tuner compares configurations, not inputs): each of the n lanes moves one burst on
 the bus, a gather fetches one line from HBM per lane (n distinct lines, all missing) and a scatter
 writes one burst per lane to HBM. Neither changes L2 residency (which lines is data-dependent).
 
