@@ -121,7 +121,14 @@ class _ProgramRun:
         self.issued = [0] * NPIPES
         self.resolved = [0] * NPIPES
         self.starts = [[0] * self.depth for _ in range(NPIPES)]  # start times by issue number % depth
-        self.tokens = [deque() for _ in range(self.prep.nflags)]  # raised flags: (time, vector clock)
+        # per flag the program uses: the times it was raised at and, with race detection, the vector clocks
+        # handed to its wait_flags (in step: a flag's tokens and clocks are appended and popped together)
+        self.tokens: list[deque] = [None] * self.prep.nflags  # type: ignore[list-item]
+        for f in self.prep.flags:
+            self.tokens[f] = deque()
+        self.races = (RaceDetector(NPIPES, self.prep.active_pipes, PIPE_NAMES, lambda op: describe(op.instr))
+                      if launch.options.detect_races else None)
+        self.clocks = [deque() if tokens is not None else None for tokens in self.tokens] if self.races else None
         self.sets = [0] * self.prep.nflags
         self.waits = [0] * self.prep.nflags
         self.busy = [0] * NPIPES
@@ -130,12 +137,9 @@ class _ProgramRun:
         self.plans = launch.plans
         self.gm = launch.gm
         self.instr_cycles = launch.instr_cycles
-        opts = launch.options
         self.functional = memory is not None  # effects run: functional mode, or lanes to check (simulator.device)
         self.undo = launch.undo
         self.trace = launch.trace
-        self.races = (RaceDetector(NPIPES, self.prep.active_pipes, PIPE_NAMES, lambda op: describe(op.instr))
-                      if opts.detect_races else None)
 
     # -- issue ---------------------------------------------------------------------------------------
     def run(self) -> Generator[int, None, int]:
@@ -156,7 +160,7 @@ class _ProgramRun:
         max_cycles = UNBOUNDED if opts.max_cycles is None else opts.max_cycles
         max_instructions = UNBOUNDED if opts.max_instructions is None else opts.max_instructions
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
-        free, done, stall, tokens = self.free, self.done, self.stall, self.tokens
+        free, done, stall, tokens, clocks = self.free, self.done, self.stall, self.tokens, self.clocks
         sets, waits = self.sets, self.waits
         races, trace, core, pid = self.races, self.trace, self.core, self.pid
         instr_cycles = launch.instr_cycles
@@ -220,7 +224,9 @@ class _ProgramRun:
                     d = done[p]
                     if start > d:
                         done[p] = d = start
-                    tokens[f].append((d, races.snapshot(p) if races is not None else None))
+                    tokens[f].append(d)
+                    if races is not None:
+                        clocks[f].append(races.snapshot(p))
                     starts[p][resolved[p] % depth] = start
                     resolved[p] += 1
                     if trace is not None:
@@ -236,14 +242,14 @@ class _ProgramRun:
                         continue
                     # _wait, inlined
                     base = t if t > free[p] else free[p]
-                    at, clock = raised.popleft()
+                    at = raised.popleft()
                     start = at if at > base else base
                     stall[p] += start - base
                     free[p] = start
                     if start > done[p]:
                         done[p] = start
                     if races is not None:
-                        races.join(p, clock)
+                        races.join(p, clocks[f].popleft())
                     starts[p][resolved[p] % depth] = start
                     resolved[p] += 1
                     if trace is not None:
@@ -374,7 +380,9 @@ class _ProgramRun:
         free[p] = start
         if start > done[p]:
             done[p] = start
-        self.tokens[op.flag].append((done[p], self.races.snapshot(p) if self.races is not None else None))
+        self.tokens[op.flag].append(done[p])
+        if self.races is not None:
+            self.clocks[op.flag].append(self.races.snapshot(p))
         self._book(p, start)
         if self.trace is not None:
             self.trace.append((self.core, p, start, 0, op.index, self.pid))
@@ -389,14 +397,14 @@ class _ProgramRun:
         p = op.pipe
         free, done = self.free, self.done
         base = issued_at if issued_at > free[p] else free[p]
-        raised, clock = tokens.popleft()
+        raised = tokens.popleft()
         start = raised if raised > base else base
         self.stall[p] += start - base
         free[p] = start
         if start > done[p]:
             done[p] = start
         if self.races is not None:
-            self.races.join(p, clock)
+            self.races.join(p, self.clocks[op.flag].popleft())
         self._book(p, start)
         if self.trace is not None:
             self.trace.append((self.core, p, base, start - base, op.index, self.pid))

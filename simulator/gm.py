@@ -83,6 +83,10 @@ class L2Cache:
     Lines are grouped in blocks of `_BLOCK_LINES`; a block holds a bitmask of its resident lines and
     the epoch (transfer number) that last touched it. Residency is exact per line; eviction takes
     whole least-recently-touched blocks, the oldest eighth of the capacity at once.
+
+    A strided tile whose lines all stayed resident since its last touch (`covered`) is touched again by
+    renewing its blocks' epochs, which only eviction reads: the renewal is recorded once per tile
+    (`renewed`) and applied to the blocks by `settle`, before anything reads or drops an epoch.
     """
 
     def __init__(self, capacity_bytes: int, line_bytes: int) -> None:
@@ -93,8 +97,11 @@ class L2Cache:
         self.resident = 0  # lines
         self.epoch = 0
         # (first block key, shape) of strided transfers (GlobalMemory._row_masks) whose lines have all been
-        # resident since they were touched: emptied whenever a line leaves L2
-        self.covered: set[tuple[int, tuple]] = set()
+        # resident since they were touched, to their blocks' offsets from that key: emptied whenever a line
+        # leaves L2
+        self.covered: dict[tuple[int, tuple], tuple[int, ...]] = {}
+        # covered transfers touched again, to the epoch of their last touch, not yet applied (`settle`)
+        self.renewed: dict[tuple[int, tuple], int] = {}
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -155,8 +162,22 @@ class L2Cache:
         self.resident += missed
         return missed
 
+    def settle(self) -> None:
+        """Apply the pending renewals of covered transfers to their blocks' epochs (a block touched since
+        keeps its later epoch). Dict assignment to existing keys keeps the order blocks were first
+        touched in, which breaks ties between equal epochs at eviction, as renewing them at once did."""
+        epochs = self.epochs
+        for covered, epoch in self.renewed.items():
+            key = covered[0]
+            for d in self.covered[covered]:
+                block = key + d
+                if epochs[block] < epoch:
+                    epochs[block] = epoch
+        self.renewed.clear()
+
     def forget(self, region: int) -> None:
         """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
+        self.settle()
         self.covered.clear()
         for block in [b for b in self.masks if region <= b < region + (1 << 40)]:
             self.resident -= self.masks.pop(block).bit_count()
@@ -164,6 +185,7 @@ class L2Cache:
 
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
+        self.settle()
         self.covered.clear()
         for block in sorted(self.epochs, key=self.epochs.__getitem__):
             if self.resident <= keep:
@@ -326,14 +348,15 @@ class GlobalMemory:
                 masks = self._row_masks(shape)
             blocks, nbytes, lines, deltas = masks
             key = (region << 40) + block0
-            if (key, shape) in l2.covered:  # every line is still resident: only the epochs change
+            covered = (key, shape)
+            if covered in l2.covered:  # every line is still resident: only the epochs change (L2Cache.settle)
                 l2.epoch += 1
-                l2.epochs.update(dict.fromkeys(map(key.__add__, deltas), l2.epoch))
+                l2.renewed[covered] = l2.epoch
                 missed = 0
             elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
                 l2.epoch += 1
                 missed = l2.touch_masks(key, blocks)
-                l2.covered.add((key, shape))
+                l2.covered[covered] = deltas
             else:  # it may evict between rows: touch row by row, as the definition says
                 nbytes, missed = self._rows(x, base, region << 40)
             hbm_bytes = nbytes if x.write else missed * line
