@@ -92,7 +92,7 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     w("# each GM instruction's last argument array, reused only if arguments cannot overlap (as in run._region)")
     w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
-    w("transfer_block = run.gm.transfer_block")
+    w("transfer_block, transfer_rows = run.gm.transfer_block, run.gm.transfer_rows")
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
@@ -238,12 +238,19 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
     p, i, g = op.pipe, op.index, op.gm_pos
     args = _issue_args(namespace, op)
     key = _constant_key(op)
-    if key is None:
+    parts = _operands(op)
+    # a GM instruction's plan key (its operands but the address) built directly; the full operand tuple
+    # only where a queued instruction or a plan cache miss needs it
+    shifted_key = key is None and g >= 0 and parts is not None
+    if shifted_key:
+        w(f"addr = {parts[g]}")
+        w(f"key = ({', '.join(part for k, part in enumerate(parts) if k != g)},)")
+    elif key is None:
         w(f"a = {args}")
     elif g >= 0:
-        w(f"addr = {_operands(op)[g]}")
+        w(f"addr = {parts[g]}")
     w(f"if q{p}:  # behind a blocked wait_flag")
-    w(f"    q{p}.append((OPS[{i}], {'a' if key is None else args}, t))")
+    w(f"    q{p}.append((OPS[{i}], {'a' if key is None and not shifted_key else args}, t))")
     w("else:")
     w.indent()
     w(f"start = free{p} if free{p} > t else t")
@@ -261,24 +268,30 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
             w(f"    plan = new_plan(OPS[{i}], a)")
         w("accesses, occupancy, latency, xfer, port = plan")
     else:  # the plan for these operands at GM address 0, shifted to the address
-        if key is None:
+        if shifted_key:
+            w(f"plan = plans{i}.get(key)")
+            w("if plan is None:")
+            w(f"    plan = new_shifted(OPS[{i}], {args}, key)")
+        elif key is None:
             w(f"addr = a[{g}]")
             w(f"key = a[:{g}] + a[{g + 1}:]")
             w(f"plan = plans{i}.get(key)")
             w("if plan is None:")
             w(f"    plan = new_shifted(OPS[{i}], a, key)")
-        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = plan")
+        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr, rows = plan")
         w("if glo != ghi:")
         w(f"    region = regions[{i}]")
         w("    if region is None or addr + glo < region.start or addr + ghi > region.end:")
         w(f"        region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
         s = op.setup  # the GM side starts after the command's set-up
         at, plus = (f"start + {s}", f"{s} + ") if s else ("start", "")
+        w("    rstart = region.start")
         w("    if size:  # one contiguous run of bytes")
-        w("        rstart = region.start")
         w(f"        moved = {plus}transfer_block({at}, xaddr + addr - rstart, size, port, rstart << 40, gwrite)")
+        w("    elif rows is not None:  # rows of contiguous bytes")
+        w(f"        moved = {plus}transfer_rows({at}, xaddr + addr - rstart, rows, port, rstart)")
         w("    else:")
-        w(f"        moved = {plus}transfer({at}, xfer, port, addr - region.start, region.start)")
+        w(f"        moved = {plus}transfer({at}, xfer, port, addr - rstart, rstart)")
         w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")
         w(f"    moved = {plus}transfer({at}, xfer, port)")
         w("if moved > occupancy:")

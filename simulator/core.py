@@ -436,13 +436,16 @@ class _ProgramRun:
             shifted = plans.get(key)
             if shifted is None:
                 shifted = self._new_shifted(op, args, key)
-            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = shifted
+            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr, rows = shifted
             setup = op.setup  # the GM side starts after the command's set-up
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
                 if size:
                     moved = setup + self.gm.transfer_block(start + setup, xaddr + addr - region.start, size, port,
                                                            region.start << 40, gwrite)
+                elif rows is not None:
+                    moved = setup + self.gm.transfer_rows(start + setup, xaddr + addr - region.start, rows, port,
+                                                          region.start)
                 else:
                     moved = setup + self.gm.transfer(start + setup, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
@@ -535,8 +538,9 @@ class _ProgramRun:
         """For an instruction with one GM address operand: its checked plan with GM accesses and the
         transfer relative to that address, plus the GM access's bounds [glo, ghi) relative to it
         (equal if it touches no GM bytes) and whether it writes; then, for a transfer that is one
-        contiguous run of bytes, its size and offset from that address (`GlobalMemory.transfer_block`;
-        size 0 otherwise). Rules' plans are translation-invariant in GM addresses."""
+        contiguous run of bytes, its size (`GlobalMemory.transfer_block`; else 0), the transfer's offset
+        from that address, and for rows of contiguous bytes their shape (`GlobalMemory.transfer_rows`;
+        else None). Rules' plans are translation-invariant in GM addresses."""
         plan = self._plan(op, args)
         addr = args[op.gm_pos]
         glo = ghi = 0
@@ -550,10 +554,11 @@ class _ProgramRun:
             accesses.append((space, lo, hi, write))
         x = plan.xfer
         size = xaddr = 0
+        rows = None
         if x is not None:
             x = dataclasses.replace(x, addr=x.addr - addr)
-            size, xaddr = contiguous_bytes(x), x.addr
-        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite, size, xaddr
+            size, xaddr, rows = contiguous_bytes(x), x.addr, self.gm.row_shape(x)
+        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite, size, xaddr, rows
 
     def _region(self, op: Op, lo: int, hi: int, write: bool) -> GmRegion:
         """The argument holding GM bytes [lo, hi), remembered per instruction (checked on a miss)."""

@@ -79,7 +79,7 @@ class Device:
     def flush_l2(self) -> None:
         """Forget L2 contents, for cold-cache measurements. Stores are write-through (simulator.gm): no line
         is dirty, so there is nothing to write back and nothing a launch leaves uncounted."""
-        self.gm = GlobalMemory(self.spec)
+        self.gm.flush()
 
     def run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
             options: SimOptions | None = None) -> RunResult:

@@ -226,16 +226,15 @@ class BandwidthCalendar:
             return 1
         f = hbm_bytes / nbytes
         hbm, l2 = self.hbm, self.l2
-        t = float(start)
-        left = float(nbytes)
         b = start // QUANTUM
         if b >= len(l2):
-            self._grow(b)
+            self._grow(b)  # extends the lists in place
+        bucket_end = (b + 1) * QUANTUM
         lasts = self.lasts
         last = lasts[b]
         if start >= last:  # in time order: what is left of the bucket is at most its span after `start`
             lasts[b] = start
-            span = (b + 1) * QUANTUM - start
+            span = bucket_end - start
             cut = l2[b] - self.l2_rate * span
             if cut > 0:
                 l2[b] -= cut
@@ -251,40 +250,45 @@ class BandwidthCalendar:
             back = min(self.hbm_cut[b], self.hbm_rate * (last - start))
             hbm[b] += back
             self.hbm_cut[b] -= back
+        # the first bucket, then the next ones while bytes are left
+        t = float(start)
+        left = float(nbytes)
+        dur = bucket_end - t
         while True:
-            if b >= len(l2):
-                self._grow(b)
-            bucket_end = (b + 1) * QUANTUM
-            dur = bucket_end - t
             cap = port * dur
             if l2[b] < cap:
                 cap = l2[b]
             if f > 0 and hbm[b] < cap * f:
                 cap = hbm[b] / f
             if cap > 0 and cap >= left - _EPS:
-                finish = t + dur * left / cap
-                l2[b] -= left
-                hbm[b] -= left * f
-                # not before what the transfers ending in this bucket took of it, laid out forward from its
-                # start at the shared rate, has moved
-                ended = self.l2_ended[b] + left
-                self.l2_ended[b] = ended
-                floor = bucket_end - QUANTUM + ended / self.l2_rate
-                if floor > finish:
-                    finish = floor
-                if f > 0:
-                    ended = self.hbm_ended[b] + left * f
-                    self.hbm_ended[b] = ended
-                    floor = bucket_end - QUANTUM + ended / self.hbm_rate
-                    if floor > finish:
-                        finish = floor
-                return max(1, math.ceil(finish - start - _EPS))
+                break
             if cap > 0:
                 l2[b] -= cap
                 hbm[b] -= cap * f
                 left -= cap
             t = float(bucket_end)
             b += 1
+            if b >= len(l2):
+                self._grow(b)
+            bucket_end += QUANTUM
+            dur = bucket_end - t
+        finish = t + dur * left / cap
+        l2[b] -= left
+        # not before what the transfers ending in this bucket took of it, laid out forward from its start at
+        # the shared rate, has moved
+        ended = self.l2_ended[b] + left
+        self.l2_ended[b] = ended
+        floor = bucket_end - QUANTUM + ended / self.l2_rate
+        if floor > finish:
+            finish = floor
+        if f > 0:
+            hbm[b] -= left * f
+            ended = self.hbm_ended[b] + left * f
+            self.hbm_ended[b] = ended
+            floor = bucket_end - QUANTUM + ended / self.hbm_rate
+            if floor > finish:
+                finish = floor
+        return max(1, math.ceil(finish - start - _EPS))
 
 
 class GlobalMemory:
@@ -292,7 +296,8 @@ class GlobalMemory:
 
     def __init__(self, spec: MachineSpec) -> None:
         self.burst = spec.gm.burst_bytes
-        self.l2 = L2Cache(spec.l2.bytes, spec.l2.line_bytes)
+        self._l2_size = (spec.l2.bytes, spec.l2.line_bytes)
+        self.l2 = L2Cache(*self._l2_size)
         self._hbm_rate = spec.hbm_bytes_per_cycle
         self._l2_rate = spec.l2_bytes_per_cycle
         self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
@@ -301,6 +306,11 @@ class GlobalMemory:
         self._owners: dict[int, weakref.ref] = {}  # array start address -> the array owning it
         self._span = spec.l2.line_bytes * _BLOCK_LINES  # bytes per L2 residency block
         self._shapes: dict[tuple[int, int, int, int, bool], tuple] = {}  # see _row_masks
+
+    def flush(self) -> None:
+        """Forget L2 contents. The shapes' block masks stay: they depend on the machine alone."""
+        self.l2 = L2Cache(*self._l2_size)
+        self._owners.clear()
 
     def new_launch(self, regions: Sequence[GmRegion] = ()) -> None:
         """Start a launch at cycle 0 with an empty calendar; L2 contents stay, for arrays still alive.
@@ -322,6 +332,14 @@ class GlobalMemory:
             if ref is None or ref() is not r.owner:
                 self._owners[r.start] = weakref.ref(r.owner)
 
+    def row_shape(self, x: GmXfer) -> tuple[int, int, int, bool] | None:
+        """(row stride, row bytes, rows, write) of a transfer that `transfer_rows` costs (rows of contiguous
+        bytes, not one run), else None."""
+        if (x.scattered or x.rows <= 0 or x.cols <= 0 or x.cs != x.itemsize or x.rs < 0 or contiguous_bytes(x)
+                or self._span % self.burst):
+            return None
+        return x.rs, x.cols * x.itemsize, x.rows, x.write
+
     def transfer(self, start: int, x: GmXfer, port: float, shift: int = 0, region: int = 0) -> int:
         """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).
 
@@ -331,38 +349,45 @@ class GlobalMemory:
         size = contiguous_bytes(x)
         if size:
             return self.transfer_block(start, x.addr + shift, size, port, region << 40, x.write)
-        burst = self.burst
-        l2 = self.l2
-        line = l2.line_bytes
+        rows = self.row_shape(x)
+        if rows is not None:
+            return self.transfer_rows(start, x.addr + shift, rows, port, region)
         if x.scattered:  # the worst case of data-dependent addresses (see the module docstring)
-            nbytes = x.scattered * burst
-            hbm_bytes = nbytes if x.write else x.scattered * line
+            nbytes = x.scattered * self.burst
+            hbm_bytes = nbytes if x.write else x.scattered * self.l2.line_bytes
         elif x.rows <= 0 or x.cols <= 0:
             nbytes = hbm_bytes = 0
-        elif x.cs == x.itemsize and x.rs >= 0 and self._span % burst == 0:  # rows of contiguous bytes
-            base = x.addr + shift
-            block0, off = divmod(base, self._span)
-            shape = (off, x.rs, x.cols * x.itemsize, x.rows, x.write)
-            masks = self._shapes.get(shape)
-            if masks is None:
-                masks = self._row_masks(shape)
-            blocks, nbytes, lines, deltas = masks
-            key = (region << 40) + block0
-            covered = (key, shape)
-            if covered in l2.covered:  # every line is still resident: only the epochs change (L2Cache.settle)
-                l2.epoch += 1
-                l2.renewed[covered] = l2.epoch
-                missed = 0
-            elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
-                l2.epoch += 1
-                missed = l2.touch_masks(key, blocks)
-                l2.covered[covered] = deltas
-            else:  # it may evict between rows: touch row by row, as the definition says
-                nbytes, missed = self._rows(x, base, region << 40)
-            hbm_bytes = nbytes if x.write else missed * line
         else:
             nbytes, missed = self._rows(x, x.addr + shift, region << 40)
-            hbm_bytes = nbytes if x.write else missed * line
+            hbm_bytes = nbytes if x.write else missed * self.l2.line_bytes
+        self.bytes_moved += nbytes
+        self.hbm_bytes += hbm_bytes
+        return self.calendar.occupy(start, nbytes, hbm_bytes, port)
+
+    def transfer_rows(self, start: int, base: int, rows: tuple[int, int, int, bool], port: float, region: int) -> int:
+        """`transfer` of rows of contiguous bytes (`row_shape`) at offset `base` of the array at host address
+        `region`, by L2 block with the line masks of its shape; row by row if L2 could evict meanwhile."""
+        l2 = self.l2
+        block0, off = divmod(base, self._span)
+        shape = (off, *rows)
+        masks = self._shapes.get(shape)
+        if masks is None:
+            masks = self._row_masks(shape)
+        blocks, nbytes, lines, deltas = masks
+        key = (region << 40) + block0
+        covered = (key, shape)
+        if covered in l2.covered:  # every line is still resident: only the epochs change (L2Cache.settle)
+            l2.epoch += 1
+            l2.renewed[covered] = l2.epoch
+            missed = 0
+        elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
+            l2.epoch += 1
+            missed = l2.touch_masks(key, blocks)
+            l2.covered[covered] = deltas
+        else:  # it may evict between rows: touch row by row, as the definition says
+            l2.epoch += 1
+            nbytes, missed = self._row_runs(base, *rows, region << 40)
+        hbm_bytes = nbytes if rows[3] else missed * l2.line_bytes
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
@@ -373,27 +398,33 @@ class GlobalMemory:
         burst, l2 = self.burst, self.l2
         line = l2.line_bytes
         l2.epoch += 1
+        if x.cs == x.itemsize:  # rows of contiguous bytes
+            return self._row_runs(base, x.rs, x.cols * x.itemsize, x.rows, x.write, key)
         nbytes = missed = 0
         write = x.write
-        if x.cs == x.itemsize:  # rows of contiguous bytes
-            row = x.cols * x.itemsize
-            for r in range(x.rows):
-                a = base + r * x.rs
-                nbytes += (-(-(a + row) // burst) - a // burst) * burst
+        for r in range(x.rows):  # column-strided: every element is its own burst
+            a = base + r * x.rs
+            for c in range(x.cols):
+                e = a + c * x.cs
+                nbytes += burst
                 if not write:
-                    missed += l2.touch(key, a // line, (a + row - 1) // line)
-                elif -(-a // line) < (a + row) // line:  # lines the row covers completely
-                    l2.touch(key, -(-a // line), (a + row) // line - 1)
-        else:  # column-strided: every element is its own burst
-            for r in range(x.rows):
-                a = base + r * x.rs
-                for c in range(x.cols):
-                    e = a + c * x.cs
-                    nbytes += burst
-                    if not write:
-                        missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
-                    elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
-                        l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
+                    missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
+                elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
+                    l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
+        return nbytes, missed
+
+    def _row_runs(self, base: int, rs: int, row: int, rows: int, write: bool, key: int) -> tuple[int, int]:
+        """`_rows` of rows of `row` contiguous bytes every `rs` bytes, in the current epoch."""
+        burst, l2 = self.burst, self.l2
+        line = l2.line_bytes
+        nbytes = missed = 0
+        for r in range(rows):
+            a = base + r * rs
+            nbytes += (-(-(a + row) // burst) - a // burst) * burst
+            if not write:
+                missed += l2.touch(key, a // line, (a + row - 1) // line)
+            elif -(-a // line) < (a + row) // line:  # lines the row covers completely
+                l2.touch(key, -(-a // line), (a + row) // line - 1)
         return nbytes, missed
 
     def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int,
