@@ -335,7 +335,8 @@ class _ProgramRun:
         if any(self.queues):
             raise self._deadlock("the program ended with instructions still blocked")
         events = self.launch.spec.sync.event_ids
-        for f, (s, w) in enumerate(zip(self.sets, self.waits)):
+        for f in self.prep.flags:
+            s, w = self.sets[f], self.waits[f]
             if s > w:
                 raise FlagError(f"{self._where()}: the program ended with flag {self.prep.flag_name(f, events)} "
                                 f"set and never waited on ({s} set_flag, {w} wait_flag); every set needs its wait")

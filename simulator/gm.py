@@ -31,6 +31,7 @@ the order of booking.
 
 from __future__ import annotations
 
+import itertools
 import math
 import weakref
 from collections.abc import Sequence
@@ -44,7 +45,7 @@ _GROW = 4096  # buckets added at a time
 _EPS = 1e-9
 _BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
 _FULL = (1 << _BLOCK_LINES) - 1  # the mask of a fully resident block (always this very object)
-_SHAPES = 4096  # strided transfer shapes whose L2 block masks are kept (GlobalMemory._row_masks)
+_SHAPES = 4096  # (row shape, offset) pairs whose L2 block masks are kept (GlobalMemory._row_masks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,19 @@ def contiguous_bytes(x: GmXfer) -> int:
     return row * x.rows if x.rs == row or x.rows == 1 else 0
 
 
+class RowShape:
+    """Rows of contiguous bytes (`GlobalMemory.row_shape`): row stride and bytes per row (bytes), rows,
+    whether they are written; and, by the offset in an L2 block a transfer of the shape starts at, its
+    block masks (`GlobalMemory._row_masks`). One object per shape and memory, so a transfer's plan holds
+    it and no shape tuple is hashed per transfer."""
+
+    __slots__ = ("rs", "row", "rows", "write", "masks")
+
+    def __init__(self, rs: int, row: int, rows: int, write: bool) -> None:
+        self.rs, self.row, self.rows, self.write = rs, row, rows, write
+        self.masks: dict[int, tuple] = {}
+
+
 class L2Cache:
     """Shared L2 residency by line, close to LRU; fully written lines allocate (see `GlobalMemory`).
 
@@ -96,12 +110,12 @@ class L2Cache:
         self.epochs: dict[int, int] = {}
         self.resident = 0  # lines
         self.epoch = 0
-        # (first block key, shape) of strided transfers (GlobalMemory._row_masks) whose lines have all been
+        # (first block key, masks id) of strided transfers (GlobalMemory._row_masks) whose lines have all been
         # resident since they were touched, to their blocks' offsets from that key: emptied whenever a line
         # leaves L2
-        self.covered: dict[tuple[int, tuple], tuple[int, ...]] = {}
+        self.covered: dict[tuple[int, int], tuple[int, ...]] = {}
         # covered transfers touched again, to the epoch of their last touch, not yet applied (`settle`)
-        self.renewed: dict[tuple[int, tuple], int] = {}
+        self.renewed: dict[tuple[int, int], int] = {}
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -305,7 +319,9 @@ class GlobalMemory:
         self.hbm_bytes = 0
         self._owners: dict[int, weakref.ref] = {}  # array start address -> the array owning it
         self._span = spec.l2.line_bytes * _BLOCK_LINES  # bytes per L2 residency block
-        self._shapes: dict[tuple[int, int, int, int, bool], tuple] = {}  # see _row_masks
+        self._shapes: dict[tuple[int, int, int, bool], RowShape] = {}  # see row_shape
+        self._masks_kept = 0  # block masks held by the shapes (at most _SHAPES)
+        self._masks_ids = itertools.count()  # a masks tuple's id, never reused: covered keys stay unambiguous
 
     def flush(self) -> None:
         """Forget L2 contents. The shapes' block masks stay: they depend on the machine alone."""
@@ -332,13 +348,17 @@ class GlobalMemory:
             if ref is None or ref() is not r.owner:
                 self._owners[r.start] = weakref.ref(r.owner)
 
-    def row_shape(self, x: GmXfer) -> tuple[int, int, int, bool] | None:
-        """(row stride, row bytes, rows, write) of a transfer that `transfer_rows` costs (rows of contiguous
-        bytes, not one run), else None."""
+    def row_shape(self, x: GmXfer) -> RowShape | None:
+        """The shape of a transfer that `transfer_rows` costs (rows of contiguous bytes, not one run), else
+        None."""
         if (x.scattered or x.rows <= 0 or x.cols <= 0 or x.cs != x.itemsize or x.rs < 0 or contiguous_bytes(x)
                 or self._span % self.burst):
             return None
-        return x.rs, x.cols * x.itemsize, x.rows, x.write
+        key = (x.rs, x.cols * x.itemsize, x.rows, x.write)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = RowShape(*key)
+        return shape
 
     def transfer(self, start: int, x: GmXfer, port: float, shift: int = 0, region: int = 0) -> int:
         """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).
@@ -364,18 +384,17 @@ class GlobalMemory:
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
 
-    def transfer_rows(self, start: int, base: int, rows: tuple[int, int, int, bool], port: float, region: int) -> int:
+    def transfer_rows(self, start: int, base: int, shape: RowShape, port: float, region: int) -> int:
         """`transfer` of rows of contiguous bytes (`row_shape`) at offset `base` of the array at host address
         `region`, by L2 block with the line masks of its shape; row by row if L2 could evict meanwhile."""
         l2 = self.l2
         block0, off = divmod(base, self._span)
-        shape = (off, *rows)
-        masks = self._shapes.get(shape)
+        masks = shape.masks.get(off)
         if masks is None:
-            masks = self._row_masks(shape)
-        blocks, nbytes, lines, deltas = masks
+            masks = self._row_masks(shape, off)
+        blocks, nbytes, lines, deltas, ident = masks
         key = (region << 40) + block0
-        covered = (key, shape)
+        covered = (key, ident)
         if covered in l2.covered:  # every line is still resident: only the epochs change (L2Cache.settle)
             l2.epoch += 1
             l2.renewed[covered] = l2.epoch
@@ -386,8 +405,8 @@ class GlobalMemory:
             l2.covered[covered] = deltas
         else:  # it may evict between rows: touch row by row, as the definition says
             l2.epoch += 1
-            nbytes, missed = self._row_runs(base, *rows, region << 40)
-        hbm_bytes = nbytes if rows[3] else missed * l2.line_bytes
+            nbytes, missed = self._row_runs(base, shape.rs, shape.row, shape.rows, shape.write, region << 40)
+        hbm_bytes = nbytes if shape.write else missed * l2.line_bytes
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
@@ -427,15 +446,15 @@ class GlobalMemory:
                 l2.touch(key, -(-a // line), (a + row) // line - 1)
         return nbytes, missed
 
-    def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int,
-                                                                          tuple[int, ...]]:
+    def _row_masks(self, shape: RowShape, off: int) -> tuple[tuple[tuple[int, int], ...], int, int, tuple[int, ...],
+                                                             int]:
         """For rows of `row` bytes every `rs` bytes from byte `off` of an L2 block: the (block offset,
         line mask) of every block the rows touch (read) or cover completely (write), in ascending
-        order (the order row by row touching first reaches them), the bus bytes, the lines touched, and the
-        block offsets alone.
+        order (the order row by row touching first reaches them), the bus bytes, the lines touched, the
+        block offsets alone, and an id for these masks.
         None of it depends on L2 state or on which block the transfer starts in (a block spans whole
-        bursts), so it is computed once per shape."""
-        off, rs, row, rows, write = shape
+        bursts), so it is computed once per shape and offset, and kept in `shape.masks`."""
+        rs, row, rows, write = shape.rs, shape.row, shape.rows, shape.write
         line, burst = self.l2.line_bytes, self.burst
         bits: dict[int, int] = {}
         nbytes = 0
@@ -447,10 +466,15 @@ class GlobalMemory:
                 block, bit = divmod(ln, _BLOCK_LINES)
                 bits[block] = bits.get(block, 0) | (1 << bit)
         blocks = tuple((d, _FULL if m == _FULL else m) for d, m in sorted(bits.items()))
-        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks))
-        if len(self._shapes) >= _SHAPES:
+        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks),
+                 next(self._masks_ids))
+        if self._masks_kept >= _SHAPES:  # start again (a covered tile then takes touch_masks, to the same effect)
+            for kept in self._shapes.values():
+                kept.masks.clear()
             self._shapes.clear()
-        self._shapes[shape] = masks
+            self._masks_kept = 0
+        self._masks_kept += 1
+        shape.masks[off] = masks
         return masks
 
     def transfer_block(self, start: int, base: int, size: int, port: float, key: int, write: bool) -> int:
