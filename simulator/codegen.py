@@ -25,7 +25,7 @@ from typing import Any, Callable, NamedTuple
 from isa import MachineSpec
 from simulator.ops.base import resolver_parts
 from simulator.ops.scalar import c_div, c_rem
-from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, SET, UNBOUNDED, WORK, Op, Prepared, ScalarStep
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
 SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
@@ -65,7 +65,7 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     bundles = prepared.bundles
     starts = block_starts(prepared)
     ends = starts[1:] + [len(bundles)]
-    namespace: dict[str, Any] = {"SCALAR_ERRORS": SCALAR_ERRORS, "c_div": c_div, "c_rem": c_rem}
+    namespace: dict[str, Any] = {"SCALAR_ERRORS": SCALAR_ERRORS, "c_div": c_div, "c_rem": c_rem, "UNBOUNDED": UNBOUNDED}
     ops: dict[int, Op] = {}
     scalars: dict[int, ScalarStep] = {}
     flags: set[int] = set()
@@ -93,6 +93,7 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
     w("transfer_block, transfer_rows = run.gm.transfer_block, run.gm.transfer_rows")
+    w("sync = run.launch.sync  # [horizon, key] (simulator.core.Launch)")
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
@@ -112,7 +113,11 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
 
     The block keeps the free/done times and issued/resolved counts of the pipes it uses in locals,
     stored back to the run's lists whenever the run's own code may read or change them: around
-    resolving a blocked pipe's queue, at a barrier and on leaving the block."""
+    resolving a blocked pipe's queue, at a barrier and on leaving the block.
+
+    A block whose first bundle has a GM transfer first checks it against the horizon, as the issue
+    loop does (simulator.core.gm_start): if the transfer would start later, it returns ~first (< 0) at
+    once, having changed nothing, and the driver yields before calling it again."""
     bundles = prepared.bundles
     size = sum(bundles[pc].size for pc in range(first, end))
     pipes = sorted({op.pipe for pc in range(first, end) for op in bundles[pc].ops})
@@ -123,6 +128,18 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
               if op.kind == WORK and _constant_key(op) is not None]
     if cached:
         w(f"nonlocal {', '.join(cached)}")
+    gm_pipes = prepared.gm_pipes[first]
+    if gm_pipes:
+        w("# GM is booked in time order across cores: wait if another core would book earlier")
+        w("key = UNBOUNDED")
+        for p in gm_pipes:
+            w(f"if not q{p}:")
+            w(f"    s = free[{p}] if free[{p}] > t else t")
+            w("    if s < key:")
+            w("        key = s")
+        w("if key > sync[0]:")
+        w("    sync[1] = key")
+        w(f"    return {~first}, t, stall_s, count")
     _load(w, pipes)
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]

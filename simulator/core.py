@@ -284,16 +284,13 @@ class _ProgramRun:
                               UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
                               UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
         nbundles = len(blocks)
-        sync, gm_pipes, free, queues = launch.sync, self.prep.gm_pipes, self.free, self.queues
+        sync = launch.sync
         t, stall_s, count, pc = self.start, 0, 0, 0
         while pc < nbundles:
-            gp = gm_pipes[pc]
-            if gp:  # GM is booked in time order across cores (as in run; such a bundle starts a block)
-                key = gm_start(gp, queues, free, t)
-                if key > sync[0]:
-                    sync[1] = key
-                    yield key
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
+            if pc < 0:  # its GM transfer would start after the horizon (codegen): other cores book first
+                pc = ~pc
+                yield sync[1]
         busy_s = 0
         instr_cycles = self.instr_cycles
         for scalars, n in zip(program.block_scalars, hits):
