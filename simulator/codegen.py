@@ -115,9 +115,9 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
     stored back to the run's lists whenever the run's own code may read or change them: around
     resolving a blocked pipe's queue, at a barrier and on leaving the block.
 
-    A block whose first bundle has a GM transfer first checks it against the horizon, as the issue
-    loop does (simulator.core.gm_start): if the transfer would start later, it returns ~first (< 0) at
-    once, having changed nothing, and the driver yields before calling it again."""
+    Leaving for a block whose first bundle has a GM transfer, it checks that transfer against the
+    horizon, as the issue loop does before the bundle (simulator.core.gm_start): if it would start
+    later, the block returns ~next (< 0) and the driver yields before calling the next block."""
     bundles = prepared.bundles
     size = sum(bundles[pc].size for pc in range(first, end))
     pipes = sorted({op.pipe for pc in range(first, end) for op in bundles[pc].ops})
@@ -128,18 +128,6 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
               if op.kind == WORK and _constant_key(op) is not None]
     if cached:
         w(f"nonlocal {', '.join(cached)}")
-    gm_pipes = prepared.gm_pipes[first]
-    if gm_pipes:
-        w("# GM is booked in time order across cores: wait if another core would book earlier")
-        w("key = UNBOUNDED")
-        for p in gm_pipes:
-            w(f"if not q{p}:")
-            w(f"    s = free[{p}] if free[{p}] > t else t")
-            w("    if s < key:")
-            w("        key = s")
-        w("if key > sync[0]:")
-        w("    sync[1] = key")
-        w(f"    return {~first}, t, stall_s, count")
     _load(w, pipes)
     for pc in range(first, end):
         scalar, ops, _ = bundles[pc]
@@ -180,9 +168,9 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w(f"count += {size}")
             w(f"hits[{b}] += 1")
         if scalar is not None and scalar.lowered.source:
-            _scalar(w, namespace, scalar, penalty, pipes)
+            _scalar(w, namespace, prepared, scalar, penalty, pipes)
     _save(w, pipes)
-    w(f"return {end}, t + 1, stall_s, count")
+    _leave(w, prepared, end, 1)
     w.indent(-1)
 
 
@@ -196,7 +184,28 @@ def _save(w: _Writer, pipes: list[int]) -> None:
         w(f"free[{p}], done[{p}], resolved[{p}], issued[{p}] = free{p}, done{p}, res{p}, iss{p}")
 
 
-def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: int, pipes: list[int]) -> None:
+def _leave(w: _Writer, prepared: Prepared, target: int, cycles: int) -> None:
+    """Return to the driver for bundle `target`, `cycles` later (the pipes' locals are saved). Before a
+    GM transfer, when another core would book earlier (see `_block`), return ~target."""
+    pipes = prepared.gm_pipes[target] if target < len(prepared.bundles) else ()
+    if not pipes:
+        w(f"return {target}, t + {cycles}, stall_s, count")
+        return
+    w(f"t += {cycles}")
+    w("key = UNBOUNDED  # GM is booked in time order across cores")
+    for p in pipes:
+        w(f"if not q{p}:")
+        w(f"    s = free[{p}] if free[{p}] > t else t")
+        w("    if s < key:")
+        w("        key = s")
+    w("if key > sync[0]:")
+    w("    sync[1] = key")
+    w(f"    return {~target}, t, stall_s, count")
+    w(f"return {target}, t, stall_s, count")
+
+
+def _scalar(w: _Writer, namespace: dict[str, Any], prepared: Prepared, scalar: ScalarStep, penalty: int,
+            pipes: list[int]) -> None:
     lowered = scalar.lowered
     source = lowered.source.replace("C[", f"C{scalar.index}[")
     if lowered.consts:
@@ -214,7 +223,7 @@ def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: 
         _save(w, pipes)
         w("if count > max_instructions:  # every loop branches: checked here and at the end")
         w("    raise run._too_many(count)")
-        w(f"return {lowered.target}, t + {1 + penalty}, stall_s, count")
+        _leave(w, prepared, lowered.target, 1 + penalty)
         w.indent(-1)
 
 

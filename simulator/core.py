@@ -286,9 +286,15 @@ class _ProgramRun:
         nbundles = len(blocks)
         sync = launch.sync
         t, stall_s, count, pc = self.start, 0, 0, 0
+        gp = self.prep.gm_pipes[0]
+        if gp:  # GM is booked in time order across cores (as in _run_general); later blocks check on leaving
+            key = gm_start(gp, self.queues, self.free, t)
+            if key > sync[0]:
+                sync[1] = key
+                yield key
         while pc < nbundles:
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
-            if pc < 0:  # its GM transfer would start after the horizon (codegen): other cores book first
+            if pc < 0:  # the next block's GM transfer would start after the horizon: other cores book first
                 pc = ~pc
                 yield sync[1]
         busy_s = 0
