@@ -99,8 +99,8 @@ class L2Cache:
     whole least-recently-touched blocks, the oldest eighth of the capacity at once.
 
     A strided tile whose lines all stayed resident since its last touch (`covered`) is touched again by
-    renewing its blocks' epochs, which only eviction reads: the renewal is recorded once per tile
-    (`renewed`) and applied to the blocks by `settle`, before anything reads or drops an epoch.
+    renewing its blocks' epochs, which only eviction reads: the renewal is recorded once per tile (in
+    its `covered` entry) and applied to the blocks by `settle`, before anything reads or drops an epoch.
     """
 
     def __init__(self, capacity_bytes: int, line_bytes: int) -> None:
@@ -111,11 +111,9 @@ class L2Cache:
         self.resident = 0  # lines
         self.epoch = 0
         # (first block key, masks id) of strided transfers (GlobalMemory._row_masks) whose lines have all been
-        # resident since they were touched, to their blocks' offsets from that key: emptied whenever a line
-        # leaves L2
-        self.covered: dict[tuple[int, int], tuple[int, ...]] = {}
-        # covered transfers touched again, to the epoch of their last touch, not yet applied (`settle`)
-        self.renewed: dict[tuple[int, int], int] = {}
+        # resident since they were touched, to [their blocks' offsets from that key, the epoch of a later
+        # touch not yet applied to the blocks (`settle`) or 0]: emptied whenever a line leaves L2
+        self.covered: dict[tuple[int, int], list] = {}
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -181,13 +179,14 @@ class L2Cache:
         keeps its later epoch). Dict assignment to existing keys keeps the order blocks were first
         touched in, which breaks ties between equal epochs at eviction, as renewing them at once did."""
         epochs = self.epochs
-        for covered, epoch in self.renewed.items():
-            key = covered[0]
-            for d in self.covered[covered]:
-                block = key + d
-                if epochs[block] < epoch:
-                    epochs[block] = epoch
-        self.renewed.clear()
+        for (key, _), entry in self.covered.items():
+            deltas, epoch = entry
+            if epoch:
+                for d in deltas:
+                    block = key + d
+                    if epochs[block] < epoch:
+                        epochs[block] = epoch
+                entry[1] = 0
 
     def forget(self, region: int) -> None:
         """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
@@ -395,14 +394,15 @@ class GlobalMemory:
         blocks, nbytes, lines, deltas, ident = masks
         key = (region << 40) + block0
         covered = (key, ident)
-        if covered in l2.covered:  # every line is still resident: only the epochs change (L2Cache.settle)
+        entry = l2.covered.get(covered)
+        if entry is not None:  # every line is still resident: only the epochs change (L2Cache.settle)
             l2.epoch += 1
-            l2.renewed[covered] = l2.epoch
+            entry[1] = l2.epoch
             missed = 0
         elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
             l2.epoch += 1
             missed = l2.touch_masks(key, blocks)
-            l2.covered[covered] = deltas
+            l2.covered[covered] = [deltas, 0]
         else:  # it may evict between rows: touch row by row, as the definition says
             l2.epoch += 1
             nbytes, missed = self._row_runs(base, shape.rs, shape.row, shape.rows, shape.write, region << 40)

@@ -62,7 +62,7 @@ def test_block_masks_match_row_by_row_with_evictions(kept: int, monkeypatch: pyt
                 repeats += ((region << 40) + block0, masks[4]) in fast.l2.covered
                 fast_paths += before + masks[2] <= fast.l2.capacity_lines
             assert fast.transfer(start, x, 64.0, shift, region) == _reference(slow, start, x, 64.0, shift, region)
-            pending = max(pending, len(fast.l2.renewed))
+            pending = max(pending, sum(1 for _, epoch in fast.l2.covered.values() if epoch))
             settle = rng.random() < 0.1 or i == 2999
             assert _state(fast, settle) == _state(slow, settle), f"transfer {i}: {x}"
             evictions += fast.l2.resident < before
