@@ -323,7 +323,7 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
         w("if moved > occupancy:")
         w("    occupancy = moved")
     w(f"free{p} = start + occupancy")
-    w("complete = start + latency + occupancy")
+    w(f"complete = free{p} + latency")
     w(f"if complete > done{p}:")
     w(f"    done{p} = complete")
     w(f"busy[{p}] += occupancy")

@@ -32,10 +32,10 @@ the order of booking.
 from __future__ import annotations
 
 import itertools
-import math
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import ceil
 
 from isa import MachineSpec
 from simulator.memory import GmRegion
@@ -301,7 +301,8 @@ class BandwidthCalendar:
             floor = bucket_end - QUANTUM + ended / self.hbm_rate
             if floor > finish:
                 finish = floor
-        return max(1, math.ceil(finish - start - _EPS))
+        cycles = ceil(finish - start - _EPS)
+        return cycles if cycles > 1 else 1
 
 
 class GlobalMemory:
