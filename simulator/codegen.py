@@ -137,13 +137,13 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w("t += 1")
         for op in ops:  # a full queue stalls issue until its oldest instruction starts
             p = op.pipe
-            w(f"if iss{p} >= {depth}:")
-            w(f"    if res{p} <= iss{p} - {depth}:")
-            w(f"        raise run._queue_full(OPS[{op.index}])")
-            w(f"    s = st{p}[iss{p} % {depth}]")
-            w("    if s > t:")
-            w("        stall_s += s - t")
-            w("        t = s")
+            # (with fewer than depth issued, the test below is false and the slot still holds 0 <= t)
+            w(f"if res{p} <= iss{p} - {depth}:")
+            w(f"    raise run._queue_full(OPS[{op.index}])")
+            w(f"s = st{p}[iss{p} % {depth}]")
+            w("if s > t:")
+            w("    stall_s += s - t")
+            w("    t = s")
         if scalar is not None and scalar.barrier:
             w("if any(queues):")
             w(f"    raise run._barrier_blocked(SCALARS[{scalar.index}])")
