@@ -2,7 +2,8 @@
 
 The issue loop in simulator.core dispatches instruction by instruction: it reads each op's pipe, kind
 and flag, loops over bundles and calls a resolver and a costing method per instruction. For the
-autotuner's case (timing only, no race detection, no trace) that interpretation is most of the time.
+autotuner's case (timing only, no race detection, no trace, no gather or scatter: see simulator.device)
+that interpretation is most of the time.
 Here every basic block (a straight run of bundles from a label or a branch to the next branch) becomes
 one function with pipes, flags, queue depth, operand resolution and scalar steps written out as
 constants, so the driver calls one function per block.

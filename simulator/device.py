@@ -85,7 +85,8 @@ class Device:
             options: SimOptions | None = None) -> RunResult:
         """Run `program` over `grid` with `args` (numpy arrays by pointer, Python numbers as scalars).
 
-        Outputs are written into the argument arrays in place (functional mode).
+        Outputs are written into the argument arrays in place (functional mode); timing-only mode leaves
+        the arrays as they were.
         """
         # float math gives inf/NaN as the hardware does, never a warning: entered once per launch, not per
         # vector instruction
