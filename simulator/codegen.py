@@ -2,7 +2,8 @@
 
 The issue loop in simulator.core dispatches instruction by instruction: it reads each op's pipe, kind
 and flag, loops over bundles and calls a resolver and a costing method per instruction. For the
-autotuner's case (timing only, no race detection, no trace) that interpretation is most of the time.
+autotuner's case (timing only, no race detection, no trace, no gather or scatter: see simulator.device)
+that interpretation is most of the time.
 Here every basic block (a straight run of bundles from a label or a branch to the next branch) becomes
 one function with pipes, flags, queue depth, operand resolution and scalar steps written out as
 constants, so the driver calls one function per block.
@@ -25,7 +26,7 @@ from typing import Any, Callable, NamedTuple
 from isa import MachineSpec
 from simulator.ops.base import resolver_parts
 from simulator.ops.scalar import c_div, c_rem
-from simulator.prepare import NPIPES, SET, WORK, Op, Prepared, ScalarStep
+from simulator.prepare import NPIPES, SET, UNBOUNDED, WORK, Op, Prepared, ScalarStep
 
 # a scalar step's Python errors that mean a bad program, not a simulator bug (as in simulator.core)
 SCALAR_ERRORS = (ZeroDivisionError, TypeError, OverflowError, ValueError, IndexError)
@@ -65,7 +66,7 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     bundles = prepared.bundles
     starts = block_starts(prepared)
     ends = starts[1:] + [len(bundles)]
-    namespace: dict[str, Any] = {"SCALAR_ERRORS": SCALAR_ERRORS, "c_div": c_div, "c_rem": c_rem}
+    namespace: dict[str, Any] = {"SCALAR_ERRORS": SCALAR_ERRORS, "c_div": c_div, "c_rem": c_rem, "UNBOUNDED": UNBOUNDED}
     ops: dict[int, Op] = {}
     scalars: dict[int, ScalarStep] = {}
     flags: set[int] = set()
@@ -92,7 +93,8 @@ def generate(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> tup
     w("# each GM instruction's last argument array, reused only if arguments cannot overlap (as in run._region)")
     w("regions = run.launch.regions if run.launch.gm_args.disjoint else [None] * len(run.launch.regions)")
     w("advance, new_plan, new_shifted = run._advance, run._new_plan, run._new_shifted")
-    w("transfer_block = run.gm.transfer_block")
+    w("transfer_block, transfer_rows = run.gm.transfer_block, run.gm.transfer_rows")
+    w("sync = run.launch.sync  # [horizon, key] (simulator.core.Launch)")
     for i, op in ops.items():
         if op.kind == WORK:
             w(f"plans{i} = plans[{i}]")
@@ -112,7 +114,11 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
 
     The block keeps the free/done times and issued/resolved counts of the pipes it uses in locals,
     stored back to the run's lists whenever the run's own code may read or change them: around
-    resolving a blocked pipe's queue, at a barrier and on leaving the block."""
+    resolving a blocked pipe's queue, at a barrier and on leaving the block.
+
+    Leaving for a block whose first bundle has a GM transfer, it checks that transfer against the
+    horizon, as the issue loop does before the bundle (simulator.core.gm_start): if it would start
+    later, the block returns ~next (< 0) and the driver yields before calling the next block."""
     bundles = prepared.bundles
     size = sum(bundles[pc].size for pc in range(first, end))
     pipes = sorted({op.pipe for pc in range(first, end) for op in bundles[pc].ops})
@@ -132,13 +138,13 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w("t += 1")
         for op in ops:  # a full queue stalls issue until its oldest instruction starts
             p = op.pipe
-            w(f"if iss{p} >= {depth}:")
-            w(f"    if res{p} <= iss{p} - {depth}:")
-            w(f"        raise run._queue_full(OPS[{op.index}])")
-            w(f"    s = st{p}[iss{p} % {depth}]")
-            w("    if s > t:")
-            w("        stall_s += s - t")
-            w("        t = s")
+            # (with fewer than depth issued, the test below is false and the slot still holds 0 <= t)
+            w(f"if res{p} <= iss{p} - {depth}:")
+            w(f"    raise run._queue_full(OPS[{op.index}])")
+            w(f"s = st{p}[iss{p} % {depth}]")
+            w("if s > t:")
+            w("    stall_s += s - t")
+            w("    t = s")
         if scalar is not None and scalar.barrier:
             w("if any(queues):")
             w(f"    raise run._barrier_blocked(SCALARS[{scalar.index}])")
@@ -163,9 +169,9 @@ def _block(w: _Writer, namespace: dict[str, Any], prepared: Prepared, b: int, fi
             w(f"count += {size}")
             w(f"hits[{b}] += 1")
         if scalar is not None and scalar.lowered.source:
-            _scalar(w, namespace, scalar, penalty, pipes)
+            _scalar(w, namespace, prepared, scalar, penalty, pipes)
     _save(w, pipes)
-    w(f"return {end}, t + 1, stall_s, count")
+    _leave(w, prepared, end, 1)
     w.indent(-1)
 
 
@@ -179,7 +185,28 @@ def _save(w: _Writer, pipes: list[int]) -> None:
         w(f"free[{p}], done[{p}], resolved[{p}], issued[{p}] = free{p}, done{p}, res{p}, iss{p}")
 
 
-def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: int, pipes: list[int]) -> None:
+def _leave(w: _Writer, prepared: Prepared, target: int, cycles: int) -> None:
+    """Return to the driver for bundle `target`, `cycles` later (the pipes' locals are saved). Before a
+    GM transfer, when another core would book earlier (see `_block`), return ~target."""
+    pipes = prepared.gm_pipes[target] if target < len(prepared.bundles) else ()
+    if not pipes:
+        w(f"return {target}, t + {cycles}, stall_s, count")
+        return
+    w(f"t += {cycles}")
+    w("key = UNBOUNDED  # GM is booked in time order across cores")
+    for p in pipes:
+        w(f"if not q{p}:")
+        w(f"    s = free[{p}] if free[{p}] > t else t")
+        w("    if s < key:")
+        w("        key = s")
+    w("if key > sync[0]:")
+    w("    sync[1] = key")
+    w(f"    return {~target}, t, stall_s, count")
+    w(f"return {target}, t, stall_s, count")
+
+
+def _scalar(w: _Writer, namespace: dict[str, Any], prepared: Prepared, scalar: ScalarStep, penalty: int,
+            pipes: list[int]) -> None:
     lowered = scalar.lowered
     source = lowered.source.replace("C[", f"C{scalar.index}[")
     if lowered.consts:
@@ -197,7 +224,7 @@ def _scalar(w: _Writer, namespace: dict[str, Any], scalar: ScalarStep, penalty: 
         _save(w, pipes)
         w("if count > max_instructions:  # every loop branches: checked here and at the end")
         w("    raise run._too_many(count)")
-        w(f"return {lowered.target}, t + {1 + penalty}, stall_s, count")
+        _leave(w, prepared, lowered.target, 1 + penalty)
         w.indent(-1)
 
 
@@ -238,12 +265,19 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
     p, i, g = op.pipe, op.index, op.gm_pos
     args = _issue_args(namespace, op)
     key = _constant_key(op)
-    if key is None:
+    parts = _operands(op)
+    # a GM instruction's plan key (its operands but the address) built directly; the full operand tuple
+    # only where a queued instruction or a plan cache miss needs it
+    shifted_key = key is None and g >= 0 and parts is not None
+    if shifted_key:
+        w(f"addr = {parts[g]}")
+        w(f"key = ({', '.join(part for k, part in enumerate(parts) if k != g)},)")
+    elif key is None:
         w(f"a = {args}")
     elif g >= 0:
-        w(f"addr = {_operands(op)[g]}")
+        w(f"addr = {parts[g]}")
     w(f"if q{p}:  # behind a blocked wait_flag")
-    w(f"    q{p}.append((OPS[{i}], {'a' if key is None else args}, t))")
+    w(f"    q{p}.append((OPS[{i}], {'a' if key is None and not shifted_key else args}, t))")
     w("else:")
     w.indent()
     w(f"start = free{p} if free{p} > t else t")
@@ -261,30 +295,36 @@ def _work(w: _Writer, namespace: dict[str, Any], op: Op, depth: int) -> None:
             w(f"    plan = new_plan(OPS[{i}], a)")
         w("accesses, occupancy, latency, xfer, port = plan")
     else:  # the plan for these operands at GM address 0, shifted to the address
-        if key is None:
+        if shifted_key:
+            w(f"plan = plans{i}.get(key)")
+            w("if plan is None:")
+            w(f"    plan = new_shifted(OPS[{i}], {args}, key)")
+        elif key is None:
             w(f"addr = a[{g}]")
             w(f"key = a[:{g}] + a[{g + 1}:]")
             w(f"plan = plans{i}.get(key)")
             w("if plan is None:")
             w(f"    plan = new_shifted(OPS[{i}], a, key)")
-        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = plan")
+        w("accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr, rows = plan")
         w("if glo != ghi:")
         w(f"    region = regions[{i}]")
         w("    if region is None or addr + glo < region.start or addr + ghi > region.end:")
         w(f"        region = region_of(OPS[{i}], addr + glo, addr + ghi, gwrite)")
         s = op.setup  # the GM side starts after the command's set-up
         at, plus = (f"start + {s}", f"{s} + ") if s else ("start", "")
+        w("    rstart = region.start")
         w("    if size:  # one contiguous run of bytes")
-        w("        rstart = region.start")
         w(f"        moved = {plus}transfer_block({at}, xaddr + addr - rstart, size, port, rstart << 40, gwrite)")
+        w("    elif rows is not None:  # rows of contiguous bytes")
+        w(f"        moved = {plus}transfer_rows({at}, xaddr + addr - rstart, rows, port, rstart)")
         w("    else:")
-        w(f"        moved = {plus}transfer({at}, xfer, port, addr - region.start, region.start)")
+        w(f"        moved = {plus}transfer({at}, xfer, port, addr - rstart, rstart)")
         w("else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses")
         w(f"    moved = {plus}transfer({at}, xfer, port)")
         w("if moved > occupancy:")
         w("    occupancy = moved")
     w(f"free{p} = start + occupancy")
-    w("complete = start + latency + occupancy")
+    w(f"complete = free{p} + latency")
     w(f"if complete > done{p}:")
     w(f"    done{p} = complete")
     w(f"busy[{p}] += occupancy")
@@ -310,7 +350,7 @@ def _set(w: _Writer, op: Op, depth: int, pipes: list[int]) -> None:
     w(f"start = free{p} = free{p} if free{p} > t else t")
     w(f"if start > done{p}:")
     w(f"    done{p} = start")
-    w(f"tok{f}.append((done{p}, None))")
+    w(f"tok{f}.append(done{p})")
     _book(w, p, depth)
     w(f"if q{op.dst}:  # the flag may unblock that pipe: the run resolves its queue on its lists")
     w.indent()
@@ -328,7 +368,7 @@ def _wait(w: _Writer, op: Op, depth: int) -> None:
     w("else:")
     w.indent()
     w(f"base = free{p} if free{p} > t else t")
-    w(f"start = tok{f}.popleft()[0]")
+    w(f"start = tok{f}.popleft()")
     w("if base > start:")
     w("    start = base")
     w(f"stall[{p}] += start - base")

@@ -65,6 +65,8 @@ class Launch:
     # [horizon, key]: the device sets the horizon (the earliest time another core waits to book GM at) before
     # resuming a program; a program about to book GM later than that stores the time in key and yields
     sync: list[int] = field(default_factory=lambda: [UNBOUNDED, UNBOUNDED])
+    # timing-only mode with gathers or scatters (simulator.device): the GM bytes each write replaced, oldest first
+    undo: list[tuple[Any, Any]] | None = None
 
 
 class _ScalarContext:
@@ -119,7 +121,14 @@ class _ProgramRun:
         self.issued = [0] * NPIPES
         self.resolved = [0] * NPIPES
         self.starts = [[0] * self.depth for _ in range(NPIPES)]  # start times by issue number % depth
-        self.tokens = [deque() for _ in range(self.prep.nflags)]  # raised flags: (time, vector clock)
+        # per flag the program uses: the times it was raised at and, with race detection, the vector clocks
+        # handed to its wait_flags (in step: a flag's tokens and clocks are appended and popped together)
+        self.tokens: list[deque] = [None] * self.prep.nflags  # type: ignore[list-item]
+        for f in self.prep.flags:
+            self.tokens[f] = deque()
+        self.races = (RaceDetector(NPIPES, self.prep.active_pipes, PIPE_NAMES, lambda op: describe(op.instr))
+                      if launch.options.detect_races else None)
+        self.clocks = [deque() if tokens is not None else None for tokens in self.tokens] if self.races else None
         self.sets = [0] * self.prep.nflags
         self.waits = [0] * self.prep.nflags
         self.busy = [0] * NPIPES
@@ -128,11 +137,9 @@ class _ProgramRun:
         self.plans = launch.plans
         self.gm = launch.gm
         self.instr_cycles = launch.instr_cycles
-        opts = launch.options
-        self.functional = opts.functional and memory is not None
+        self.functional = memory is not None  # effects run: functional mode, or lanes to check (simulator.device)
+        self.undo = launch.undo
         self.trace = launch.trace
-        self.races = (RaceDetector(NPIPES, self.prep.active_pipes, PIPE_NAMES, lambda op: describe(op.instr))
-                      if opts.detect_races else None)
 
     # -- issue ---------------------------------------------------------------------------------------
     def run(self) -> Generator[int, None, int]:
@@ -153,7 +160,7 @@ class _ProgramRun:
         max_cycles = UNBOUNDED if opts.max_cycles is None else opts.max_cycles
         max_instructions = UNBOUNDED if opts.max_instructions is None else opts.max_instructions
         issued, resolved, starts, queues = self.issued, self.resolved, self.starts, self.queues
-        free, done, stall, tokens = self.free, self.done, self.stall, self.tokens
+        free, done, stall, tokens, clocks = self.free, self.done, self.stall, self.tokens, self.clocks
         sets, waits = self.sets, self.waits
         races, trace, core, pid = self.races, self.trace, self.core, self.pid
         instr_cycles = launch.instr_cycles
@@ -217,7 +224,9 @@ class _ProgramRun:
                     d = done[p]
                     if start > d:
                         done[p] = d = start
-                    tokens[f].append((d, races.snapshot(p) if races is not None else None))
+                    tokens[f].append(d)
+                    if races is not None:
+                        clocks[f].append(races.snapshot(p))
                     starts[p][resolved[p] % depth] = start
                     resolved[p] += 1
                     if trace is not None:
@@ -233,14 +242,14 @@ class _ProgramRun:
                         continue
                     # _wait, inlined
                     base = t if t > free[p] else free[p]
-                    at, clock = raised.popleft()
+                    at = raised.popleft()
                     start = at if at > base else base
                     stall[p] += start - base
                     free[p] = start
                     if start > done[p]:
                         done[p] = start
                     if races is not None:
-                        races.join(p, clock)
+                        races.join(p, clocks[f].popleft())
                     starts[p][resolved[p] % depth] = start
                     resolved[p] += 1
                     if trace is not None:
@@ -275,16 +284,19 @@ class _ProgramRun:
                               UNBOUNDED if opts.max_cycles is None else opts.max_cycles,
                               UNBOUNDED if opts.max_instructions is None else opts.max_instructions)
         nbundles = len(blocks)
-        sync, gm_pipes, free, queues = launch.sync, self.prep.gm_pipes, self.free, self.queues
+        sync = launch.sync
         t, stall_s, count, pc = self.start, 0, 0, 0
+        gp = self.prep.gm_pipes[0]
+        if gp:  # GM is booked in time order across cores (as in _run_general); later blocks check on leaving
+            key = gm_start(gp, self.queues, self.free, t)
+            if key > sync[0]:
+                sync[1] = key
+                yield key
         while pc < nbundles:
-            gp = gm_pipes[pc]
-            if gp:  # GM is booked in time order across cores (as in run; such a bundle starts a block)
-                key = gm_start(gp, queues, free, t)
-                if key > sync[0]:
-                    sync[1] = key
-                    yield key
             pc, t, stall_s, count = blocks[pc](t, stall_s, count)
+            if pc < 0:  # the next block's GM transfer would start after the horizon: other cores book first
+                pc = ~pc
+                yield sync[1]
         busy_s = 0
         instr_cycles = self.instr_cycles
         for scalars, n in zip(program.block_scalars, hits):
@@ -326,7 +338,8 @@ class _ProgramRun:
         if any(self.queues):
             raise self._deadlock("the program ended with instructions still blocked")
         events = self.launch.spec.sync.event_ids
-        for f, (s, w) in enumerate(zip(self.sets, self.waits)):
+        for f in self.prep.flags:
+            s, w = self.sets[f], self.waits[f]
             if s > w:
                 raise FlagError(f"{self._where()}: the program ended with flag {self.prep.flag_name(f, events)} "
                                 f"set and never waited on ({s} set_flag, {w} wait_flag); every set needs its wait")
@@ -371,7 +384,9 @@ class _ProgramRun:
         free[p] = start
         if start > done[p]:
             done[p] = start
-        self.tokens[op.flag].append((done[p], self.races.snapshot(p) if self.races is not None else None))
+        self.tokens[op.flag].append(done[p])
+        if self.races is not None:
+            self.clocks[op.flag].append(self.races.snapshot(p))
         self._book(p, start)
         if self.trace is not None:
             self.trace.append((self.core, p, start, 0, op.index, self.pid))
@@ -386,14 +401,14 @@ class _ProgramRun:
         p = op.pipe
         free, done = self.free, self.done
         base = issued_at if issued_at > free[p] else free[p]
-        raised, clock = tokens.popleft()
+        raised = tokens.popleft()
         start = raised if raised > base else base
         self.stall[p] += start - base
         free[p] = start
         if start > done[p]:
             done[p] = start
         if self.races is not None:
-            self.races.join(p, clock)
+            self.races.join(p, self.clocks[op.flag].popleft())
         self._book(p, start)
         if self.trace is not None:
             self.trace.append((self.core, p, base, start - base, op.index, self.pid))
@@ -425,13 +440,16 @@ class _ProgramRun:
             shifted = plans.get(key)
             if shifted is None:
                 shifted = self._new_shifted(op, args, key)
-            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr = shifted
+            accesses, occupancy, latency, xfer, port, glo, ghi, gwrite, size, xaddr, rows = shifted
             setup = op.setup  # the GM side starts after the command's set-up
             if glo != ghi:
                 region = self._region(op, addr + glo, addr + ghi, gwrite)
                 if size:
                     moved = setup + self.gm.transfer_block(start + setup, xaddr + addr - region.start, size, port,
                                                            region.start << 40, gwrite)
+                elif rows is not None:
+                    moved = setup + self.gm.transfer_rows(start + setup, xaddr + addr - region.start, rows, port,
+                                                          region.start)
                 else:
                     moved = setup + self.gm.transfer(start + setup, xfer, port, addr - region.start, region.start)
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
@@ -442,9 +460,11 @@ class _ProgramRun:
                 accesses = tuple([(s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)
                                   for s, lo, hi, w in accesses])
                 if op.gm_spans is not None:
-                    accesses += self._lane_accesses(op, args, addr, xfer.write)
+                    accesses += self._lane_accesses(op, args, xfer.write)
                 self._check_race(p, accesses, op)
         if self.functional:
+            if self.undo is not None and g >= 0 and xfer is not None and xfer.write:
+                self._keep_gm(op, args, addr + glo, addr + ghi)
             try:
                 op.execute(args, self.memory)
             except SimError as exc:
@@ -462,15 +482,21 @@ class _ProgramRun:
         if self.trace is not None:
             self.trace.append((self.core, p, start, occupancy, op.index, self.pid))
 
-    def _lane_accesses(self, op: Op, args: tuple, addr: int, write: bool) -> tuple:
-        """The GM bytes a gather or scatter touches, for the race detector: in functional mode the runs
-        its active lanes cover; in timing-only mode (no index data) every byte of the argument its base
-        address lies in, or of all GM if it lies in none (the compiler may fold offsets into the base)."""
-        if self.functional:
-            return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
-        region = self.launch.gm_args.find(addr, addr + 1)
-        lo, hi = (region.start, region.end) if region is not None else (0, UNBOUNDED)
-        return (("gm", lo, hi, write),)
+    def _keep_gm(self, op: Op, args: tuple, lo: int, hi: int) -> None:
+        """Save the GM bytes a write is about to replace (its span [lo, hi), or a scatter's lanes' runs), for
+        timing-only mode to put back at the end of the launch. Bytes outside every argument are left to
+        the write's own bounds check."""
+        spans = op.gm_spans(args, self.memory) if op.gm_spans is not None else [(lo, hi)]
+        for lo, hi in spans:
+            region = self.launch.gm_args.find(lo, hi)
+            if region is not None:
+                data = region.data[lo - region.start:hi - region.start]
+                self.undo.append((data, data.copy()))
+
+    def _lane_accesses(self, op: Op, args: tuple, write: bool) -> tuple:
+        """The GM bytes a gather or scatter touches, for the race detector: the runs its active lanes cover
+        (a program with lanes always runs its effects, see simulator.device)."""
+        return tuple(("gm", lo, hi, write) for lo, hi in op.gm_spans(args, self.memory))
 
     def _check_race(self, p: int, accesses: tuple, op: Op) -> None:
         race = self.races.access(p, accesses, op)
@@ -516,8 +542,9 @@ class _ProgramRun:
         """For an instruction with one GM address operand: its checked plan with GM accesses and the
         transfer relative to that address, plus the GM access's bounds [glo, ghi) relative to it
         (equal if it touches no GM bytes) and whether it writes; then, for a transfer that is one
-        contiguous run of bytes, its size and offset from that address (`GlobalMemory.transfer_block`;
-        size 0 otherwise). Rules' plans are translation-invariant in GM addresses."""
+        contiguous run of bytes, its size (`GlobalMemory.transfer_block`; else 0), the transfer's offset
+        from that address, and for rows of contiguous bytes their shape (`GlobalMemory.transfer_rows`;
+        else None). Rules' plans are translation-invariant in GM addresses."""
         plan = self._plan(op, args)
         addr = args[op.gm_pos]
         glo = ghi = 0
@@ -531,10 +558,11 @@ class _ProgramRun:
             accesses.append((space, lo, hi, write))
         x = plan.xfer
         size = xaddr = 0
+        rows = None
         if x is not None:
             x = dataclasses.replace(x, addr=x.addr - addr)
-            size, xaddr = contiguous_bytes(x), x.addr
-        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite, size, xaddr
+            size, xaddr, rows = contiguous_bytes(x), x.addr, self.gm.row_shape(x)
+        return tuple(accesses), plan.occupancy, plan.latency, x, plan.port, glo, ghi, gwrite, size, xaddr, rows
 
     def _region(self, op: Op, lo: int, hi: int, write: bool) -> GmRegion:
         """The argument holding GM bytes [lo, hi), remembered per instruction (checked on a miss)."""

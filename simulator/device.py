@@ -79,13 +79,14 @@ class Device:
     def flush_l2(self) -> None:
         """Forget L2 contents, for cold-cache measurements. Stores are write-through (simulator.gm): no line
         is dirty, so there is nothing to write back and nothing a launch leaves uncounted."""
-        self.gm = GlobalMemory(self.spec)
+        self.gm.flush()
 
     def run(self, program: Program, grid: Sequence[int] | int, args: Sequence[Any],
             options: SimOptions | None = None) -> RunResult:
         """Run `program` over `grid` with `args` (numpy arrays by pointer, Python numbers as scalars).
 
-        Outputs are written into the argument arrays in place (functional mode).
+        Outputs are written into the argument arrays in place (functional mode); timing-only mode leaves
+        the arrays as they were.
         """
         # float math gives inf/NaN as the hardware does, never a warning: entered once per launch, not per
         # vector instruction
@@ -100,12 +101,26 @@ class Device:
         regions, values = _arguments(program, args)
         self.gm.new_launch(regions)
         gm_args = GmArgs(regions)
+        # timing-only mode still runs the effects of a program with a gather or scatter, whose lanes' indices
+        # are data, so its lanes are bounds-checked exactly as in functional mode; its GM writes are undone
+        undo = [] if prepared.lanes and not options.functional else None
         launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
                         instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs],
-                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None)
+                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None, undo=undo)
         moved0, hbm0 = self.gm.bytes_moved, self.gm.hbm_bytes
+        stats = [CoreStats(c) for c in range(self.spec.cores)]
+        try:
+            makespan = self._schedule(launch, stats, options.functional or undo is not None)
+        finally:
+            for data, saved in reversed(undo or ()):  # newest first: each puts back what its write replaced
+                data[...] = saved
+        return self._result(launch, stats, makespan, self.gm.bytes_moved - moved0, self.gm.hbm_bytes - hbm0)
+
+    def _schedule(self, launch: Launch, stats: list[CoreStats], execute: bool) -> int:
+        """Run the grid's programs on the cores, in simulated time order of their GM transfers (see the
+        module docstring), with their effects if `execute`; return the makespan."""
+        grid3, gm_args = launch.grid, launch.gm_args
         ncores = self.spec.cores
-        stats = [CoreStats(c) for c in range(ncores)]
         memories: dict[int, CoreMemory] = {}
         pids = itertools.product(range(grid3[2]), range(grid3[1]), range(grid3[0]))
         running: list[Generator[int, None, int] | None] = [None] * ncores
@@ -121,7 +136,7 @@ class Device:
                     heapq.heappop(events)
                     continue
                 memory = None
-                if options.functional:
+                if execute:
                     memory = memories.get(core)
                     if memory is None:
                         memory = memories[core] = CoreMemory(self.spec, gm_args)
@@ -138,7 +153,7 @@ class Device:
                 running[core] = None
                 makespan = max(makespan, stop.value)
                 heapq.heapreplace(events, (stop.value, core))
-        return self._result(launch, stats, makespan, self.gm.bytes_moved - moved0, self.gm.hbm_bytes - hbm0)
+        return makespan
 
     def _prepare(self, program: Program) -> Prepared:
         key = id(program)

@@ -8,8 +8,8 @@ Lines a store covers completely become resident (a later read hits them); a part
 keeps its residency as it was, since the rest of it was never fetched. Reads move burst-rounded
 bytes through L2 and fetch every line that misses from HBM.
 
-Gathers and scatters take the same path at the cost of their worst case, because timing-only mode
-has no index data and both modes must give identical cycles: each of the n lanes moves one burst on
+Gathers and scatters take the same path at the cost of their worst case, so that cycles never depend
+on the data (the tuner compares configurations, not inputs): each of the n lanes moves one burst on
 the bus, a gather fetches one line from HBM per lane (n distinct lines, all missing) and a scatter
 writes one burst per lane to HBM. Neither changes L2 residency (which lines is data-dependent).
 
@@ -31,10 +31,11 @@ the order of booking.
 
 from __future__ import annotations
 
-import math
+import itertools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import ceil
 
 from isa import MachineSpec
 from simulator.memory import GmRegion
@@ -44,7 +45,7 @@ _GROW = 4096  # buckets added at a time
 _EPS = 1e-9
 _BLOCK_LINES = 64  # L2 lines per residency bitmask (one Python int)
 _FULL = (1 << _BLOCK_LINES) - 1  # the mask of a fully resident block (always this very object)
-_SHAPES = 4096  # strided transfer shapes whose L2 block masks are kept (GlobalMemory._row_masks)
+_SHAPES = 4096  # (row shape, offset) pairs whose L2 block masks are kept (GlobalMemory._row_masks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +78,29 @@ def contiguous_bytes(x: GmXfer) -> int:
     return row * x.rows if x.rs == row or x.rows == 1 else 0
 
 
+class RowShape:
+    """Rows of contiguous bytes (`GlobalMemory.row_shape`): row stride and bytes per row (bytes), rows,
+    whether they are written; and, by the offset in an L2 block a transfer of the shape starts at, its
+    block masks (`GlobalMemory._row_masks`). One object per shape and memory, so a transfer's plan holds
+    it and no shape tuple is hashed per transfer."""
+
+    __slots__ = ("rs", "row", "rows", "write", "masks")
+
+    def __init__(self, rs: int, row: int, rows: int, write: bool) -> None:
+        self.rs, self.row, self.rows, self.write = rs, row, rows, write
+        self.masks: dict[int, tuple] = {}
+
+
 class L2Cache:
     """Shared L2 residency by line, close to LRU; fully written lines allocate (see `GlobalMemory`).
 
     Lines are grouped in blocks of `_BLOCK_LINES`; a block holds a bitmask of its resident lines and
     the epoch (transfer number) that last touched it. Residency is exact per line; eviction takes
     whole least-recently-touched blocks, the oldest eighth of the capacity at once.
+
+    A strided tile whose lines all stayed resident since its last touch (`covered`) is touched again by
+    renewing its blocks' epochs, which only eviction reads: the renewal is recorded once per tile (in
+    its `covered` entry) and applied to the blocks by `settle`, before anything reads or drops an epoch.
     """
 
     def __init__(self, capacity_bytes: int, line_bytes: int) -> None:
@@ -92,9 +110,10 @@ class L2Cache:
         self.epochs: dict[int, int] = {}
         self.resident = 0  # lines
         self.epoch = 0
-        # (first block key, shape) of strided transfers (GlobalMemory._row_masks) whose lines have all been
-        # resident since they were touched: emptied whenever a line leaves L2
-        self.covered: set[tuple[int, tuple]] = set()
+        # (first block key, masks id) of strided transfers (GlobalMemory._row_masks) whose lines have all been
+        # resident since they were touched, to [their blocks' offsets from that key, the epoch of a later
+        # touch not yet applied to the blocks (`settle`) or 0]: emptied whenever a line leaves L2
+        self.covered: dict[tuple[int, int], list] = {}
 
     def touch(self, region: int, first: int, last: int) -> int:
         """Touch lines first..last (inclusive) of an array in the current epoch; return how many missed.
@@ -155,8 +174,23 @@ class L2Cache:
         self.resident += missed
         return missed
 
+    def settle(self) -> None:
+        """Apply the pending renewals of covered transfers to their blocks' epochs (a block touched since
+        keeps its later epoch). Dict assignment to existing keys keeps the order blocks were first
+        touched in, which breaks ties between equal epochs at eviction, as renewing them at once did."""
+        epochs = self.epochs
+        for (key, _), entry in self.covered.items():
+            deltas, epoch = entry
+            if epoch:
+                for d in deltas:
+                    block = key + d
+                    if epochs[block] < epoch:
+                        epochs[block] = epoch
+                entry[1] = 0
+
     def forget(self, region: int) -> None:
         """Drop every line of the array keyed `region` (its address shifted left by 40 bits)."""
+        self.settle()
         self.covered.clear()
         for block in [b for b in self.masks if region <= b < region + (1 << 40)]:
             self.resident -= self.masks.pop(block).bit_count()
@@ -164,6 +198,7 @@ class L2Cache:
 
     def _evict(self) -> None:
         keep = self.capacity_lines * 7 // 8
+        self.settle()
         self.covered.clear()
         for block in sorted(self.epochs, key=self.epochs.__getitem__):
             if self.resident <= keep:
@@ -204,16 +239,15 @@ class BandwidthCalendar:
             return 1
         f = hbm_bytes / nbytes
         hbm, l2 = self.hbm, self.l2
-        t = float(start)
-        left = float(nbytes)
         b = start // QUANTUM
         if b >= len(l2):
-            self._grow(b)
+            self._grow(b)  # extends the lists in place
+        bucket_end = (b + 1) * QUANTUM
         lasts = self.lasts
         last = lasts[b]
         if start >= last:  # in time order: what is left of the bucket is at most its span after `start`
             lasts[b] = start
-            span = (b + 1) * QUANTUM - start
+            span = bucket_end - start
             cut = l2[b] - self.l2_rate * span
             if cut > 0:
                 l2[b] -= cut
@@ -229,40 +263,46 @@ class BandwidthCalendar:
             back = min(self.hbm_cut[b], self.hbm_rate * (last - start))
             hbm[b] += back
             self.hbm_cut[b] -= back
+        # the first bucket, then the next ones while bytes are left
+        t = float(start)
+        left = float(nbytes)
+        dur = bucket_end - t
         while True:
-            if b >= len(l2):
-                self._grow(b)
-            bucket_end = (b + 1) * QUANTUM
-            dur = bucket_end - t
             cap = port * dur
             if l2[b] < cap:
                 cap = l2[b]
             if f > 0 and hbm[b] < cap * f:
                 cap = hbm[b] / f
             if cap > 0 and cap >= left - _EPS:
-                finish = t + dur * left / cap
-                l2[b] -= left
-                hbm[b] -= left * f
-                # not before what the transfers ending in this bucket took of it, laid out forward from its
-                # start at the shared rate, has moved
-                ended = self.l2_ended[b] + left
-                self.l2_ended[b] = ended
-                floor = bucket_end - QUANTUM + ended / self.l2_rate
-                if floor > finish:
-                    finish = floor
-                if f > 0:
-                    ended = self.hbm_ended[b] + left * f
-                    self.hbm_ended[b] = ended
-                    floor = bucket_end - QUANTUM + ended / self.hbm_rate
-                    if floor > finish:
-                        finish = floor
-                return max(1, math.ceil(finish - start - _EPS))
+                break
             if cap > 0:
                 l2[b] -= cap
                 hbm[b] -= cap * f
                 left -= cap
             t = float(bucket_end)
             b += 1
+            if b >= len(l2):
+                self._grow(b)
+            bucket_end += QUANTUM
+            dur = bucket_end - t
+        finish = t + dur * left / cap
+        l2[b] -= left
+        # not before what the transfers ending in this bucket took of it, laid out forward from its start at
+        # the shared rate, has moved
+        ended = self.l2_ended[b] + left
+        self.l2_ended[b] = ended
+        floor = bucket_end - QUANTUM + ended / self.l2_rate
+        if floor > finish:
+            finish = floor
+        if f > 0:
+            hbm[b] -= left * f
+            ended = self.hbm_ended[b] + left * f
+            self.hbm_ended[b] = ended
+            floor = bucket_end - QUANTUM + ended / self.hbm_rate
+            if floor > finish:
+                finish = floor
+        cycles = ceil(finish - start - _EPS)
+        return cycles if cycles > 1 else 1
 
 
 class GlobalMemory:
@@ -270,7 +310,8 @@ class GlobalMemory:
 
     def __init__(self, spec: MachineSpec) -> None:
         self.burst = spec.gm.burst_bytes
-        self.l2 = L2Cache(spec.l2.bytes, spec.l2.line_bytes)
+        self._l2_size = (spec.l2.bytes, spec.l2.line_bytes)
+        self.l2 = L2Cache(*self._l2_size)
         self._hbm_rate = spec.hbm_bytes_per_cycle
         self._l2_rate = spec.l2_bytes_per_cycle
         self.calendar = BandwidthCalendar(self._hbm_rate, self._l2_rate)
@@ -278,7 +319,14 @@ class GlobalMemory:
         self.hbm_bytes = 0
         self._owners: dict[int, weakref.ref] = {}  # array start address -> the array owning it
         self._span = spec.l2.line_bytes * _BLOCK_LINES  # bytes per L2 residency block
-        self._shapes: dict[tuple[int, int, int, int, bool], tuple] = {}  # see _row_masks
+        self._shapes: dict[tuple[int, int, int, bool], RowShape] = {}  # see row_shape
+        self._masks_kept = 0  # block masks held by the shapes (at most _SHAPES)
+        self._masks_ids = itertools.count()  # a masks tuple's id, never reused: covered keys stay unambiguous
+
+    def flush(self) -> None:
+        """Forget L2 contents. The shapes' block masks stay: they depend on the machine alone."""
+        self.l2 = L2Cache(*self._l2_size)
+        self._owners.clear()
 
     def new_launch(self, regions: Sequence[GmRegion] = ()) -> None:
         """Start a launch at cycle 0 with an empty calendar; L2 contents stay, for arrays still alive.
@@ -300,6 +348,18 @@ class GlobalMemory:
             if ref is None or ref() is not r.owner:
                 self._owners[r.start] = weakref.ref(r.owner)
 
+    def row_shape(self, x: GmXfer) -> RowShape | None:
+        """The shape of a transfer that `transfer_rows` costs (rows of contiguous bytes, not one run), else
+        None."""
+        if (x.scattered or x.rows <= 0 or x.cols <= 0 or x.cs != x.itemsize or x.rs < 0 or contiguous_bytes(x)
+                or self._span % self.burst):
+            return None
+        key = (x.rs, x.cols * x.itemsize, x.rows, x.write)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shapes[key] = RowShape(*key)
+        return shape
+
     def transfer(self, start: int, x: GmXfer, port: float, shift: int = 0, region: int = 0) -> int:
         """Cost of a GM transfer starting at `start` through a port of `port` bytes/cycle (its occupancy).
 
@@ -309,37 +369,45 @@ class GlobalMemory:
         size = contiguous_bytes(x)
         if size:
             return self.transfer_block(start, x.addr + shift, size, port, region << 40, x.write)
-        burst = self.burst
-        l2 = self.l2
-        line = l2.line_bytes
+        rows = self.row_shape(x)
+        if rows is not None:
+            return self.transfer_rows(start, x.addr + shift, rows, port, region)
         if x.scattered:  # the worst case of data-dependent addresses (see the module docstring)
-            nbytes = x.scattered * burst
-            hbm_bytes = nbytes if x.write else x.scattered * line
+            nbytes = x.scattered * self.burst
+            hbm_bytes = nbytes if x.write else x.scattered * self.l2.line_bytes
         elif x.rows <= 0 or x.cols <= 0:
             nbytes = hbm_bytes = 0
-        elif x.cs == x.itemsize and x.rs >= 0 and self._span % burst == 0:  # rows of contiguous bytes
-            base = x.addr + shift
-            block0, off = divmod(base, self._span)
-            shape = (off, x.rs, x.cols * x.itemsize, x.rows, x.write)
-            masks = self._shapes.get(shape)
-            if masks is None:
-                masks = self._row_masks(shape)
-            blocks, nbytes, lines, deltas = masks
-            key = (region << 40) + block0
-            if (key, shape) in l2.covered:  # every line is still resident: only the epochs change
-                l2.epoch += 1
-                l2.epochs.update(dict.fromkeys(map(key.__add__, deltas), l2.epoch))
-                missed = 0
-            elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
-                l2.epoch += 1
-                missed = l2.touch_masks(key, blocks)
-                l2.covered.add((key, shape))
-            else:  # it may evict between rows: touch row by row, as the definition says
-                nbytes, missed = self._rows(x, base, region << 40)
-            hbm_bytes = nbytes if x.write else missed * line
         else:
             nbytes, missed = self._rows(x, x.addr + shift, region << 40)
-            hbm_bytes = nbytes if x.write else missed * line
+            hbm_bytes = nbytes if x.write else missed * self.l2.line_bytes
+        self.bytes_moved += nbytes
+        self.hbm_bytes += hbm_bytes
+        return self.calendar.occupy(start, nbytes, hbm_bytes, port)
+
+    def transfer_rows(self, start: int, base: int, shape: RowShape, port: float, region: int) -> int:
+        """`transfer` of rows of contiguous bytes (`row_shape`) at offset `base` of the array at host address
+        `region`, by L2 block with the line masks of its shape; row by row if L2 could evict meanwhile."""
+        l2 = self.l2
+        block0, off = divmod(base, self._span)
+        masks = shape.masks.get(off)
+        if masks is None:
+            masks = self._row_masks(shape, off)
+        blocks, nbytes, lines, deltas, ident = masks
+        key = (region << 40) + block0
+        covered = (key, ident)
+        entry = l2.covered.get(covered)
+        if entry is not None:  # every line is still resident: only the epochs change (L2Cache.settle)
+            l2.epoch += 1
+            entry[1] = l2.epoch
+            missed = 0
+        elif l2.resident + lines <= l2.capacity_lines:  # no eviction can happen inside this transfer
+            l2.epoch += 1
+            missed = l2.touch_masks(key, blocks)
+            l2.covered[covered] = [deltas, 0]
+        else:  # it may evict between rows: touch row by row, as the definition says
+            l2.epoch += 1
+            nbytes, missed = self._row_runs(base, shape.rs, shape.row, shape.rows, shape.write, region << 40)
+        hbm_bytes = nbytes if shape.write else missed * l2.line_bytes
         self.bytes_moved += nbytes
         self.hbm_bytes += hbm_bytes
         return self.calendar.occupy(start, nbytes, hbm_bytes, port)
@@ -350,38 +418,44 @@ class GlobalMemory:
         burst, l2 = self.burst, self.l2
         line = l2.line_bytes
         l2.epoch += 1
+        if x.cs == x.itemsize:  # rows of contiguous bytes
+            return self._row_runs(base, x.rs, x.cols * x.itemsize, x.rows, x.write, key)
         nbytes = missed = 0
         write = x.write
-        if x.cs == x.itemsize:  # rows of contiguous bytes
-            row = x.cols * x.itemsize
-            for r in range(x.rows):
-                a = base + r * x.rs
-                nbytes += (-(-(a + row) // burst) - a // burst) * burst
+        for r in range(x.rows):  # column-strided: every element is its own burst
+            a = base + r * x.rs
+            for c in range(x.cols):
+                e = a + c * x.cs
+                nbytes += burst
                 if not write:
-                    missed += l2.touch(key, a // line, (a + row - 1) // line)
-                elif -(-a // line) < (a + row) // line:  # lines the row covers completely
-                    l2.touch(key, -(-a // line), (a + row) // line - 1)
-        else:  # column-strided: every element is its own burst
-            for r in range(x.rows):
-                a = base + r * x.rs
-                for c in range(x.cols):
-                    e = a + c * x.cs
-                    nbytes += burst
-                    if not write:
-                        missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
-                    elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
-                        l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
+                    missed += l2.touch(key, e // line, (e + x.itemsize - 1) // line)
+                elif x.itemsize >= line and -(-e // line) < (e + x.itemsize) // line:
+                    l2.touch(key, -(-e // line), (e + x.itemsize) // line - 1)
         return nbytes, missed
 
-    def _row_masks(self, shape: tuple[int, int, int, int, bool]) -> tuple[tuple[tuple[int, int], ...], int, int,
-                                                                          tuple[int, ...]]:
+    def _row_runs(self, base: int, rs: int, row: int, rows: int, write: bool, key: int) -> tuple[int, int]:
+        """`_rows` of rows of `row` contiguous bytes every `rs` bytes, in the current epoch."""
+        burst, l2 = self.burst, self.l2
+        line = l2.line_bytes
+        nbytes = missed = 0
+        for r in range(rows):
+            a = base + r * rs
+            nbytes += (-(-(a + row) // burst) - a // burst) * burst
+            if not write:
+                missed += l2.touch(key, a // line, (a + row - 1) // line)
+            elif -(-a // line) < (a + row) // line:  # lines the row covers completely
+                l2.touch(key, -(-a // line), (a + row) // line - 1)
+        return nbytes, missed
+
+    def _row_masks(self, shape: RowShape, off: int) -> tuple[tuple[tuple[int, int], ...], int, int, tuple[int, ...],
+                                                             int]:
         """For rows of `row` bytes every `rs` bytes from byte `off` of an L2 block: the (block offset,
         line mask) of every block the rows touch (read) or cover completely (write), in ascending
-        order (the order row by row touching first reaches them), the bus bytes, the lines touched, and the
-        block offsets alone.
+        order (the order row by row touching first reaches them), the bus bytes, the lines touched, the
+        block offsets alone, and an id for these masks.
         None of it depends on L2 state or on which block the transfer starts in (a block spans whole
-        bursts), so it is computed once per shape."""
-        off, rs, row, rows, write = shape
+        bursts), so it is computed once per shape and offset, and kept in `shape.masks`."""
+        rs, row, rows, write = shape.rs, shape.row, shape.rows, shape.write
         line, burst = self.l2.line_bytes, self.burst
         bits: dict[int, int] = {}
         nbytes = 0
@@ -393,10 +467,15 @@ class GlobalMemory:
                 block, bit = divmod(ln, _BLOCK_LINES)
                 bits[block] = bits.get(block, 0) | (1 << bit)
         blocks = tuple((d, _FULL if m == _FULL else m) for d, m in sorted(bits.items()))
-        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks))
-        if len(self._shapes) >= _SHAPES:
+        masks = (blocks, nbytes, sum(m.bit_count() for _, m in blocks), tuple(d for d, _ in blocks),
+                 next(self._masks_ids))
+        if self._masks_kept >= _SHAPES:  # start again (a covered tile then takes touch_masks, to the same effect)
+            for kept in self._shapes.values():
+                kept.masks.clear()
             self._shapes.clear()
-        self._shapes[shape] = masks
+            self._masks_kept = 0
+        self._masks_kept += 1
+        shape.masks[off] = masks
         return masks
 
     def transfer_block(self, start: int, base: int, size: int, port: float, key: int, write: bool) -> int:

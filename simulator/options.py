@@ -12,7 +12,9 @@ class SimOptions:
     """How a launch is simulated.
 
     Attributes:
-        functional: compute results with numpy; False is timing only (no numpy work), for the
+        functional: compute results with numpy; False is timing only (no numpy work, the argument
+            arrays left as they were; a program with a gather or scatter still computes, to check its
+            lanes' data-dependent addresses, and its GM writes are undone), for the
             autotuner's inner loop. Cycle counts are the same either way.
         detect_races: check that every pair of conflicting accesses from different pipes is ordered
             by flags or barriers.

@@ -81,6 +81,8 @@ class Prepared:
     active_pipes: tuple[int, ...]  # pipes with memory instructions
     nflags: int
     gm_pipes: tuple[tuple[int, ...], ...]  # per bundle, the pipes of its instructions with a GM operand
+    lanes: bool  # has a gather or scatter, whose lanes' indices are data (see simulator.device)
+    flags: tuple[int, ...]  # the flags its set_flag and wait_flag instructions use
     compiled: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # simulator.codegen's
 
     def flag_name(self, flag: int, events: int) -> str:
@@ -133,5 +135,7 @@ def prepare(program: Program, spec: MachineSpec) -> Prepared:
             ops.append(Op(index, ins, pipe, lowered, events))
         bundles.append(PreparedBundle(scalar, tuple(ops), len(bundle.instrs)))
     gm_pipes = tuple(tuple(op.pipe for op in b.ops if op.kind == WORK and op.gm_pos >= 0) for b in bundles)
+    lanes = any(op.gm_spans is not None for b in bundles for op in b.ops)
+    flags = tuple(sorted({op.flag for b in bundles for op in b.ops if op.kind != WORK}))
     return Prepared(program, tuple(bundles), tuple(instrs), tuple(sorted(active)), NPIPES * NPIPES * events,
-                    gm_pipes)
+                    gm_pipes, lanes, flags)

@@ -4,7 +4,7 @@ A rule is registered per opcode (`@rule("load")`) and compiles one `Instr` once 
 - `ScalarOp`: a step run at issue on the scalar unit (registers are a Python list);
 - `SyncOp`: set_flag / wait_flag, handled by the core's flag logic;
 - `PipeOp`: `resolve(registers) -> args` at issue (memory operands become byte addresses), then
-  `plan(args) -> Plan` (accesses for bounds and races, cost; never numpy) and, in functional mode,
+  `plan(args) -> Plan` (accesses for bounds and races, cost; never numpy) and, when effects run,
   `execute(args, memory)` (the numpy effect). For an instruction with one GM address operand, `plan`
   must be translation-invariant in it (GM accesses and `xfer.addr` move with it, nothing else
   changes): the core caches the plan by the other operands and shifts it to each address.
@@ -72,7 +72,7 @@ class PipeOp:
     plan: Callable[[tuple], Plan]
     execute: Callable[[tuple, CoreMemory], None]
     setup: int = 0
-    # a gather's or scatter's data-dependent GM bytes: [lo, hi) runs its active lanes touch (functional mode)
+    # a gather's or scatter's data-dependent GM bytes: [lo, hi) runs its active lanes touch (effects running)
     gm_spans: Callable[[tuple, CoreMemory], list[tuple[int, int]]] | None = None
 
 
