@@ -80,6 +80,15 @@ class Autotuner:
         if unknown:
             raise errors.NpuError(f"@npu.autotune on {fn.name}: {', '.join(map(repr, unknown))} "
                                   f"not an argument of the kernel (arguments: {', '.join(fn.params)})")
+        tuned = {name for c in self.configs for name in c.kwargs}
+        stray = sorted(tuned - set(fn.params))
+        if stray:
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: configs name {', '.join(map(repr, stray))}, not a "
+                                  f"parameter of the kernel (parameters: {', '.join(fn.params)})")
+        chosen = [n for n in key if n in tuned]
+        if chosen:
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: key names {', '.join(map(repr, chosen))}, which the "
+                                  "autotuner chooses; key on the launch's own arguments (the problem's sizes)")
         prune = dict(prune_configs_by or {})
         extra = set(prune) - {"early_config_prune", "perf_model", "top_k"}
         if extra:
