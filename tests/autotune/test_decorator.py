@@ -183,7 +183,8 @@ def test_mistakes_are_clear_errors(db):
         npu.autotune(space=SPACE, prune_configs_by={"topk": 2})(matmul)
     with pytest.raises(npu.NpuError, match="the constraint rejects every combination"):
         npu.autotune(space=SPACE, constraint=lambda c: False)(matmul)
-    with pytest.raises(npu.NpuError, match=r"configs name 'BLOCK_M', not a parameter of the kernel \(parameters: a_ptr"):
+    with pytest.raises(npu.NpuError, match=r"configs name 'BLOCK_M', not a parameter of the kernel \(parameters: "
+                                           r"a_ptr"):
         npu.autotune(configs=[Config({"BLOCK_M": 32, "BN": 32, "BK": 32})], key=["M"])(matmul)
     with pytest.raises(npu.NpuError, match="key names 'BM', which the autotuner chooses; key on the launch's "
                                            "own arguments"):
