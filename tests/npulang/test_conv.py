@@ -128,13 +128,13 @@ def test_a_conv_block_larger_than_l0a_is_a_buffer_overflow_at_the_dot():
 
 def test_a_k_offset_off_the_block_grid_is_a_runtime_error_in_the_interpreter():
     @npu.jit
-    def shifted(x_ptr, y_ptr):
+    def shifted(x_ptr, y_ptr, k):  # a runtime k (a constant one is a compile error: invalid_kernels.py)
         d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 2], layout="NHWC")
-        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, 1]), axis=1))
+        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, k]), axis=1))
 
-    with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 1\]: offsets must be >= 0 and k "
+    with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 3\]: offsets must be >= 0 and k "
                                                   r"a multiple of the block's K \(2\)"):
-        shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), interpret=True)
+        shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), 3, interpret=True)
 
 
 @npu.jit
