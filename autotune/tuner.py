@@ -33,7 +33,7 @@ from autotune.config import Config, Scalar, expand_space
 from autotune.search import ModelGuided, PlainTPE, RandomSearch, Strategy
 from npulang import errors
 from npulang.runtime.cache import COMPILER_VERSION
-from npulang.runtime.jit import JITFunction
+from npulang.runtime.jit import LAUNCH_KEYWORDS, JITFunction
 from npulang.runtime.launch import Grid, device_args, resolve_grid
 from npulang.runtime.record import RunRecord
 from tuning_db import TuningKey, TuningStore, open_store
@@ -166,13 +166,15 @@ class Autotuner:
             return self.cache[key]
         report = self.tune(grid, args, kwargs, key=key)
         self.last = report
-        self.cache[key] = report.best
+        if not kwargs.get("interpret"):  # an interpreted launch's untested choice must not stop later tuning
+            self.cache[key] = report.best
         return report.best
 
     # -- the key ----------------------------------------------------------------------------------
     def _named(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            bound = self.fn.signature.bind_partial(*args, **kwargs)
+            bound = self.fn.signature.bind_partial(
+                *args, **{k: v for k, v in kwargs.items() if k not in LAUNCH_KEYWORDS or k in self.fn.params})
         except TypeError as exc:
             raise errors.NpuError(f"bad arguments for autotuned kernel {self.fn.name}: {exc}") from None
         return dict(bound.arguments)

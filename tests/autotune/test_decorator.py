@@ -214,3 +214,16 @@ def test_npulang_reexports_the_decorator_lazily():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     with pytest.raises(AttributeError, match="no attribute 'autotuner'"):
         npu.autotuner  # noqa: B018
+
+
+def test_launch_options_pass_through_an_autotuned_launch(db, launches):
+    """`interpret=True` chooses without simulating (as NPU_INTERPRET=1 does) and runs interpreted; the other
+    launch options reach the user's launch. They were refused as 'unexpected keyword argument'."""
+    kernel = tuned(db, trials=2)
+    (a, b, c, *_), run = launch(kernel, interpret=True)
+    assert run.cycles is None and kernel.last.source == "heuristic" and launches.timed == []
+    np.testing.assert_allclose(c, reference(a, b), rtol=1e-2, atol=1e-2)
+    (a, b, c, *_), run = launch(kernel, l2="cold", trace=True, persistent=False)
+    assert kernel.last.source == "tuned" and run.cycles is not None and not run.persistent
+    np.testing.assert_allclose(c, reference(a, b), rtol=1e-2, atol=1e-2)
+
