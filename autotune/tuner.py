@@ -295,7 +295,7 @@ class Autotuner:
                 pruned.append((config, compiled))
                 continue
             if self.perf_model is not None:
-                est = self.perf_model(**self._named(args, kwargs), **kwargs, **config.all_kwargs())
+                est = self.perf_model(**{**self._named(args, kwargs), **kwargs, **config.all_kwargs()})
             else:
                 found = costmodel.estimate(compiled[0], spec, compiled[1], compiled[2])
                 est = found.cycles if found is not None else None

@@ -227,3 +227,11 @@ def test_launch_options_pass_through_an_autotuned_launch(db, launches):
     assert kernel.last.source == "tuned" and run.cycles is not None and not run.persistent
     np.testing.assert_allclose(c, reference(a, b), rtol=1e-2, atol=1e-2)
 
+
+def test_perf_model_sees_arguments_passed_by_keyword_once(db):
+    seen = []
+    perf = npu.autotune(space=SPACE, key=["M"], db=db, trials=1, verify=False, prune_configs_by={
+        "perf_model": lambda **kw: seen.append(kw["K"]) or kw["BM"]})(matmul)
+    a, b, c, m, n, k = gemm(*SHAPE)
+    perf[grid(m, n)](a, b, c, m, n, K=k)  # K both a named argument and a launch keyword: once in perf_model
+    assert seen and set(seen) == {k}
