@@ -33,7 +33,7 @@ from autotune.config import Config, Scalar, expand_space
 from autotune.search import ModelGuided, PlainTPE, RandomSearch, Strategy
 from npulang import errors
 from npulang.runtime.cache import COMPILER_VERSION
-from npulang.runtime.jit import JITFunction
+from npulang.runtime.jit import LAUNCH_KEYWORDS, JITFunction
 from npulang.runtime.launch import Grid, device_args, resolve_grid
 from npulang.runtime.record import RunRecord
 from tuning_db import TuningKey, TuningStore, open_store
@@ -80,6 +80,15 @@ class Autotuner:
         if unknown:
             raise errors.NpuError(f"@npu.autotune on {fn.name}: {', '.join(map(repr, unknown))} "
                                   f"not an argument of the kernel (arguments: {', '.join(fn.params)})")
+        tuned = {name for c in self.configs for name in c.kwargs}
+        stray = sorted(tuned - set(fn.params))
+        if stray:
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: configs name {', '.join(map(repr, stray))}, not a "
+                                  f"parameter of the kernel (parameters: {', '.join(fn.params)})")
+        chosen = [n for n in key if n in tuned]
+        if chosen:
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: key names {', '.join(map(repr, chosen))}, which the "
+                                  "autotuner chooses; key on the launch's own arguments (the problem's sizes)")
         prune = dict(prune_configs_by or {})
         extra = set(prune) - {"early_config_prune", "perf_model", "top_k"}
         if extra:
@@ -157,13 +166,15 @@ class Autotuner:
             return self.cache[key]
         report = self.tune(grid, args, kwargs, key=key)
         self.last = report
-        self.cache[key] = report.best
+        if not kwargs.get("interpret"):  # an interpreted launch's untested choice must not stop later tuning
+            self.cache[key] = report.best
         return report.best
 
     # -- the key ----------------------------------------------------------------------------------
     def _named(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            bound = self.fn.signature.bind_partial(*args, **kwargs)
+            bound = self.fn.signature.bind_partial(
+                *args, **{k: v for k, v in kwargs.items() if k not in LAUNCH_KEYWORDS or k in self.fn.params})
         except TypeError as exc:
             raise errors.NpuError(f"bad arguments for autotuned kernel {self.fn.name}: {exc}") from None
         return dict(bound.arguments)
@@ -284,7 +295,7 @@ class Autotuner:
                 pruned.append((config, compiled))
                 continue
             if self.perf_model is not None:
-                est = self.perf_model(**self._named(args, kwargs), **kwargs, **config.all_kwargs())
+                est = self.perf_model(**{**self._named(args, kwargs), **kwargs, **config.all_kwargs()})
             else:
                 found = costmodel.estimate(compiled[0], spec, compiled[1], compiled[2])
                 est = found.cycles if found is not None else None

@@ -19,6 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sqlalchemy.exc import ArgumentError
+
+from tuning_db.connection import ENV, resolve, sqlite_file
 from tuning_db.records import BestRecord, Trial, TuningDBError, TuningKey, canonical_json
 from tuning_db.store import TuningStore, open_store
 from tuning_db.transfer import export_document, import_document
@@ -28,6 +31,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """The console script; returns the exit status (0 ok, 1 the database or the input is refused)."""
     args = _parser().parse_args(argv)
     out = out or sys.stdout
+    try:
+        where = sqlite_file(resolve(args.db))
+    except ArgumentError:
+        where = None  # not a URL: open_store says so
+    if args.run is not _import and where is not None and not where.exists():  # a typo must not make a database
+        print(f"npu-db: error: {where}: no tuning database there (nothing was tuned into it; check --db or "
+              f"${ENV})", file=sys.stderr)
+        return 1
     try:
         with open_store(args.db) as store:
             args.run(store, args, out)

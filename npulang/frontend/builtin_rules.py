@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from npulang import errors, ir
 from npulang import language as lang
-from npulang.ir import OpKind, PtrType, ScalarType, TileType, Value
+from npulang.ir import ConvDescType, OpKind, PtrType, ScalarType, TileType, Value
 from npulang.ir.conv import LAYOUTS, ConvGeometry
 from npulang.frontend.semantics import (
     SemanticError, constexpr_error, describe, is_number, shape_error, type_error,
@@ -261,6 +261,12 @@ def _conv_ints(x: Any, n: int, what: str, one_for_all: bool = False) -> tuple[in
 def _conv_desc_load(gen: CodeGenerator, desc: Any, offsets: Any) -> Value:
     if not isinstance(offsets, (tuple, list)) or len(offsets) != 2:
         raise shape_error(f"a convolution descriptor load needs a list of 2 offsets [m, k], got {offsets!r}")
+    bk = desc.type.block_shape[1] if isinstance(desc, Value) and isinstance(desc.type, ConvDescType) else None
+    m, k = offsets
+    if bk and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets) and (k % bk or min(m, k) < 0):
+        # a runtime k off the grid is the interpreter's runtime error; compiled code would read the wrong taps
+        raise shape_error(f"conv descriptor load at [{m}, {k}]: k must be a multiple of the block's K ({bk}) and "
+                          "offsets >= 0", hint="step k by BK: for k in range(0, K, BK)")
     return gen.b.value(OpKind.CONV_LOAD, (desc, *(_index_value(gen, o, "descriptor offset") for o in offsets)))
 
 

@@ -184,6 +184,12 @@ def test_mistakes_are_clear_errors(db):
         npu.autotune(space=SPACE, prune_configs_by={"topk": 2})(matmul)
     with pytest.raises(npu.NpuError, match="the constraint rejects every combination"):
         npu.autotune(space=SPACE, constraint=lambda c: False)(matmul)
+    with pytest.raises(npu.NpuError, match=r"configs name 'BLOCK_M', not a parameter of the kernel \(parameters: "
+                                           r"a_ptr"):
+        npu.autotune(configs=[Config({"BLOCK_M": 32, "BN": 32, "BK": 32})], key=["M"])(matmul)
+    with pytest.raises(npu.NpuError, match="key names 'BM', which the autotuner chooses; key on the launch's "
+                                           "own arguments"):
+        npu.autotune(space=SPACE, key=["M", "BM"])(matmul)
 
 
 def test_the_best_of_the_nearest_tuned_key_is_the_first_exploration(db, launches):
@@ -209,3 +215,24 @@ def test_npulang_reexports_the_decorator_lazily():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
     with pytest.raises(AttributeError, match="no attribute 'autotuner'"):
         npu.autotuner  # noqa: B018
+
+
+def test_launch_options_pass_through_an_autotuned_launch(db, launches):
+    """`interpret=True` chooses without simulating (as NPU_INTERPRET=1 does) and runs interpreted; the other
+    launch options reach the user's launch. They were refused as 'unexpected keyword argument'."""
+    kernel = tuned(db, trials=2)
+    (a, b, c, *_), run = launch(kernel, interpret=True)
+    assert run.cycles is None and kernel.last.source == "heuristic" and launches.timed == []
+    np.testing.assert_allclose(c, reference(a, b), rtol=1e-2, atol=1e-2)
+    (a, b, c, *_), run = launch(kernel, l2="cold", trace=True, persistent=False)
+    assert kernel.last.source == "tuned" and run.cycles is not None and not run.persistent
+    np.testing.assert_allclose(c, reference(a, b), rtol=1e-2, atol=1e-2)
+
+
+def test_perf_model_sees_arguments_passed_by_keyword_once(db):
+    seen = []
+    perf = npu.autotune(space=SPACE, key=["M"], db=db, trials=1, verify=False, prune_configs_by={
+        "perf_model": lambda **kw: seen.append(kw["K"]) or kw["BM"]})(matmul)
+    a, b, c, m, n, k = gemm(*SHAPE)
+    perf[grid(m, n)](a, b, c, m, n, K=k)  # K both a named argument and a launch keyword: once in perf_model
+    assert seen and set(seen) == {k}

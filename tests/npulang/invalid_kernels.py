@@ -343,6 +343,15 @@ def conv_load_three_offsets(x_ptr, n, BLOCK: npu.constexpr):
     d.load([0, 0, 0])  # <-
 
 
+
+@invalid(errors.ShapeMismatchError, "conv descriptor load at [0, 2]: k must be a multiple of the block's K (4) "
+         "and offsets >= 0", at="d.load", hint="step k by BK: for k in range(0, K, BK)")
+@npu.jit
+def conv_load_k_off_the_block_grid(x_ptr, n, BLOCK: npu.constexpr):
+    d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 4])
+    d.load([0, 2])  # <-
+
+
 # -- names npulang does not have (test_idioms.py checks the hint that lists the names it has) ---------
 
 

@@ -163,3 +163,24 @@ def test_the_benchmarked_configs_are_correct():
     ry, rm, rr = tut.ref_layer_norm(x[:6], w, bias)
     np.testing.assert_allclose(y, ry, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(mean, rm, rtol=1e-5, atol=1e-6)
+
+
+@npu.jit
+def _narrow_kernel(x_ptr, out_ptr, c, BLOCK: npu.constexpr):
+    offs = npu.arange(0, BLOCK)
+    x = npu.load(x_ptr + offs)
+    npu.store(out_ptr + offs, x.to(npu.int8))                                  # a tile of i32
+    npu.store(out_ptr + BLOCK + offs, npu.cumsum(x.to(npu.int8), axis=0))      # i8 widened, summed, narrowed
+    npu.store(out_ptr + 2 * BLOCK + offs, npu.full((BLOCK,), 200, npu.int32).to(npu.int8))  # a constant
+    npu.store(out_ptr + 3 * BLOCK + offs, npu.full((BLOCK,), c, npu.int32).to(npu.int8))    # a register
+
+
+def test_integer_narrowing_wraps_both_ways():
+    """i32 -> i8 keeps the low byte (two's complement, as Triton and C do), compiled as interpreted;
+    the vector unit's cast saturates, so the compiled one used to give 127 where the interpreter gave -56."""
+    x = np.array([200, -200, 127, 128, -129, 255, 256, 100] * 4, np.int32)
+    out = np.zeros(4 * x.size, np.int8)
+    interpreted, compiled = both(_launch(_narrow_kernel, (1,), x, out, 300, BLOCK=x.size))
+    low_byte = x.astype(np.int8)  # numpy's int cast keeps the low byte
+    assert np.array_equal(interpreted[:32], low_byte)
+    assert np.array_equal(compiled, interpreted)

@@ -7,6 +7,7 @@ strides, dilations, channel groups with a zero-padded last group, and the three 
 
 from __future__ import annotations
 
+import json
 import re
 
 import ml_dtypes
@@ -127,13 +128,13 @@ def test_a_conv_block_larger_than_l0a_is_a_buffer_overflow_at_the_dot():
 
 def test_a_k_offset_off_the_block_grid_is_a_runtime_error_in_the_interpreter():
     @npu.jit
-    def shifted(x_ptr, y_ptr):
+    def shifted(x_ptr, y_ptr, k):  # a runtime k (a constant one is a compile error: invalid_kernels.py)
         d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 2], layout="NHWC")
-        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, 1]), axis=1))
+        npu.store(y_ptr + npu.arange(0, 16), npu.sum(d.load([0, k]), axis=1))
 
-    with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 1\]: offsets must be >= 0 and k "
+    with pytest.raises(npu.NpuRuntimeError, match=r"conv descriptor load at \[0, 3\]: offsets must be >= 0 and k "
                                                   r"a multiple of the block's K \(2\)"):
-        shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), interpret=True)
+        shifted[(1,)](np.ones((1, 8, 8, 4), np.float16), np.zeros(16, np.float16), 3, interpret=True)
 
 
 @npu.jit
@@ -235,3 +236,14 @@ def test_constant_offsets_and_blocks_spanning_many_images(m0):
         out = np.zeros((32, 18), np.float32)
         constant_offset_block[(1,)](x, np.eye(18, dtype=np.float16), out, M0=m0, interpret=interpret)
         np.testing.assert_array_equal(out, want[m0:])
+
+
+def test_a_ragged_block_loads_no_window_for_images_past_the_last(tmp_path):
+    """A block of 112 positions over 1x1 images (N=3, M=3) expands three windows, not one per row of
+    the block: images past N are not loaded (each cost a window DMA and an img2col, ~240 cycles)."""
+    x, wt, xin = _inputs(0, 3, 4, 1, 1, 8, 1, 1, "NHWC")
+    _check(x, wt, xin, "NHWC", 1, 0, 1, bm=112, bn=16)
+    _, run = cv.conv2d(xin, wt, layout="NHWC", bm=112, bn=16, trace=True)
+    events = json.loads(run.write_trace(tmp_path / "t.json").read_text())
+    events = events["traceEvents"] if isinstance(events, dict) else events
+    assert sum(e.get("name") == "img2col" for e in events) == 3

@@ -117,3 +117,17 @@ def test_the_console_script_is_installed(db: str):
     assert script is not None, "npu-db is not on the venv's PATH: reinstall (pip install -e .)"
     result = subprocess.run([script, "list", "--json", "--db", db], capture_output=True, text=True)
     assert result.returncode == 0 and len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "kernels.matmul"], ["export"], ["prune", "--kernel", "k"]])
+def test_a_missing_file_is_an_error_and_is_not_created(db: str, tmp_path: Path, capsys, command: list[str]):
+    """A mistyped --db used to print 'no best records' and leave an empty database (and its directories)."""
+    path = tmp_path / "typo" / "tuning.db"
+    assert run(*command, "--db", str(path)) == (1, "")
+    assert capsys.readouterr().err == (f"npu-db: error: {path}: no tuning database there (nothing was tuned into it; "
+                                       "check --db or $NPU_TUNING_DB)\n")
+    assert not path.parent.exists()
+    assert run(*command, "--db", "://x")[0] == 1  # not a URL: still a message, not a traceback
+    assert run("export", str(tmp_path / "all.json"), "--db", db)[0] == 0
+    assert run("import", str(tmp_path / "all.json"), "--db", str(path))[0] == 0  # import creates it
+    assert run(*command, "--db", str(path))[0] == 0

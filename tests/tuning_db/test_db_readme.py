@@ -20,3 +20,5 @@ def test_the_readme_example_stores_and_reads_back(tmp_path: Path, monkeypatch):
     assert isinstance(key, TuningKey)
     with open_store() as store:
         assert [t.cycles for t in store.trials(key)] == [48_211]
+        best = store.best(key)
+        assert best is not None and best.cycles == 48_211 and best.config == {"BM": 128, "BN": 128, "num_stages": 2}

@@ -83,7 +83,8 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
     block = _Block(lowering, d, dst, m, sop("rem", k, g.group_taps), group, c_lo, channels)
     block.segment(first, lowering.new_buffer(*block.window_shape()))
     if WindowPlan.of(g).segments > 1:  # later images, one at a time through one more window
-        last = sop("div", sop("add", m, bm - 1), per_image)
+        # the block's last image, if it exists: a ragged block's rows past M load no window
+        last = sop("min", sop("div", sop("add", m, bm - 1), per_image), g.shape[0] - 1)
         image = VReg("image")
         rest = Loop(image, sop("add", first, 1), sop("add", last, 1), 1, [], lowering.loc, num_stages=1)
         window = lowering.new_buffer(*block.window_shape())

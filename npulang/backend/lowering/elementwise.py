@@ -119,12 +119,23 @@ def _cast_scalar(lowering: Lowering, value: Operand, src_dt: str, dt: str) -> Op
     """One scalar cast: a constant folds; a register converts with `cvt` when int and float differ."""
     to_float = dt in ir.FLOAT_DTYPES
     if isinstance(value, (int, float)) and not isinstance(value, VReg):
-        return float(value) if to_float else int(bool(value)) if dt == "i1" else int(value)
+        return float(value) if to_float else int(bool(value)) if dt == "i1" else _int_constant(value, src_dt, dt)
     if to_float == (src_dt in ir.FLOAT_DTYPES):
+        if dt == "i8" and src_dt == "i32":
+            return lowering.sop("sub", lowering.sop("and", lowering.sop("add", value, 128), 255), 128)
         return value
     d = VReg("cvt")
     lowering.emit("cvt", d=d, a=value, to="f32" if to_float else "i32")
     return d
+
+
+def _int_constant(value: float, src_dt: str, dt: str) -> int:
+    """A constant cast to an int dtype as the interpreter casts: a float truncates and saturates (NaN 0),
+    i32 -> i8 keeps the low byte (as Triton and C do)."""
+    lo, hi = (-128, 127) if dt == "i8" else (-2**31, 2**31 - 1)
+    if src_dt in ir.FLOAT_DTYPES:
+        return 0 if value != value else int(min(max(value, lo), hi))
+    return (int(value) - lo) % (hi - lo + 1) + lo
 
 
 @rule(K.CAST)
@@ -143,6 +154,11 @@ def _cast(lowering: Lowering, op: ir.Op) -> None:
         lowering.vals[op.result.id] = TileView(x.buffer, x.offset, x.shape, x.strides, x.dtype, dt)
     else:
         src = lowering.view(op.operands[0])
+        if (src_dt, dt) == ("i32", "i8"):  # keep the low byte: the vector unit's cast would saturate
+            low = lowering.new_buffer(src.shape, "i32", "ub", "low")
+            lowering.vector("vbin", low, [("a", src), ("b", 24)], op="shl", dtype="i32")
+            lowering.vector("vbin", low, [("a", low), ("b", 24)], op="shr", dtype="i32")
+            src = low
         dst = lowering.result_buffer(op, dt, [src])
         lowering.vector("vcast", dst, [("a", src)], from_dtype=src_dt, dtype=dt)
         lowering.vals[op.result.id] = dst
