@@ -60,12 +60,28 @@ class RunResult:
     hbm_bytes: int = 0
     _trace: list | None = field(default=None, repr=False)
     _instrs: Sequence[Instr] = field(default=(), repr=False)
+    _stalls: list | None = field(default=None, repr=False)
+
+    @property
+    def traced(self) -> bool:
+        return self._trace is not None
+
+    def stall_reasons(self) -> list[chrome_trace.StallRecord]:
+        """Every stall of a traced run with its reason: flag waits (which flag, from which pipe), full
+        issue queues, barriers and GM bandwidth (empty if no trace was recorded)."""
+        if self._trace is None:
+            return []
+        return chrome_trace.stall_records(self._trace, self._stalls or [], self._instrs)
+
+    def op_totals(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """Per pipe, per opcode: (instructions, busy cycles) of a traced run (empty if no trace)."""
+        return {} if self._trace is None else chrome_trace.op_totals(self._trace, self._instrs)
 
     def write_trace(self, path: str | Path) -> None:
         """Write a Chrome trace-event JSON file (one track per core x pipe) that Perfetto opens."""
         if self._trace is None:
             raise SimError("no trace was recorded for this run: pass options=SimOptions(trace=True) to Device.run")
-        chrome_trace.write_trace(path, self._trace, self._instrs)
+        chrome_trace.write_trace(path, self._trace, self._instrs, self._stalls or [])
 
 
 class Device:
@@ -102,7 +118,8 @@ class Device:
         gm_args = GmArgs(regions)
         launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
                         instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs],
-                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None)
+                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None,
+                        stalls=[] if options.trace else None)
         moved0, hbm0 = self.gm.bytes_moved, self.gm.hbm_bytes
         ncores = self.spec.cores
         stats = [CoreStats(c) for c in range(ncores)]
@@ -160,7 +177,7 @@ class Device:
             if instr.loc is not None and cyc:
                 lines[instr.loc] = lines.get(instr.loc, 0) + cyc
         return RunResult(makespan, stats, busy, stall, lines, launch.instructions, launch.prints, moved, hbm,
-                         launch.trace, launch.prepared.instrs)
+                         launch.trace, launch.prepared.instrs, launch.stalls)
 
 
 def _grid(grid: Sequence[int] | int) -> tuple[int, int, int]:
