@@ -77,6 +77,10 @@ class RunResult:
         """Per pipe, per opcode: (instructions, busy cycles) of a traced run (empty if no trace)."""
         return {} if self._trace is None else chrome_trace.op_totals(self._trace, self._instrs)
 
+    def busy_timeline(self, bins: int = 64) -> dict[str, list[int]]:
+        """Busy cycles per pipe (summed over cores) in `bins` equal slices of the run (empty if no trace)."""
+        return {} if self._trace is None else chrome_trace.busy_timeline(self._trace, self._instrs, self.cycles, bins)
+
     def write_trace(self, path: str | Path) -> None:
         """Write a Chrome trace-event JSON file (one track per core x pipe) that Perfetto opens."""
         if self._trace is None:

@@ -78,6 +78,22 @@ def op_totals(events: Sequence[Event], instrs: Sequence[Instr]) -> dict[str, dic
     return dict(out)
 
 
+def busy_timeline(events: Sequence[Event], instrs: Sequence[Instr], end: int, bins: int) -> dict[str, list[int]]:
+    """Busy cycles per pipe (summed over cores) in each of `bins` equal slices of [0, end)."""
+    width = max(1, -(-end // bins))
+    out = {name: [0] * bins for name in PIPE_NAMES}
+    for _, pipe, start, cycles, index, _ in events:
+        if not cycles or instrs[index].op == "wait_flag":
+            continue
+        row, t, stop = out[PIPE_NAMES[pipe]], start, start + cycles
+        while t < stop:  # split the slice at bin edges
+            b = min(t // width, bins - 1)
+            edge = min(stop, (b + 1) * width) if b < bins - 1 else stop
+            row[b] += edge - t
+            t = edge
+    return out
+
+
 def trace_events(events: Sequence[Event], instrs: Sequence[Instr],
                  stalls: Sequence[Stall] = ()) -> list[dict[str, Any]]:
     """Complete ("X") events, metadata naming each core's process and each pipe's thread, flag flows

@@ -212,7 +212,7 @@ class Runtime:
             pipe_stall=dict(result.pipe_stall), core_busy=[dict(c.busy) for c in result.per_core],
             core_stall=[dict(c.stall) for c in result.per_core],
             stalls=stall_summaries(result.stall_reasons()) if traced else None, op_cycles=result.op_totals(),
-            buffers=buffer_usage(program))
+            buffers=buffer_usage(program), timeline=result.busy_timeline())
 
 
 def stall_summaries(stalls: list[StallRecord]) -> tuple[StallSummary, ...]:

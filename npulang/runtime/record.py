@@ -60,6 +60,7 @@ class RunRecord:
     # per traced pipe: {opcode: (count, busy cycles)}, for verdicts that speak of instructions
     op_cycles: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
     buffers: dict[str, int] = field(default_factory=dict, repr=False)  # on-chip bytes allocated per space
+    timeline: dict[str, list[int]] = field(default_factory=dict, repr=False)  # traced: busy per pipe per time slice
 
     @property
     def interpreted(self) -> bool:
