@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # the record reads its verdict from here
     from npulang.runtime.record import RunRecord
 
+SETUP_SHARE = 0.2  # above this share of a load's cycles, its command set-up is what to cut
 LATENCY_BOUND = 0.5  # under this fraction of the cycles, no unit limits: the pipes wait on each other
 # the pipes by the unit they are the roofline of
 UNITS = {"m": "cube", "v": "vector", "mte2": "MTE2", "mte1": "MTE1", "fix": "FIX", "mte3": "MTE3", "s": "scalar"}
@@ -92,18 +93,21 @@ def _advice(run: RunRecord, unit: str, bounds: dict[str, float]) -> str:
         loads, mean = _mean(run, "mte2")
         mmads, cube = _mean(run, "m")
         fixed = spec.mte2.command_cycles
-        per = f"{loads:,} loads of {mean:.0f} cycles on average ({fixed} of each is command set-up)" if loads \
-            else "loads"
+        out = f"{loads:,} loads of {mean:.0f} cycles on average ({fixed} of each is command set-up)"
         if mmads:
             ratio = bounds["MTE2"] / max(1, bounds["cube"])
-            per += f", {ratio:.1f} MTE2 cycles per cube cycle ({cube:.0f}-cycle mmads)"
-        return (f"{per}; try larger tiles along K (fewer, longer loads per mmad) or num_stages=3 "
-                f"so loads overlap the cube")
+            out += f", {ratio:.1f} MTE2 cycles per cube cycle ({mmads:,} mmads of {cube:.0f} cycles)"
+        if mean and fixed / mean > SETUP_SHARE:  # many short loads: their set-up is the cost
+            out += "; try longer loads (a larger BLOCK_K, fewer commands)"
+        else:  # long loads at the pipe's rate: only fewer bytes per MAC helps
+            out += (f"; loads run at {spec.mte2.bytes_per_cycle} B/cycle: try larger BLOCK_M/BLOCK_N so each "
+                     f"loaded byte feeds more MACs")
+        return out + (" or num_stages=3 so loads run further ahead of the cube" if mmads else "")
     if unit == "cube":
         mmads, cube = _mean(run, "m")
-        return (f"{mmads:,} mmads of {cube:.0f} cycles on average keep the cube busy; the kernel is at its "
-                f"compute roofline for these tiles: only fewer padded fractals (tiles multiple of "
-                f"{spec.cube.m}) or a faster dtype remain")
+        return (f"{mmads:,} mmads of {cube:.0f} cycles on average: the cube is the busiest unit; overlap the rest "
+                f"(num_stages) to near its roof, then only fewer padded fractals (tiles multiple of "
+                f"{spec.cube.m}) or a faster dtype help")
     if unit == "vector":
         ops, mean = _mean(run, "v")
         return (f"{ops:,} vector instructions of {mean:.0f} cycles on average; fuse elementwise steps, keep "
