@@ -131,5 +131,5 @@ def _latency_advice(run: RunRecord, bounds: dict[str, float]) -> str:
     if flags:
         top = flags[0]
         head += (f"; {top.pipe} waits most on flag {top.flag} from {top.source} ({top.cycles:,} cycles): "
-                 f"deepen the pipeline (num_stages) so {top.source} runs ahead")
+                 f"the pipes run one after another: overlap them (num_stages, several programs per core)")
     return head
