@@ -203,6 +203,7 @@ class Runtime:
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
+        reasons = result.stall_reasons()
         return RunRecord(
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
@@ -211,7 +212,8 @@ class Runtime:
             trace_writer=(lambda path: result.write_trace(path)) if traced else None,
             pipe_stall=dict(result.pipe_stall), core_busy=[dict(c.busy) for c in result.per_core],
             core_stall=[dict(c.stall) for c in result.per_core],
-            stalls=stall_summaries(result.stall_reasons()) if traced else None, op_cycles=result.op_totals(),
+            stalls=stall_summaries(reasons) if traced else None, op_cycles=result.op_totals(),
+            core_bandwidth=bandwidth_waits(reasons, len(result.per_core)) if traced else [],
             buffers=buffer_usage(program), timeline=result.busy_timeline())
 
 
@@ -224,6 +226,15 @@ def stall_summaries(stalls: list[StallRecord]) -> tuple[StallSummary, ...]:
         total[1] += 1
     out = [StallSummary(*key, cycles, count) for key, (cycles, count) in groups.items()]
     return tuple(sorted(out, key=lambda s: -s.cycles))
+
+
+def bandwidth_waits(stalls: list[StallRecord], cores: int) -> list[dict[str, int]]:
+    """Per core, per pipe: cycles its GM transfers waited on shared bandwidth."""
+    out: list[dict[str, int]] = [{} for _ in range(cores)]
+    for s in stalls:
+        if s.reason == "bandwidth":
+            out[s.core][s.pipe] = out[s.core].get(s.pipe, 0) + s.cycles
+    return out
 
 
 def buffer_usage(program: isa.Program) -> dict[str, int]:

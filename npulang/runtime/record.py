@@ -55,6 +55,7 @@ class RunRecord:
     pipe_stall: dict[str, int] = field(default_factory=dict, repr=False)  # flag waits; "s": full queues, barriers
     core_busy: list[dict[str, int]] = field(default_factory=list, repr=False)  # per core, per pipe
     core_stall: list[dict[str, int]] = field(default_factory=list, repr=False)
+    core_bandwidth: list[dict[str, int]] = field(default_factory=list, repr=False)  # traced: GM bandwidth waits
     # with a trace (trace=True or inside npu.profile()): every kind of stall, most cycles first
     stalls: tuple[StallSummary, ...] | None = field(default=None, repr=False)
     # per traced pipe: {opcode: (count, busy cycles)}, for verdicts that speak of instructions

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # the record reads its verdict from here
 SETUP_SHARE = 0.2  # above this share of a load's cycles, its command set-up is what to cut
 LATENCY_BOUND = 0.5  # under this fraction of the cycles, no unit limits: the pipes wait on each other
 # the pipes by the unit they are the roofline of
+DMA_UNITS = ("MTE2", "MTE3", "FIX")  # pipes whose GM transfers may wait on shared bandwidth
 UNITS = {"m": "cube", "v": "vector", "mte2": "MTE2", "mte1": "MTE1", "fix": "FIX", "mte3": "MTE3", "s": "scalar"}
 
 
@@ -41,18 +42,13 @@ class Verdict:
 
 
 def unit_bounds(run: RunRecord) -> dict[str, float]:
-    """Lower bounds on `run.cycles` per unit: the busiest core's busy cycles per pipe (MTE2, MTE3 and FIX
-    net of GM bandwidth stalls when the launch was traced), and the shared L2 and HBM traffic over their rates."""
-    bandwidth = {s.pipe: 0 for s in run.stalls or ()}
-    for s in run.stalls or ():
-        if s.reason == "bandwidth":
-            bandwidth[s.pipe] += s.cycles
-    cores = max(1, sum(1 for c in run.core_busy if any(c.values())))
+    """Lower bounds on `run.cycles` per unit: the busiest core's busy cycles per pipe (net of its waits on GM
+    bandwidth when the launch was traced), and the shared L2 and HBM traffic over their rates."""
     bounds: dict[str, float] = {}
+    waits = run.core_bandwidth or [{} for _ in run.core_busy]
     for pipe, unit in UNITS.items():
-        busiest = max((c.get(pipe, 0) for c in run.core_busy), default=run.pipe_busy.get(pipe, 0))
-        # bandwidth waits are known summed over cores: take the busiest core's share of them
-        bounds[unit] = max(0.0, busiest - bandwidth.get(pipe, 0) / cores)
+        net = [busy.get(pipe, 0) - wait.get(pipe, 0) for busy, wait in zip(run.core_busy, waits)]
+        bounds[unit] = float(max(net, default=run.pipe_busy.get(pipe, 0)))
     spec = run.machine
     bounds["HBM"] = run.hbm_bytes / spec.hbm_bytes_per_cycle
     bounds["L2"] = run.gm_bytes / spec.l2_bytes_per_cycle
@@ -69,8 +65,11 @@ def verdict(run: RunRecord) -> Verdict | None:
     if bounds[limiter] < LATENCY_BOUND * cycles:
         return Verdict(run.cycles, bounds, "latency", _latency_advice(run, bounds))
     share = bounds[limiter] / cycles
-    return Verdict(run.cycles, bounds, limiter, f"{limiter}-bound ({share:.0%} of {run.cycles:,} cycles): "
-                   + _advice(run, limiter, bounds))
+    advice = f"{limiter}-bound ({share:.0%} of {run.cycles:,} cycles): " + _advice(run, limiter, bounds)
+    if run.stalls is None and limiter in DMA_UNITS:
+        advice += (" (untraced: this pipe's busy time includes waits on L2/HBM bandwidth; profile the launch "
+                   "in npu.profile() to separate them)")
+    return Verdict(run.cycles, bounds, limiter, advice)
 
 
 def _mean(run: RunRecord, pipe: str) -> tuple[int, float]:
