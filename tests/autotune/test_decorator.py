@@ -54,13 +54,14 @@ def test_configs_that_cannot_compile_are_pruned_without_simulating_and_recorded(
     launch(kernel)
     report = kernel.last
     pruned = {c.ident() for c, _ in report.pruned}
-    assert pruned == {Config({"BM": 256, "BN": bn, "BK": 128}, num_stages=2).ident() for bn in (32, 64)}
-    assert all(why.startswith("BufferOverflowError: ") and "L0A" in why for _, why in report.pruned)
+    assert pruned == {Config({"BM": 256, "BN": bn, "BK": 1024}, num_stages=s).ident()
+                      for bn in (32, 64) for s in (1, 2)}
+    assert all(why.startswith("BufferOverflowError: ") and "bytes of L1" in why for _, why in report.pruned)
     assert not pruned & set(launches.timed)
     assert sorted(launches.timed) == sorted(c.ident() for c in expand_space(SPACE) if c.ident() not in pruned)
     trials = open_store(db).trials(report.key)
     failed = {Config.from_dict(t.config).ident(): t.failure for t in trials if t.state == "failed"}
-    assert set(failed) == pruned and all("needs 65536 bytes of L0A" in f for f in failed.values())
+    assert set(failed) == pruned and all("bytes of L1 but only 0" in f for f in failed.values())
     assert {t.state for t in trials} == {"done", "failed"}
 
 
