@@ -102,6 +102,7 @@ class RunRecord:
         stall = self.pipe_stall
         out += [f"  {pipe:<5} {u:6.1%} busy  {self.pipe_busy[pipe]:>12,} busy  {stall.get(pipe, 0):>12,} stalled"
                 for pipe, u in self.utilisation.items()]
+        out += self._per_core()
         if self.stalls:
             out.append("  stalls (summed over cores):")
             out += [f"    {s}" for s in self.stalls[:8]]
@@ -112,6 +113,19 @@ class RunRecord:
             text = linecache.getline(file, line).strip()
             out.append(f"  {cycles:>12,}  {Path(file).name}:{line}  {text}")
         return "\n".join(out)
+
+    def _per_core(self) -> list[str]:
+        """Report lines: each pipe's fewest and most busy and stalled cycles over the cores used (imbalance)."""
+        used = [i for i, c in enumerate(self.core_busy) if any(c.values())]
+        if len(used) < 2:
+            return []
+        out = [f"  per core, fewest-most over the {len(used)} cores used:"]
+        for pipe in self.pipe_busy:
+            busy = [self.core_busy[i].get(pipe, 0) for i in used]
+            stall = [self.core_stall[i].get(pipe, 0) for i in used]
+            if max(busy) or max(stall):
+                out.append(f"    {pipe:<5} busy {min(busy):,}-{max(busy):,}  stalled {min(stall):,}-{max(stall):,}")
+        return out
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome trace-event JSON (open it in Perfetto). Launch with `trace=True` first."""

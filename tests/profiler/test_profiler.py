@@ -115,6 +115,9 @@ def test_a_profile_records_stall_reasons_buffers_and_names_the_slowest_launch() 
     report = big.report()
     assert f"verdict: {big.verdict}" in report and str(big.stalls[0]) in report
     assert f"ub {big.buffers['ub']:,}/{big.machine.buffers.ub:,} B" in report
+    mte2 = [c["mte2"] for c in big.core_busy[:16]]
+    assert "per core, fewest-most over the 16 cores used:" in report and \
+        f"    mte2  busy {min(mte2):,}-{max(mte2):,}  stalled " in report
 
 
 def test_the_merged_trace_keeps_flows_paired_and_lays_launches_end_to_end(tmp_path) -> None:
