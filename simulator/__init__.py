@@ -9,6 +9,7 @@ from simulator.core import CoreStats
 from simulator.device import Device, RunResult
 from simulator.errors import DeadlockError, FlagError, OutOfBounds, RaceError, SimError
 from simulator.options import SimOptions
+from simulator.trace import StallRecord
 
 __all__ = ["Device", "SimOptions", "RunResult", "CoreStats", "SimError", "OutOfBounds", "RaceError",
-           "DeadlockError", "FlagError"]
+           "DeadlockError", "FlagError", "StallRecord"]

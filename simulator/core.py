@@ -61,6 +61,8 @@ class Launch:
     plans: list[dict[tuple, Any]] = field(default_factory=list)  # checked plans by operands, per instruction
     regions: list[GmRegion | None] = field(default_factory=list)  # last GM argument each instruction touched
     trace: list[tuple[int, int, int, int, int, tuple[int, int, int]]] | None = None
+    # with the trace, why a pipe waited besides a wait_flag: (core, pipe, start, cycles, reason, instr index, pid)
+    stalls: list[tuple[int, int, int, int, str, int, tuple[int, int, int]]] | None = None
     instructions: int = 0
     # [horizon, key]: the device sets the horizon (the earliest time another core waits to book GM at) before
     # resuming a program; a program about to book GM later than that stores the time in key and yields
@@ -186,6 +188,8 @@ class _ProgramRun:
                         raise self._queue_full(op)
                     s = starts[p][k % depth]
                     if s > t:
+                        if trace is not None:
+                            self._note_stall(S_PIPE, t, s - t, "queue full", op.index)
                         stall_s += s - t
                         t = s
             if scalar is not None and scalar.barrier:
@@ -193,6 +197,8 @@ class _ProgramRun:
                     raise self._barrier_blocked(scalar)
                 drained = max(self.done)
                 if drained > t:
+                    if trace is not None:
+                        self._note_stall(S_PIPE, t, drained - t, "barrier", scalar.index)
                     stall_s += drained - t
                     t = drained
                 if self.races is not None:
@@ -414,6 +420,11 @@ class _ProgramRun:
             self.trace.append((self.core, p, base, start - base, op.index, self.pid))
         return True
 
+    def _note_stall(self, p: int, start: int, cycles: int, reason: str, index: int) -> None:
+        """With the trace on: why pipe p (S: issue) waited `cycles` from `start` besides a wait_flag, for
+        profiles. "bandwidth" is a GM transfer's time past its own pipe's rate (shared L2/HBM)."""
+        self.launch.stalls.append((self.core, p, start, cycles, reason, index, self.pid))
+
     def _book(self, p: int, start: int) -> None:
         """Remember a start time for the queue-depth rule."""
         resolved = self.resolved
@@ -455,6 +466,8 @@ class _ProgramRun:
             else:  # nothing in GM, or a gather/scatter, whose cost does not depend on addresses
                 moved = setup + self.gm.transfer(start + setup, xfer, port)
             if moved > occupancy:
+                if self.trace is not None:
+                    self._note_stall(p, start + occupancy, moved - occupancy, "bandwidth", op.index)
                 occupancy = moved
             if self.races is not None:
                 accesses = tuple([(s, lo + addr, hi + addr, w) if s == "gm" else (s, lo, hi, w)

@@ -60,12 +60,32 @@ class RunResult:
     hbm_bytes: int = 0
     _trace: list | None = field(default=None, repr=False)
     _instrs: Sequence[Instr] = field(default=(), repr=False)
+    _stalls: list | None = field(default=None, repr=False)
+
+    @property
+    def traced(self) -> bool:
+        return self._trace is not None
+
+    def stall_reasons(self) -> list[chrome_trace.StallRecord]:
+        """Every stall of a traced run with its reason: flag waits (which flag, from which pipe), full
+        issue queues, barriers and GM bandwidth (empty if no trace was recorded)."""
+        if self._trace is None:
+            return []
+        return chrome_trace.stall_records(self._trace, self._stalls or [], self._instrs)
+
+    def op_totals(self) -> dict[str, dict[str, tuple[int, int]]]:
+        """Per pipe, per opcode: (instructions, busy cycles) of a traced run (empty if no trace)."""
+        return {} if self._trace is None else chrome_trace.op_totals(self._trace, self._instrs)
+
+    def busy_timeline(self, bins: int = 64) -> dict[str, list[int]]:
+        """Busy cycles per pipe (summed over cores) in `bins` equal slices of the run (empty if no trace)."""
+        return {} if self._trace is None else chrome_trace.busy_timeline(self._trace, self._instrs, self.cycles, bins)
 
     def write_trace(self, path: str | Path) -> None:
         """Write a Chrome trace-event JSON file (one track per core x pipe) that Perfetto opens."""
         if self._trace is None:
             raise SimError("no trace was recorded for this run: pass options=SimOptions(trace=True) to Device.run")
-        chrome_trace.write_trace(path, self._trace, self._instrs)
+        chrome_trace.write_trace(path, self._trace, self._instrs, self._stalls or [])
 
 
 class Device:
@@ -106,7 +126,8 @@ class Device:
         undo = [] if prepared.lanes and not options.functional else None
         launch = Launch(self.spec, options, prepared, self.gm, gm_args, values, grid3,
                         instr_cycles=[0] * len(prepared.instrs), plans=[{} for _ in prepared.instrs],
-                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None, undo=undo)
+                        regions=[None] * len(prepared.instrs), trace=[] if options.trace else None,
+                        stalls=[] if options.trace else None, undo=undo)
         moved0, hbm0 = self.gm.bytes_moved, self.gm.hbm_bytes
         stats = [CoreStats(c) for c in range(self.spec.cores)]
         try:
@@ -175,7 +196,7 @@ class Device:
             if instr.loc is not None and cyc:
                 lines[instr.loc] = lines.get(instr.loc, 0) + cyc
         return RunResult(makespan, stats, busy, stall, lines, launch.instructions, launch.prints, moved, hbm,
-                         launch.trace, launch.prepared.instrs)
+                         launch.trace, launch.prepared.instrs, launch.stalls)
 
 
 def _grid(grid: Sequence[int] | int) -> tuple[int, int, int]:

@@ -42,3 +42,14 @@ def test_testing_example_is_a_passing_pytest_file(tmp_path):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_kernel.py"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr
+
+
+def test_profiling_example_runs(tmp_path, monkeypatch, capsys):
+    section = README.read_text().split("## Profiling", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    script = tmp_path / "profile_example.py"
+    script.write_text(code)
+    monkeypatch.chdir(tmp_path)
+    runpy.run_path(str(script), run_name="__main__")  # the example asserts its verdict and stall reason
+    out = capsys.readouterr().out
+    assert "verdict: HBM-bound" in out and "\nslowest: add[256, 1, 1]" in out

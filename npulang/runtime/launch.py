@@ -27,8 +27,8 @@ from npulang.compiler import CompiledKernel, compile_ir
 from npulang.frontend import BoundCall, KernelDef, build_ir
 from npulang.runtime.cache import KernelCache, ProgramKey
 from npulang.runtime.profiling import Profile, ProfileRecorder
-from npulang.runtime.record import RunRecord
-from simulator import Device, OutOfBounds, SimError, SimOptions
+from npulang.runtime.record import RunRecord, StallSummary
+from simulator import Device, OutOfBounds, SimError, SimOptions, StallRecord
 
 Grid = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]
 
@@ -185,7 +185,9 @@ class Runtime:
             args += list(grid3)
             grid = (min(spec.cores, programs), 1, 1)
         functional = not options.timing_only
-        sim = SimOptions(functional=functional, detect_races=functional, trace=options.trace)
+        # an open npu.profile() block traces its launches: stall reasons come from the trace (cycles are the same)
+        traced = options.trace or self.profiles.active()
+        sim = SimOptions(functional=functional, detect_races=functional, trace=traced)
         device, lock = self._device(spec)
         try:
             with lock:  # the flush and the run are one step: no other thread's launch comes between
@@ -201,12 +203,46 @@ class Runtime:
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
+        reasons = result.stall_reasons()
         return RunRecord(
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
             prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
             hbm_bytes=result.hbm_bytes, persistent=looped,
-            trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
+            trace_writer=(lambda path: result.write_trace(path)) if traced else None,
+            pipe_stall=dict(result.pipe_stall), core_busy=[dict(c.busy) for c in result.per_core],
+            core_stall=[dict(c.stall) for c in result.per_core],
+            stalls=stall_summaries(reasons) if traced else None, op_cycles=result.op_totals(),
+            core_bandwidth=bandwidth_waits(reasons, len(result.per_core)) if traced else [],
+            buffers=buffer_usage(program), timeline=result.busy_timeline())
+
+
+def stall_summaries(stalls: list[StallRecord]) -> tuple[StallSummary, ...]:
+    """A traced launch's stalls grouped by pipe, reason, source and flag, most cycles first."""
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for s in stalls:
+        total = groups.setdefault((s.pipe, s.reason, s.source, s.flag), [0, 0])
+        total[0] += s.cycles
+        total[1] += 1
+    out = [StallSummary(*key, cycles, count) for key, (cycles, count) in groups.items()]
+    return tuple(sorted(out, key=lambda s: -s.cycles))
+
+
+def bandwidth_waits(stalls: list[StallRecord], cores: int) -> list[dict[str, int]]:
+    """Per core, per pipe: cycles its GM transfers waited on shared bandwidth."""
+    out: list[dict[str, int]] = [{} for _ in range(cores)]
+    for s in stalls:
+        if s.reason == "bandwidth":
+            out[s.core][s.pipe] = out[s.core].get(s.pipe, 0) + s.cycles
+    return out
+
+
+def buffer_usage(program: isa.Program) -> dict[str, int]:
+    """On-chip bytes the compiler allocated per buffer space (the end of its highest buffer)."""
+    usage: dict[str, int] = {}
+    for sym in program.symbols:
+        usage[sym.space] = max(usage.get(sym.space, 0), sym.offset + sym.size)
+    return usage
 
 
 RUNTIME = Runtime()

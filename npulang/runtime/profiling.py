@@ -23,14 +23,23 @@ class Profile:
         return sum(r.cycles or 0 for r in self.launches)
 
     def summary(self) -> str:
-        """A table: one row per launch with its kernel, grid and cycles."""
+        """A table: one row per launch with its kernel, grid and cycles, then the slowest launch's verdict."""
         rows = [f"{'kernel':<24} {'grid':<16} {'cycles':>12}"]
         for r in self.launches:
             cycles = "interpreted" if r.cycles is None else f"{r.cycles:,}"
             rows.append(f"{r.kernel:<24} {str(r.grid):<16} {cycles:>12}")
         total = "-" if self.cycles is None else f"{self.cycles:,}"
         rows.append(f"{'total':<24} {'':<16} {total:>12}")
+        slowest = self.slowest
+        if slowest is not None:
+            rows.append(f"slowest: {slowest.kernel}{list(slowest.grid)}, {slowest.cycles:,} cycles; {slowest.verdict}")
         return "\n".join(rows)
+
+    @property
+    def slowest(self) -> RunRecord | None:
+        """The simulated launch with the most cycles (None if none was simulated)."""
+        timed = [r for r in self.launches if r.cycles is not None]
+        return max(timed, key=lambda r: r.cycles or 0, default=None)
 
     def __enter__(self) -> Profile:
         self.recorder.stack().append(self)
@@ -54,6 +63,10 @@ class ProfileRecorder:
     def profile(self) -> Profile:
         """Record every kernel launch inside a `with` block: `prof.cycles`, `prof.launches`."""
         return Profile(self)
+
+    def active(self) -> bool:
+        """Whether a profile block is open in this thread (its launches are traced for stall reasons)."""
+        return bool(self.stack())
 
     def record(self, run: RunRecord) -> None:
         """Add a launch to every open profile of this thread (nested blocks all see it)."""

@@ -13,6 +13,27 @@ from typing import Callable
 
 import isa
 from npulang import errors
+from npulang.runtime.verdict import Verdict, verdict
+
+
+@dataclass(frozen=True)
+class StallSummary:
+    """Stall cycles of one kind, summed over cores: `pipe` waited for `reason` ("flag": on `flag`, raised by
+    `source`; "queue full": `source`'s issue queue; "barrier"; "bandwidth": GM, past the pipe's own rate)."""
+
+    pipe: str
+    reason: str
+    source: str
+    flag: str
+    cycles: int
+    count: int
+
+    def __str__(self) -> str:
+        what = {"flag": f"waits on flag {self.flag} from {self.source}",
+                "queue full": f"issue stalls: the {self.source} queue is full",
+                "barrier": "waits at a barrier for every pipe to drain",
+                "bandwidth": "waits on shared L2/HBM bandwidth"}.get(self.reason, self.reason)
+        return f"{self.pipe:<5} {what}: {self.cycles:,} cycles over {self.count:,} stalls"
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,16 @@ class RunRecord:
     hbm_bytes: int = 0  # bytes fetched from HBM (L2 misses)
     persistent: bool = False  # the grid ran as one persistent loop per core (LaunchOptions.persistent)
     trace_writer: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
+    pipe_stall: dict[str, int] = field(default_factory=dict, repr=False)  # flag waits; "s": full queues, barriers
+    core_busy: list[dict[str, int]] = field(default_factory=list, repr=False)  # per core, per pipe
+    core_stall: list[dict[str, int]] = field(default_factory=list, repr=False)
+    core_bandwidth: list[dict[str, int]] = field(default_factory=list, repr=False)  # traced: GM bandwidth waits
+    # with a trace (trace=True or inside npu.profile()): every kind of stall, most cycles first
+    stalls: tuple[StallSummary, ...] | None = field(default=None, repr=False)
+    # per traced pipe: {opcode: (count, busy cycles)}, for verdicts that speak of instructions
+    op_cycles: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict, repr=False)
+    buffers: dict[str, int] = field(default_factory=dict, repr=False)  # on-chip bytes allocated per space
+    timeline: dict[str, list[int]] = field(default_factory=dict, repr=False)  # traced: busy per pipe per time slice
 
     @property
     def interpreted(self) -> bool:
@@ -53,19 +84,48 @@ class RunRecord:
         lines = sorted(self.line_cycles.items(), key=lambda kv: -kv[1])
         return {f"{file}:{line}": cycles for (file, line), cycles in lines}
 
+    @property
+    def verdict(self) -> Verdict | None:
+        """The roofline verdict: what limits the launch and what to try (None when interpreted)."""
+        return verdict(self)
+
     def report(self) -> str:
-        """A readable profile: pipe utilisation, then the hottest source lines with their text."""
+        """A readable profile: the verdict, per-pipe busy and stall cycles, stall reasons, on-chip buffer
+        usage, then the hottest source lines with their text."""
         if self.cycles is None:
             return (f"{self.kernel}{list(self.grid)}: interpreted (no cycle count; launch without "
                     f"interpret=True to simulate it on {self.machine.name})")
         out = [f"{self.kernel}{list(self.grid)}: {self.cycles:,} cycles ({self.seconds * 1e6:.1f} us "
                f"at {self.machine.clock_ghz} GHz) on {self.machine.name}"
                + (", as a persistent loop per core" if self.persistent else "")]
-        out += [f"  {pipe:<5} {u:6.1%} busy" for pipe, u in self.utilisation.items()]
+        out.append(f"  verdict: {self.verdict}")
+        stall = self.pipe_stall
+        out += [f"  {pipe:<5} {u:6.1%} busy  {self.pipe_busy[pipe]:>12,} busy  {stall.get(pipe, 0):>12,} stalled"
+                for pipe, u in self.utilisation.items()]
+        out += self._per_core()
+        if self.stalls:
+            out.append("  stalls (summed over cores):")
+            out += [f"    {s}" for s in self.stalls[:8]]
+        if self.buffers:
+            out.append("  on-chip buffers: " + ", ".join(
+                f"{space} {used:,}/{self.machine.buffer_bytes(space):,} B" for space, used in self.buffers.items()))
         for (file, line), cycles in sorted(self.line_cycles.items(), key=lambda kv: -kv[1])[:8]:
             text = linecache.getline(file, line).strip()
             out.append(f"  {cycles:>12,}  {Path(file).name}:{line}  {text}")
         return "\n".join(out)
+
+    def _per_core(self) -> list[str]:
+        """Report lines: each pipe's fewest and most busy and stalled cycles over the cores used (imbalance)."""
+        used = [i for i, c in enumerate(self.core_busy) if any(c.values())]
+        if len(used) < 2:
+            return []
+        out = [f"  per core, fewest-most over the {len(used)} cores used:"]
+        for pipe in self.pipe_busy:
+            busy = [self.core_busy[i].get(pipe, 0) for i in used]
+            stall = [self.core_stall[i].get(pipe, 0) for i in used]
+            if max(busy) or max(stall):
+                out.append(f"    {pipe:<5} busy {min(busy):,}-{max(busy):,}  stalled {min(stall):,}-{max(stall):,}")
+        return out
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome trace-event JSON (open it in Perfetto). Launch with `trace=True` first."""
