@@ -14,8 +14,9 @@ from kernel_lib.elementwise import add, mul
 from kernel_lib.errors import OperatorError
 from kernel_lib.gemm import gemm, matmul
 from kernel_lib.layer_norm import layer_norm
+from kernel_lib.pooling import avg_pool2d, max_pool2d
 from kernel_lib.rms_norm import rms_norm
 from kernel_lib.softmax import log_softmax, softmax
 
-__all__ = ["OperatorError", "add", "batch_norm", "gelu", "gemm", "layer_norm", "log_softmax", "matmul", "mul", "relu",
-           "rms_norm", "sigmoid", "silu", "softmax", "tanh"]
+__all__ = ["OperatorError", "add", "avg_pool2d", "batch_norm", "gelu", "gemm", "layer_norm", "log_softmax", "matmul",
+           "max_pool2d", "mul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "tanh"]
