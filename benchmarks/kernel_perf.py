@@ -9,6 +9,7 @@ every launch starts with an empty L2. Rooflines:
 
     python benchmarks/kernel_perf.py            # the best config found for each kernel
     python benchmarks/kernel_perf.py --sweep    # every candidate config (a few minutes)
+    python benchmarks/kernel_perf.py --persistent=off   # grids as one program per dispatch (the old model)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
-from examples import tutorials  # noqa: E402
+from examples import norms, tutorials  # noqa: E402
 
 
 @dataclass
@@ -49,10 +50,10 @@ def matmul_desc(size: int, bm: int, bn: int, bk: int, stages: int) -> Row:
     a, b, c = (np.zeros((size, size), np.float16) for _ in range(3))
     grid = (npu.cdiv(size, bm), npu.cdiv(size, bn))
     run = tutorials.matmul_desc_kernel[grid](a, b, c, size, size, size, BM=bm, BN=bn, BK=bk, num_stages=stages,
-                                             timing_only=True, l2="cold")
+                                             timing_only=True, l2="cold", persistent=PERSISTENT)
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
-    return _row("matmul_desc_kernel", f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run,
-                roof, "cube")
+    return _row("matmul_desc_kernel", f"fp16 {size}³",
+                f"BM={bm} BN={bn} BK={bk} num_stages={stages}" + _persistent(PERSISTENT), run, roof, "cube")
 
 
 def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: int) -> Row:
@@ -62,10 +63,11 @@ def matmul_tutorial(size: int, bm: int, bn: int, bk: int, group: int, stages: in
     run = tutorials.matmul_kernel[grid](
         a, b, c, size, size, size, size, 1, size, 1, size, 1, BLOCK_SIZE_M=bm, BLOCK_SIZE_N=bn,
         BLOCK_SIZE_K=bk, GROUP_SIZE_M=group, ACTIVATION="", ACC_DTYPE=npu.float32, num_stages=stages,
-        timing_only=True, l2="cold")
+        timing_only=True, l2="cold", persistent=PERSISTENT)
     roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("matmul_kernel (tutorial)", f"fp16 {size}³",
-                f"BM={bm} BN={bn} BK={bk} GROUP_SIZE_M={group} num_stages={stages}", run, roof, "cube")
+                f"BM={bm} BN={bn} BK={bk} GROUP_SIZE_M={group} num_stages={stages}" + _persistent(PERSISTENT), run,
+                roof, "cube")
 
 
 def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
@@ -73,21 +75,38 @@ def softmax(rows: int, cols: int, programs: int, stages: int) -> Row:
     y = np.zeros_like(x)
     block = 1 << (cols - 1).bit_length()
     run = tutorials.softmax_kernel[(programs,)](y, x, cols, cols, rows, cols, BLOCK_SIZE=block,
-                                                num_stages=stages, timing_only=True, l2="cold")
-    config = f"grid={programs} BLOCK_SIZE={block} num_stages={stages}"
+                                                num_stages=stages, timing_only=True, l2="cold", persistent=PERSISTENT)
+    config = f"grid={programs} BLOCK_SIZE={block} num_stages={stages}" + _persistent(PERSISTENT)
     return _row("softmax_kernel", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(2 * x.nbytes), "HBM")
 
 
-def layer_norm(rows: int, cols: int, block: int, stages: int) -> Row:
-    x = np.zeros((rows, cols), np.float32)
+def layer_norm(rows: int, cols: int, block: int, stages: int, dtype: str = "float32") -> Row:
+    x = np.zeros((rows, cols), dtype)
     y = np.zeros_like(x)
-    w, b = np.zeros(cols, np.float32), np.zeros(cols, np.float32)
+    w, b = np.zeros(cols, dtype), np.zeros(cols, dtype)
     mean, rstd = np.zeros(rows, np.float32), np.zeros(rows, np.float32)
     run = tutorials.layer_norm_fwd_fused[(rows,)](x, y, w, b, mean, rstd, cols, cols, 1e-5, BLOCK_SIZE=block,
-                                                  num_stages=stages, timing_only=True, l2="cold")
+                                                  num_stages=stages, timing_only=True, l2="cold", persistent=PERSISTENT)
     moved = x.nbytes + y.nbytes + w.nbytes + b.nbytes + mean.nbytes + rstd.nbytes
-    config = f"grid={rows} BLOCK_SIZE={block} num_stages={stages}"
-    return _row("layer_norm_fwd_fused", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
+    config = f"grid={rows} BLOCK_SIZE={block} num_stages={stages}" + _persistent(PERSISTENT)
+    return _row("layer_norm_fwd_fused", f"{_short(dtype)} {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
+
+
+def rms_norm(rows: int, cols: int, stages: int, dtype: str) -> Row:
+    x = np.zeros((rows, cols), dtype)
+    w = np.zeros(cols, dtype)
+    (y, rstd), run = norms.run_rms_norm(x, w, num_stages=stages, timing_only=True, l2="cold", persistent=PERSISTENT)
+    moved = x.nbytes + y.nbytes + w.nbytes + rstd.nbytes
+    config = f"grid={rows} BLOCK_SIZE={1 << (cols - 1).bit_length()} num_stages={stages}" + _persistent(PERSISTENT)
+    return _row("rms_norm_fwd", f"{_short(dtype)} {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
+
+
+def _short(dtype: str) -> str:
+    return {"float32": "fp32", "float16": "fp16"}[dtype]
+
+
+def _persistent(persistent: bool | None) -> str:
+    return "" if persistent is None else f" persistent={persistent}"
 
 
 def _hbm_cycles(nbytes: int) -> float:
@@ -110,7 +129,12 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                           (4096, 4096, 24, 2)]),
     ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
                                 (4096, 4096, 1024, 2)]),
+    ("layer_norm_fp16", layer_norm, [(4096, 4096, 2048, 2, "float16"), (4096, 4096, 4096, 1, "float16"),
+                                     (4096, 4096, 1024, 2, "float16")]),
+    ("rms_norm", rms_norm, [(4096, 4096, 1, "float32"), (4096, 4096, 2, "float32")]),
+    ("rms_norm_fp16", rms_norm, [(4096, 4096, 2, "float16"), (4096, 4096, 1, "float16")]),
 ]
+PERSISTENT: bool | None = None  # --persistent: None lets the runtime choose (grids larger than the machine)
 
 
 def table(rows: list[Row]) -> str:
@@ -125,7 +149,11 @@ def table(rows: list[Row]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", action="store_true", help="measure every candidate config")
+    parser.add_argument("--persistent", choices=["auto", "on", "off"], default="auto",
+                        help="grids as persistent per-core loops: auto (larger than the machine), always, never")
     args = parser.parse_args()
+    global PERSISTENT
+    PERSISTENT = {"auto": None, "on": True, "off": False}[args.persistent]
     spec = npu.get_machine()
     print(f"machine `{spec.name}`: {spec.cores} cores, {spec.cube_macs_per_cycle()} fp16 MAC/cycle/core, "
           f"HBM {spec.hbm_bytes_per_cycle:.0f} B/cycle; cold L2, timing only\n")

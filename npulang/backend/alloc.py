@@ -3,8 +3,9 @@
 A buffer is live from its first to its last access in program text. A buffer touched inside a
 loop is live for the whole loop: its space is needed again on the next iteration, and giving two
 tiles of one loop body the same bytes would serialise the pipes that software pipelining wants
-to overlap. First fit per space, preferring bytes no earlier tile used while they last, checked
-against the spec's capacity.
+to overlap. The persistent loop over programs (persistent.py) is the exception: its iterations share
+no tile, and its pipelined copies own theirs. First fit per space, preferring bytes no earlier tile
+used while they last, checked against the spec's capacity.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def _live_ranges(nodes: list[Node]) -> dict[Buffer, tuple[int, int]]:
             start = pos
             for b in blocks_of(n):
                 visit(b)
-            if isinstance(n, Loop):
+            if isinstance(n, Loop) and not n.persistent:  # programs of the persistent loop share no tile
                 for span in live.values():
                     if start <= span[1] and span[0] <= pos:  # touched inside: live for the whole loop
                         span[0], span[1] = min(span[0], start), max(span[1], pos)

@@ -34,6 +34,7 @@ class Compilation:
     spec: MachineSpec
     num_stages: int
     record: bool = False
+    program_stages: int = 0  # >0: a per-core loop over the grid's programs, pipelined this deep (persistent.py)
     nodes: list[Node] = field(default_factory=list)  # machine IR, from lowering to flag insertion
     notes: list[str] = field(default_factory=list)  # how the lowering treated ops (e.g. "lowered to gather")
     symbols: list[Symbol] = field(default_factory=list)

@@ -164,6 +164,7 @@ class Loop:
     loc: SourceLoc | None = None
     min_trips: int = 0  # iterations known to run (0: maybe none)
     num_stages: int | None = None  # software-pipelining depth for this loop (None: the kernel default)
+    persistent: bool = False  # the per-core loop over logical programs (persistent.py)
 
 
 @dataclass(eq=False)
@@ -222,7 +223,8 @@ def _format(nodes: list[Node], indent: int) -> str:
         if isinstance(n, MInstr):
             out.append(pad + n.text())
         elif isinstance(n, Loop):
-            out.append(f"{pad}for {n.iv} in range({n.lb}, {n.ub}, {n.step}) {{")
+            kind = "for program" if n.persistent else "for"
+            out.append(f"{pad}{kind} {n.iv} in range({n.lb}, {n.ub}, {n.step}) {{")
             out.append(_format(n.body, indent + 1))
             out.append(pad + "}")
         else:

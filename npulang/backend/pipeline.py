@@ -41,7 +41,10 @@ class SoftwarePipelining:
         return self.num_stages if loop.num_stages is None else loop.num_stages
 
     def _worth_it(self, loop: Loop) -> bool:
-        """Innermost loops with loads; nested loops with num_stages=1 (e.g. DMA-piece loops) do not count."""
+        """Innermost loops with loads; nested loops with num_stages=1 (e.g. DMA-piece loops) do not count.
+        The persistent loop over programs (persistent.py) always: its copies are what overlap programs."""
+        if loop.persistent:
+            return True
         innermost = all(inner.num_stages == 1 for inner in _loops(loop.body))
         return innermost and any(i.op in ("load", "gather") for i in walk(loop.body))
 

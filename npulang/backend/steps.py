@@ -14,6 +14,8 @@ from npulang.backend.compilation import Compilation
 from npulang.backend.emit import allocate_registers, flatten, to_isa
 from npulang.backend.lowering import Lowering
 from npulang.backend.mir import format_mir
+from npulang.backend.persistent import GRID_ARGS
+from npulang.backend.persistent import PersistentGrid as PersistentLoop
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import FlagInsertion
 
@@ -28,6 +30,24 @@ class Lower:
         unit.nodes = lowering.apply()
         unit.notes = lowering.notes
         unit.stage(self.name, lambda: format_mir(unit.nodes) + "".join(f"\n# {n}" for n in unit.notes))
+
+
+class PersistentGrid:
+    """One loop per core over the grid's programs, pipelined across them (see `persistent.py`)."""
+
+    name = "persistent-grid"
+
+    def run(self, unit: Compilation) -> None:
+        if not unit.program_stages:
+            return
+        if PersistentLoop(len(unit.fn.args), unit.program_stages).apply(unit.nodes) is None:
+            unit.program_stages = 0
+            unit.notes.append("programs: one per dispatch (the kernel calls device_print, whose output names "
+                              "the dispatched program)")
+            return
+        unit.notes.append(f"programs: a persistent loop per core over the grid's programs, software-pipelined "
+                          f"{unit.program_stages} deep across them")
+        unit.stage(self.name, lambda: format_mir(unit.nodes))
 
 
 class SoftwarePipeline:
@@ -87,8 +107,12 @@ class Bundle:
     def run(self, unit: Compilation) -> None:
         assert unit.code is not None, "bundle runs after flatten"
         bundles, labels = bundle(unit.instrs, unit.code.labels)
-        unit.program = Program(unit.fn.name, tuple(bundles), _arg_specs(unit.fn), labels, tuple(unit.symbols),
-                               {"num_stages": str(unit.num_stages), "machine": unit.spec.name})
+        args = _arg_specs(unit.fn)
+        meta = {"num_stages": str(unit.num_stages), "machine": unit.spec.name}
+        if unit.program_stages:  # the logical grid, passed by the runtime after the kernel's own arguments
+            args += tuple(ArgSpec(name, "scalar", "i32") for name in GRID_ARGS)
+            meta["grid"] = "persistent"
+        unit.program = Program(unit.fn.name, tuple(bundles), args, labels, tuple(unit.symbols), meta)
 
 
 class Validate:

@@ -60,17 +60,19 @@ class FlagInsertion:
         # wait for the source pipe to finish earlier work, and the pipe after it does not wait for its last
         # consumer (forward conflicts have flags of their own). That lengthens their event intervals: when
         # event ids run out, loops (in program order) keep the hoisting only while the colouring succeeds.
+        # Loops inside the persistent loop over programs always keep theirs outside it (see `_order`).
         saved = [(block, list(block)) for block in _blocks(nodes)]
         loops = list(self.primes)
         if self._place(nodes, saved, set(loops)):
             return
-        hoisted: set[int] = set()
+        required = {id(inner) for outer in _loops(nodes) if outer.persistent for inner in _loops(outer.body)}
+        hoisted = set(required)
         for loop in loops:
             if self._place(nodes, saved, hoisted | {loop}):
                 hoisted.add(loop)
         if not self._place(nodes, saved, hoisted):
             self._restore(saved)
-            self._rebuild(nodes, set())
+            self._rebuild(nodes, required)
             shortage = assign_events(nodes, self.spec.sync.event_ids)
             if shortage is not None:
                 raise resource_error(EventIdOverflowError, self.kernel, shortage.loc, self.kernel_loc,
@@ -147,6 +149,10 @@ class FlagInsertion:
             for e in reversed(hist):
                 if e.pipe is pipe or e.seq <= known[e.pipe]:
                     continue
+                if e.anchor is target and loop is not None and loop.node.persistent and isinstance(target, Loop):
+                    # A loop against its own run in the previous program: its loop-carried flags order that,
+                    # since their primes and drains sit outside the loop over programs.
+                    continue
                 if not _conflicts(e, reads, writes):
                     continue
                 flag = Flag(e.pipe, pipe)
@@ -174,17 +180,23 @@ class FlagInsertion:
             hist.append(_Entry(r, True, pipe, self.seq[pipe], anchor, known))
 
     # -- rewriting -----------------------------------------------------------------------------
-    def _rebuild(self, nodes: list[Node], hoisted: set[int]) -> None:
+    def _rebuild(self, nodes: list[Node], hoisted: set[int],
+                 outer: tuple[list[Node], list[Node]] | None = None) -> None:
+        """Place the flags; hoisted primes and drains go to the head and tail of the enclosing block, or of
+        `outer` (the block around the persistent loop over programs, so that a drain never makes one
+        program wait for the last consumer of the one before: programs overlap)."""
         head: list[Node] = []
         out: list[Node] = []
         tail: list[Node] = []
+        ends = outer if outer is not None else (head, tail)
         for n in nodes:
+            inner = ends if outer is not None or (isinstance(n, Loop) and n.persistent) else None
             for b in blocks_of(n):
-                self._rebuild(b, hoisted)
-            (head if id(n) in hoisted else out).extend(self.primes.get(id(n), []))
+                self._rebuild(b, hoisted, inner)
+            (ends[0] if id(n) in hoisted else out).extend(self.primes.get(id(n), []))
             out.extend(self.pre.get(id(n), []))
             out.append(n)
-            (tail if id(n) in hoisted else out).extend(self.drains.get(id(n), []))
+            (ends[1] if id(n) in hoisted else out).extend(self.drains.get(id(n), []))
             out.extend(self.post.get(id(n), []))
         nodes[:] = head + out + tail[::-1]
 
@@ -193,6 +205,17 @@ class FlagInsertion:
 class _LoopCtx:
     node: Loop
     start: Clock  # sequence numbers when the second analysed iteration began
+
+
+def _loops(nodes: list[Node]) -> list[Loop]:
+    """Every loop in `nodes`, nested ones included."""
+    out: list[Loop] = []
+    for n in nodes:
+        if isinstance(n, Loop):
+            out.append(n)
+        for b in blocks_of(n):
+            out += _loops(b)
+    return out
 
 
 def _blocks(nodes: list[Node]) -> list[list[Node]]:

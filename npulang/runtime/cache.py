@@ -2,9 +2,10 @@
 
 A program's key (`ProgramKey`) is the specialisation key (kernel source and callees, the global
 constants they read, constexprs, argument types), the launch options that change code
-(`num_stages`), the machine fingerprint and the compiler's own source (`COMPILER_VERSION`), so keys
-go stale on their own. On disk a program is assembly text; a corrupt or unreadable entry is
-recompiled, never trusted, and writes are atomic so processes may share the directory.
+(`num_stages`, whether the grid runs as a persistent loop), the machine fingerprint and the
+compiler's own source (`COMPILER_VERSION`), so keys go stale on their own. On disk a program is
+assembly text; a corrupt or unreadable entry is recompiled, never trusted, and writes are atomic
+so processes may share the directory.
 
 Computing the specialisation key hashes the kernel's source, so a launch first asks the cache by
 its cheap launch signature (kernel, argument types, constexprs, the current values of the global
@@ -63,10 +64,11 @@ class ProgramKey:
     num_stages: int
     machine: str  # MachineSpec.fingerprint
     compiler: str = COMPILER_VERSION
+    persistent: bool = False  # compiled as a per-core loop over the grid's programs
 
     def digest(self) -> str:
         """A stable hex name for the disk."""
-        text = json.dumps([self.compiler, self.specialization, self.num_stages, self.machine])
+        text = json.dumps([self.compiler, self.specialization, self.num_stages, self.machine, self.persistent])
         return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -88,10 +88,15 @@ class JITFunction(KernelDef):
         return self.runtime.ir(self, self.bind(args, kernel_kwargs))
 
     def inspect(self, *args: Any, **meta: Any) -> Inspection:
-        """Every compilation stage of this kernel for these arguments (see `npulang.runtime.inspection`)."""
+        """Every compilation stage of this kernel for these arguments (see `npulang.runtime.inspection`).
+
+        It shows the program a grid larger than the machine runs (a persistent loop per core, see
+        `LaunchOptions`); pass `persistent=False` for the one-program-per-core form of smaller grids.
+        """
         options, _, kernel_kwargs = self.split(meta)
         spec = self.runtime.get_machine()
-        ck = self.runtime.compile_recorded(self, self.bind(args, kernel_kwargs), options.num_stages, spec)
+        ck = self.runtime.compile_recorded(self, self.bind(args, kernel_kwargs), options.num_stages, spec,
+                                           options.persistent is not False)
         return inspection(self.name, spec, ck)
 
 

@@ -37,13 +37,17 @@ Grid = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]
 class LaunchOptions:
     """How to launch, as opposed to what: options that are never kernel arguments.
 
-    `num_stages` changes the compiled code (it is part of the cache key); the others change only
-    how the program runs. `l2="cold"` empties L2 before the launch, so its cycles do not depend on
+    `num_stages` changes the compiled code (it is part of the cache key); so does `persistent`: with
+    None (the default) a grid with more programs than the machine has cores runs as one persistent
+    loop per core, pipelined across programs (`npulang.compiler.compile_ir` says how deep), a
+    smaller grid one program per core; True or False force either way. The others change only how
+    the program runs. `l2="cold"` empties L2 before the launch, so its cycles do not depend on
     what ran before (the tuner compares configs this way); `"warm"` keeps what earlier launches
     left, as back-to-back launches on hardware would.
     """
 
     num_stages: int = 2
+    persistent: bool | None = None  # programs as a per-core loop: None when the grid exceeds the cores
     trace: bool = False  # record a Chrome trace (RunRecord.write_trace)
     timing_only: bool = False  # cycles only: no numpy work, outputs untouched
     interpret: bool = False  # run the numpy interpreter instead of compiling (no cycles)
@@ -52,6 +56,8 @@ class LaunchOptions:
     def __post_init__(self) -> None:
         if isinstance(self.num_stages, bool) or not isinstance(self.num_stages, int) or self.num_stages < 1:
             raise errors.NpuError(f"num_stages must be a positive int, got {self.num_stages!r}")
+        if self.persistent is not None and not isinstance(self.persistent, (bool, np.bool_)):
+            raise errors.NpuError(f"persistent must be True, False or None, got {self.persistent!r}")
         for name in ("trace", "timing_only", "interpret"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise errors.NpuError(f"{name} must be True or False, got {getattr(self, name)!r}")
@@ -131,21 +137,23 @@ class Runtime:
         key = kernel.specialization_key(call)
         return self.cache.ir(key, lambda: build_ir(kernel, call)), key
 
-    def program(self, kernel: KernelDef, call: BoundCall, num_stages: int, spec: isa.MachineSpec) -> isa.Program:
+    def program(self, kernel: KernelDef, call: BoundCall, num_stages: int, spec: isa.MachineSpec,
+                persistent: bool = False) -> isa.Program:
         """The program for this call on `spec`: from memory (microseconds), disk, or a fresh compile."""
-        signature = (kernel, call.signature(), kernel.globals_state(), num_stages, spec.fingerprint)
+        signature = (kernel, call.signature(), kernel.globals_state(), num_stages, spec.fingerprint, persistent)
         program = self.cache.lookup(signature)
         if program is not None:
             return program
         fn, key = self.ir(kernel, call)
-        return self.cache.program(ProgramKey(key, num_stages, spec.fingerprint),
-                                  lambda: compile_ir(fn, spec, num_stages=num_stages).program, signature)
+        return self.cache.program(
+            ProgramKey(key, num_stages, spec.fingerprint, persistent=persistent),
+            lambda: compile_ir(fn, spec, num_stages=num_stages, persistent=persistent).program, signature)
 
     def compile_recorded(self, kernel: KernelDef, call: BoundCall, num_stages: int,
-                         spec: isa.MachineSpec) -> CompiledKernel:
+                         spec: isa.MachineSpec, persistent: bool = True) -> CompiledKernel:
         """Compile afresh, keeping the text after every stage (for `kernel.inspect`); not cached."""
         fn, _ = self.ir(kernel, call)
-        return compile_ir(fn, spec, num_stages=num_stages, record=True)
+        return compile_ir(fn, spec, num_stages=num_stages, persistent=persistent, record=True)
 
     # -- launching ------------------------------------------------------------------------------
     def launch(self, kernel: KernelDef, grid: Grid, call: BoundCall, options: LaunchOptions,
@@ -167,7 +175,15 @@ class Runtime:
 
     def _simulate(self, kernel: KernelDef, grid3: tuple[int, int, int], call: BoundCall, options: LaunchOptions,
                   spec: isa.MachineSpec) -> RunRecord:
-        program = self.program(kernel, call, options.num_stages, spec)
+        programs = grid3[0] * grid3[1] * grid3[2]
+        persistent = programs > spec.cores if options.persistent is None else bool(options.persistent) and programs > 0
+        program = self.program(kernel, call, options.num_stages, spec, persistent)
+        args = device_args(call)
+        grid = grid3
+        looped = program.meta.get("grid") == "persistent"
+        if looped:  # one program per core, each looping over its share
+            args += list(grid3)
+            grid = (min(spec.cores, programs), 1, 1)
         functional = not options.timing_only
         sim = SimOptions(functional=functional, detect_races=functional, trace=options.trace)
         device, lock = self._device(spec)
@@ -175,10 +191,13 @@ class Runtime:
             with lock:  # the flush and the run are one step: no other thread's launch comes between
                 if options.l2 == "cold":
                     device.flush_l2()
-                result = device.run(program, grid3, device_args(call), sim)
+                result = device.run(program, grid, args, sim)
         except OutOfBounds as exc:
             hint = interpreter.READ_ONLY_HINT if "read-only" in str(exc) else \
                 "mask the access (mask=offs < n) or check the grid and strides"
+            if looped:  # the simulator names the core's persistent program, not the logical one
+                hint += ("\n  note: the grid ran as one persistent loop per core, so 'program' above is the "
+                         "core's; launch with persistent=False to see the logical program id")
             raise errors.OutOfBoundsError(f"kernel '{kernel.name}': {exc}\n  hint: {hint}") from exc
         except SimError as exc:
             raise errors.NpuRuntimeError(f"kernel '{kernel.name}' failed in the simulator: {exc}") from exc
@@ -186,7 +205,8 @@ class Runtime:
             kernel.name, grid3, spec, result.cycles, pipe_busy=dict(result.pipe_busy),
             line_cycles={(loc.file, loc.line): c for loc, c in result.line_cycles.items()},
             prints=list(result.prints), instructions=result.instructions, gm_bytes=result.gm_bytes,
-            hbm_bytes=result.hbm_bytes, trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
+            hbm_bytes=result.hbm_bytes, persistent=looped,
+            trace_writer=(lambda path: result.write_trace(path)) if options.trace else None)
 
 
 RUNTIME = Runtime()

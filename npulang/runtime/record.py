@@ -29,6 +29,7 @@ class RunRecord:
     instructions: int = 0
     gm_bytes: int = 0  # bytes moved on GM ports (burst-rounded)
     hbm_bytes: int = 0  # bytes fetched from HBM (L2 misses)
+    persistent: bool = False  # the grid ran as one persistent loop per core (LaunchOptions.persistent)
     trace_writer: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -58,7 +59,8 @@ class RunRecord:
             return (f"{self.kernel}{list(self.grid)}: interpreted (no cycle count; launch without "
                     f"interpret=True to simulate it on {self.machine.name})")
         out = [f"{self.kernel}{list(self.grid)}: {self.cycles:,} cycles ({self.seconds * 1e6:.1f} us "
-               f"at {self.machine.clock_ghz} GHz) on {self.machine.name}"]
+               f"at {self.machine.clock_ghz} GHz) on {self.machine.name}"
+               + (", as a persistent loop per core" if self.persistent else "")]
         out += [f"  {pipe:<5} {u:6.1%} busy" for pipe, u in self.utilisation.items()]
         for (file, line), cycles in sorted(self.line_cycles.items(), key=lambda kv: -kv[1])[:8]:
             text = linecache.getline(file, line).strip()
