@@ -29,6 +29,17 @@ get_machine = RUNTIME.get_machine
 set_machine = RUNTIME.set_machine
 profile = RUNTIME.profile
 
+
+def __getattr__(name: str) -> object:
+    """`npu.autotune` and `npu.Config`, imported on first use: the tuner imports npulang, not the reverse
+    (DESIGN.md §1 allows this one face re-export, as `@triton.autotune`)."""
+    if name in ("autotune", "Config"):
+        import autotune
+
+        return getattr(autotune, name)
+    raise AttributeError(f"module 'npulang' has no attribute {name!r}")
+
+
 __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
@@ -40,4 +51,5 @@ __all__ = [
     "tanh", "trans", "view", "where", "zeros",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
     "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",
+    "Config", "autotune",
 ]
