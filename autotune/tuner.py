@@ -30,7 +30,7 @@ import numpy as np
 import isa
 from autotune import costmodel
 from autotune.config import Config, Scalar, expand_space
-from autotune.search import ModelGuided
+from autotune.search import ModelGuided, PlainTPE, RandomSearch, Strategy
 from npulang import errors
 from npulang.runtime.cache import COMPILER_VERSION
 from npulang.runtime.jit import JITFunction
@@ -40,6 +40,7 @@ from tuning_db import TuningKey, TuningStore, open_store
 
 Ranked = tuple[Config, int | None]  # a compilable config and its estimate (None: not ranked)
 DEFAULT_SPACE_TRIALS = 20  # a `space=` search stops after this many simulations unless told otherwise
+Sampler = Literal["auto", "tpe", "random"]  # auto: ModelGuided; tpe and random: the baselines (autotune.search)
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Autotuner:
                  prune_configs_by: Mapping[str, Any] | None = None, reset_to_zero: Sequence[str] = (),
                  restore_value: Sequence[str] = (), trials: int | Literal["all"] | None = None,
                  seconds: float | None = None, db: str | TuningStore | None = None, seed: int = 0,
-                 verify: bool = True, warm_start: bool = True) -> None:
+                 verify: bool = True, warm_start: bool = True, sampler: Sampler = "auto") -> None:
         if not isinstance(fn, JITFunction):
             raise errors.NpuError(f"@npu.autotune must decorate an @npu.jit kernel (put @npu.autotune above "
                                   f"@npu.jit), got {type(fn).__name__}")
@@ -95,7 +96,10 @@ class Autotuner:
             raise errors.NpuError(f"@npu.autotune on {fn.name}: trials must be a positive int or 'all', got {trials!r}")
         self.trials: int | None = None if trials == "all" else trials  # None: no limit
         self.seconds = seconds
-        self.seed, self.verify, self.warm_start = seed, verify, warm_start
+        if sampler not in ("auto", "tpe", "random"):
+            raise errors.NpuError(f"@npu.autotune on {fn.name}: sampler must be 'auto', 'tpe' or 'random', "
+                                  f"got {sampler!r}")
+        self.seed, self.verify, self.warm_start, self.sampler = seed, verify, warm_start, sampler
         self._db = db
         self._store: TuningStore | None = db if isinstance(db, TuningStore) else None
         self.cache: dict[TuningKey, Config] = {}  # the memory level: key -> chosen config
@@ -131,6 +135,13 @@ class Autotuner:
             raise errors.NpuError(f"autotuned kernel {self.fn.name}: no config chosen yet for {dict(key.key)}; "
                                   "launch it once, or pass grid= to tune now")
         return self.choose(grid, args, kwargs)
+
+    def lookup(self, *args: Any, **kwargs: Any) -> Config | None:
+        """The config known for this call's key (this object's memory, else the tuning database's record
+        in the space), or None. Never compiles, simulates or tunes: for callers that must not tune
+        implicitly (kernel_lib's operators)."""
+        key = self.tuning_key(args, kwargs)
+        return self.cache.get(key) or self._stored_best(key)
 
     def choose(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Config:
         """The config for this call: memory, then the database, then tuning (see the module docstring)."""
@@ -297,7 +308,11 @@ class Autotuner:
         feasible = [c for c, _ in ranked] + [c for c in candidates if c.ident() in known
                                               and known[c.ident()].state == "done"]
         estimates = {c.ident(): e for c, e in ranked}
-        strategy = ModelGuided(feasible, estimates, seed=self.seed, warm=self._warm(key))
+        strategy: Strategy
+        if self.sampler == "auto":
+            strategy = ModelGuided(feasible, estimates, seed=self.seed, warm=self._warm(key))
+        else:
+            strategy = (PlainTPE if self.sampler == "tpe" else RandomSearch)(feasible, seed=self.seed)
         for ident, trial in known.items():
             if ident in strategy.by_ident:
                 strategy.tell(strategy.by_ident[ident], trial.cycles)
@@ -380,7 +395,7 @@ def autotune(configs: Sequence[Config] | None = None, key: Sequence[str] = (), *
              prune_configs_by: Mapping[str, Any] | None = None, reset_to_zero: Sequence[str] = (),
              restore_value: Sequence[str] = (), trials: int | Literal["all"] | None = None,
              seconds: float | None = None, db: str | TuningStore | None = None, seed: int = 0, verify: bool = True,
-             warm_start: bool = True) -> Callable[[JITFunction], Autotuner]:
+             warm_start: bool = True, sampler: Sampler = "auto") -> Callable[[JITFunction], Autotuner]:
     """Decorate an `@npu.jit` kernel to choose its config per `key` by simulated cycles (Triton's
     `@triton.autotune`, plus `space=`, `constraint=` and a budget of `trials` and/or `seconds`).
 
@@ -397,11 +412,13 @@ def autotune(configs: Sequence[Config] | None = None, key: Sequence[str] = (), *
             defaults to "all" (as Triton), `space=` to 20.
         db: a SQLAlchemy URL or an open `TuningStore`; default `$NPU_TUNING_DB`, else the user cache.
         seed: seeds the search (runs are reproducible); verify: compare the winner with the interpreter.
+        sampler: "auto" (the cost model's order with TPE exploration), or the baselines "tpe" (Optuna's TPE
+            alone) and "random"; an exhaustive search is `trials="all"`.
     """
     def decorate(fn: JITFunction) -> Autotuner:
         return Autotuner(fn, configs=configs, space=space, constraint=constraint, key=key,
                          prune_configs_by=prune_configs_by, reset_to_zero=reset_to_zero,
                          restore_value=restore_value, trials=trials, seconds=seconds, db=db, seed=seed,
-                         verify=verify, warm_start=warm_start)
+                         verify=verify, warm_start=warm_start, sampler=sampler)
 
     return decorate
