@@ -12,7 +12,8 @@ import numpy as np
 import npulang as npu
 from kernel_lib import arguments
 from kernel_lib.errors import OperatorError
-from kernel_lib.launching import cores, launch_first_fitting
+from kernel_lib.launching import cores
+from kernel_lib.tuning import Problem, TunedKernel
 
 ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")
 
@@ -47,11 +48,24 @@ def _activation_kernel(x_ptr, y_ptr, n, ACTIVATION: npu.constexpr, BLOCK: npu.co
         npu.store(y_ptr + offs, activate(x, ACTIVATION).to(y_ptr.dtype.element_ty), mask=mask)
 
 
+# The search space (npu-tune): elements per block and the loop's pipelining depth.
+ELEMENTWISE = TunedKernel("activation", _activation_kernel, {"BLOCK": [1024, 2048, 4096, 8192, 16384],
+                                                             "num_stages": [1, 2, 3]}, key=["n", "ACTIVATION"])
+
+
+def problem(op: str, activation: str, x: np.ndarray, y: np.ndarray) -> Problem:
+    """The launch of one activation over x; the rule: the largest block of 8192, 4096, 2048, 1024 that fits,
+    double-buffered."""
+    heuristic = [{"BLOCK": block, "num_stages": 2} for block in (8192, 4096, 2048, 1024)]
+    roof = 2 * x.nbytes / npu.get_machine().hbm_bytes_per_cycle
+    return Problem(ELEMENTWISE, lambda meta: (cores(),), (x, y, x.size), {"ACTIVATION": activation}, heuristic,
+                   roof, "HBM", shape=str(x.size), op=op)
+
+
 def _apply(op: str, activation: str, x: np.ndarray) -> np.ndarray:
     x = arguments.array(op, "x", x)
     y = np.empty_like(x)
-    candidates = [{"ACTIVATION": activation, "BLOCK": block, "num_stages": 2} for block in (8192, 4096, 2048, 1024)]
-    launch_first_fitting(op, _activation_kernel, lambda meta: (cores(),), (x, y, x.size), candidates)
+    problem(op, activation, x, y).launch()
     return y
 
 

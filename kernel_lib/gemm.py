@@ -16,10 +16,11 @@ from typing import Any
 import numpy as np
 
 import npulang as npu
+from autotune import Config
 from kernel_lib import arguments
 from kernel_lib.activations import ACTIVATIONS, activate
 from kernel_lib.errors import OperatorError
-from kernel_lib.launching import launch_first_fitting
+from kernel_lib.tuning import Problem, TunedKernel
 
 INPUT_DTYPES = (*arguments.FLOAT_DTYPES, np.dtype(np.int8))
 
@@ -91,12 +92,28 @@ def _out_dtype(op: str, a: np.ndarray, out_dtype: Any) -> np.dtype:
     return dt
 
 
-def _candidates(m: int, n: int, flags: dict[str, Any]) -> list[dict[str, Any]]:
-    """Heuristic tiles, largest first: big tiles move fewer bytes per MAC; small problems take small ones."""
+def _heuristic(m: int, n: int) -> list[dict[str, Any]]:
+    """The rule: tiles largest first (big tiles move fewer bytes per MAC), those no more than twice the
+    problem's M and N (small problems take small tiles), GROUP_M=8, double-buffered K loop."""
     tiles = [(128, 256, 32), (128, 128, 64), (128, 128, 32), (64, 128, 32), (64, 64, 32), (32, 32, 32),
              (16, 16, 32)]
     fitting = [t for t in tiles if t[0] <= max(16, m) * 2 and t[1] <= max(16, n) * 2] or tiles[-1:]
-    return [{**flags, "BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "num_stages": 2} for bm, bn, bk in fitting]
+    return [{"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "num_stages": 2} for bm, bn, bk in fitting]
+
+
+def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
+    """Tiles more than twice the problem in M or N only compute padding: not worth a simulation."""
+    m, n = named["M"], named["N"]
+    return [c for c in configs if c.kwargs["BM"] <= max(32, 2 * m) and c.kwargs["BN"] <= max(32, 2 * n)] or configs
+
+
+# The search space npu-tune explores: output tiles BM x BN (the L0C accumulator), the K step BK (the
+# L0A/L0B operand tiles; larger steps mean fewer, longer DMA commands), GROUP_M (row blocks per group
+# of programs sharing B tiles in L2) and the K loop's pipelining depth. Configs that do not fit the
+# machine's buffers are pruned by compiling only.
+GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 256], "BN": [32, 64, 128, 256], "BK": [32, 64, 128],
+                                          "GROUP_M": [1, 8], "num_stages": [2, 3]},
+                   key=["M", "N", "K", "TRANS_A", "TRANS_B"], prune=_prune)
 
 
 @dataclass(frozen=True)
@@ -120,7 +137,8 @@ class GemmCall:
     batches: int = 1
     batch_strides: tuple[int, int, int, int] = (0, 0, 0, 0)  # a, b, c, y: elements between batches
 
-    def launch(self, op: str) -> None:
+    def problem(self) -> Problem:
+        """This launch as a tuned-kernel problem (npu-tune tunes the same)."""
         requant = "" if self.scale is None else "tensor" if self.scale.size == 1 else "channel"
         flags = {"TRANS_A": self.trans_a, "TRANS_B": self.trans_b, "HAS_ALPHA": self.alpha != 1.0,
                  "HAS_C": self.c is not None and self.beta != 0, "HAS_BIAS": self.bias is not None,
@@ -130,9 +148,13 @@ class GemmCall:
         args = (self.a, self.b, y if self.c is None else self.c, y if self.bias is None else self.bias,
                 y if self.scale is None else self.scale, y, self.m, self.n, self.k, self.alpha, self.beta,
                 *self.batch_strides)
-        m, n = self.m, self.n
-        grid = lambda meta: (npu.cdiv(m, meta["BM"]) * npu.cdiv(n, meta["BN"]), self.batches)  # noqa: E731
-        launch_first_fitting(op, _gemm_kernel, grid, args, _candidates(m, n, flags))
+        m, n, k, batches = self.m, self.n, self.k, self.batches
+        spec = npu.get_machine()
+        dtype = {"int8": "i8", "float32": "f32"}.get(str(self.a.dtype), "f16")
+        macs = batches * m * n * k
+        return Problem(GEMM, lambda meta: (npu.cdiv(m, meta["BM"]) * npu.cdiv(n, meta["BN"]), batches), args, flags,
+                       _heuristic(m, n), macs / (spec.cube_macs_per_cycle(dtype=dtype) * spec.cores), "cube",
+                       2 * macs, f"{m}x{n}x{k}")
 
 
 def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | None) -> np.ndarray | None:
@@ -187,7 +209,7 @@ def gemm(a: np.ndarray, b: np.ndarray, *, c: np.ndarray | None = None, alpha: fl
         bias = arguments.array(op, "bias", bias, (y.dtype,), ndim=1)
         arguments.shape(op, "bias", bias, (n,))
     GemmCall(a, b, y, m, n, k, trans_a, trans_b, c, bias, _requant_scale(op, y, n, scale), float(alpha),
-             float(beta), activation).launch(op)
+             float(beta), activation).problem().launch()
     return y
 
 
@@ -222,7 +244,8 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a2, stride_a = _batched(a2, batch, m * k)
     b2, stride_b = _batched(b2, batch, k * n)
     y = np.empty((*batch, m, n), _out_dtype(op, a, None))
-    GemmCall(a2, b2, y, m, n, k, batches=int(np.prod(batch)), batch_strides=(stride_a, stride_b, 0, m * n)).launch(op)
+    call = GemmCall(a2, b2, y, m, n, k, batches=int(np.prod(batch)), batch_strides=(stride_a, stride_b, 0, m * n))
+    call.problem().launch()
     if a.ndim == 1:
         y = y[..., 0, :]
     if b.ndim == 1:

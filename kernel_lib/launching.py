@@ -35,3 +35,19 @@ def cores() -> int:
 
 def pow2_at_least(n: int) -> int:
     return 1 << max(0, n - 1).bit_length()
+
+
+def row_rules(n_cols: int) -> tuple[list[Meta], list[Meta]]:
+    """The rule of the row operators (softmax, norms): one pass with the most rows per block (BR) that keeps
+    a block within 8192 elements, so short rows still move large DMA blocks; rows too long for one pass on
+    chip go in chunks (BN) of 4096, else 2048, else 1024. Both double-buffered."""
+    bn = pow2_at_least(n_cols)
+    one_pass = [{"BR": br, "num_stages": 2} for br in (32, 16, 8, 4, 2, 1) if br * bn <= 8192 or br == 1]
+    return one_pass, [{"BN": b, "num_stages": 2} for b in (4096, 2048, 1024)]
+
+
+# The search spaces of the row kernels (npu-tune): rows per block BR of the one-pass kernel (its BN, the
+# row padded to a power of two, follows from the shape), the chunk width BN of the chunked kernel, and
+# the pipelining depth of each loop.
+ROWS_SPACE = {"BR": [1, 2, 4, 8, 16, 32], "num_stages": [1, 2, 3]}
+CHUNKS_SPACE = {"BN": [1024, 2048, 4096, 8192], "num_stages": [1, 2, 3]}

@@ -15,7 +15,8 @@ import numpy as np
 import npulang as npu
 from kernel_lib import arguments
 from kernel_lib.errors import OperatorError
-from kernel_lib.launching import cores, launch_first_fitting, pow2_at_least
+from kernel_lib.launching import CHUNKS_SPACE, ROWS_SPACE, cores, pow2_at_least, row_rules
+from kernel_lib.tuning import Problem, TunedKernel
 
 
 @npu.jit
@@ -97,17 +98,31 @@ def normalize_rows(op: str, x: np.ndarray, norm_shape: Any, weight: np.ndarray |
     arguments.shape(op, "weight", weight, shape)
     arguments.shape(op, "bias", bias, shape)
     arguments.same_dtype(op, x=x, weight=weight, bias=bias)
-    n_cols = int(np.prod(shape))
-    n_rows = x.size // n_cols
     y = np.empty_like(x)
+    rows, wide = problems(x, weight, bias, y, int(np.prod(shape)), eps, rms, op)
+    try:
+        rows.launch()
+    except OperatorError:
+        wide.launch()
+    return y
+
+
+ROWS = TunedKernel("norm", _norm_rows, ROWS_SPACE, key=["n_rows", "n_cols", "RMS"])
+WIDE = TunedKernel("norm", _norm_wide, CHUNKS_SPACE, key=["n_rows", "n_cols", "RMS"])
+
+
+def problems(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray | None, y: np.ndarray, n_cols: int,
+             eps: float, rms: bool, op: str = "") -> list[Problem]:
+    """The one-pass and the chunked launch over rows of `n_cols` elements, in that order; the rule is
+    `launching.row_rules`."""
+    n_rows = x.size // n_cols
     args = (x, x if weight is None else weight, x if bias is None else bias, y, n_rows, n_cols, eps)
     flags = {"RMS": rms, "HAS_W": weight is not None, "HAS_B": bias is not None}
-    bn = pow2_at_least(n_cols)
-    one_pass = [{**flags, "BR": br, "BN": bn, "num_stages": 2}
-                for br in (32, 16, 8, 4, 2, 1) if br * bn <= 8192 or br == 1]
-    chunked = [{**flags, "BN": b, "num_stages": 2} for b in (4096, 2048, 1024)]
-    try:
-        launch_first_fitting(op, _norm_rows, lambda meta: (cores(),), args, one_pass)
-    except OperatorError:
-        launch_first_fitting(op, _norm_wide, lambda meta: (cores(),), args, chunked)
-    return y
+    moved = 2 * x.nbytes + sum(a.nbytes for a in (weight, bias) if a is not None)
+    roof = moved / npu.get_machine().hbm_bytes_per_cycle
+    one_pass, chunked = row_rules(n_cols)
+    grid = lambda meta: (cores(),)  # noqa: E731  (persistent: one program per core)
+    shape = f"{n_rows}x{n_cols}"
+    return [Problem(ROWS, grid, args, {**flags, "BN": pow2_at_least(n_cols)}, one_pass, roof, "HBM", shape=shape,
+                    op=op),
+            Problem(WIDE, grid, args, flags, chunked, roof, "HBM", shape=shape, op=op)]

@@ -13,7 +13,8 @@ import numpy as np
 
 import npulang as npu
 from kernel_lib import arguments
-from kernel_lib.launching import cores, launch_first_fitting, pow2_at_least
+from kernel_lib.launching import CHUNKS_SPACE, ROWS_SPACE, cores, pow2_at_least, row_rules
+from kernel_lib.tuning import Problem, TunedKernel
 
 
 @npu.jit
@@ -65,22 +66,35 @@ def _softmax_wide(x_ptr, y_ptr, n_rows, n_cols, LOG: npu.constexpr, BN: npu.cons
             npu.store(y_ptr + base + cols, y.to(y_ptr.dtype.element_ty), mask=mask)
 
 
+ROWS = TunedKernel("softmax", _softmax_rows, ROWS_SPACE, key=["n_rows", "n_cols", "LOG"])
+WIDE = TunedKernel("softmax", _softmax_wide, CHUNKS_SPACE, key=["n_rows", "n_cols", "LOG"])
+
+
+def problems(x: np.ndarray, y: np.ndarray, log: bool, op: str = "") -> list[Problem]:
+    """The one-pass and the chunked launch over the rows of x (its last axis), in that order; the rule is
+    `launching.row_rules`."""
+    n_cols = x.shape[-1]
+    n_rows = x.size // n_cols
+    roof = 2 * x.nbytes / npu.get_machine().hbm_bytes_per_cycle
+    one_pass, chunked = row_rules(n_cols)
+    grid = lambda meta: (cores(),)  # noqa: E731  (persistent: one program per core)
+    args = (x, y, n_rows, n_cols)
+    shape = f"{n_rows}x{n_cols}"
+    return [Problem(ROWS, grid, args, {"LOG": log, "BN": pow2_at_least(n_cols)}, one_pass, roof, "HBM",
+                    shape=shape, op=op),
+            Problem(WIDE, grid, args, {"LOG": log}, chunked, roof, "HBM", shape=shape, op=op)]
+
+
 def _softmax(op: str, x: np.ndarray, axis: int, log: bool) -> np.ndarray:
     x = arguments.array(op, "x", x, min_ndim=1)
     ax = arguments.axis(op, axis, x.ndim)
     moved = np.ascontiguousarray(np.moveaxis(x, ax, -1)) if ax != x.ndim - 1 else x
-    n_cols = moved.shape[-1]
-    n_rows = moved.size // n_cols
     y = np.empty_like(moved)
-    args = (moved, y, n_rows, n_cols)
-    bn = pow2_at_least(n_cols)
-    one_pass = [{"LOG": log, "BR": br, "BN": bn, "num_stages": 2}
-                for br in (32, 16, 8, 4, 2, 1) if br * bn <= 8192 or br == 1]
-    chunked = [{"LOG": log, "BN": b, "num_stages": 2} for b in (4096, 2048, 1024)]
+    rows, wide = problems(moved, y, log, op)
     try:
-        launch_first_fitting(op, _softmax_rows, lambda meta: (cores(),), args, one_pass)
+        rows.launch()
     except arguments.OperatorError:
-        launch_first_fitting(op, _softmax_wide, lambda meta: (cores(),), args, chunked)
+        wide.launch()
     return np.moveaxis(y, -1, ax) if ax != x.ndim - 1 else y
 
 
