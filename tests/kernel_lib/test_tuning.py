@@ -10,7 +10,6 @@ import pytest
 
 import kernel_lib as kl
 from autotune import Config
-
 from kernel_lib.gemm import GEMM, GemmCall
 from tuning_db import TuningDBError
 
