@@ -1,0 +1,90 @@
+"""The problems `npu-tune` tunes: an operator name and a shape string in, the operator's `Problem` out.
+
+Each builder makes the same `Problem` the library call makes for that shape (zero-filled operands: tuning
+runs timing-only, and a winner's verification compares the compiled kernel with the interpreter on them),
+so a config tuned here is the one `kernel_lib.<op>(...)` then finds in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import ml_dtypes
+import numpy as np
+
+from kernel_lib import activations, normalization
+from kernel_lib.gemm import GemmCall
+from kernel_lib.softmax import problems as softmax_problems
+from kernel_lib.tuning import Problem, first_fitting
+from kernel_lib.workloads import bert_base
+
+DTYPES = {"fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32),
+          "int8": np.dtype(np.int8)}
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How npu-tune reads a shape for an operator and builds its problem."""
+
+    dims: int  # numbers in a shape: 3 for gemm (MxNxK), 2 for rows x columns, 1 for a length
+    form: str  # the shape as the help shows it
+    dtypes: tuple[str, ...]
+    build: Callable[[tuple[int, ...], np.dtype], Problem]
+
+
+def _gemm(shape: tuple[int, ...], dtype: np.dtype, batches: int = 1) -> Problem:
+    m, n, k = shape
+    out = np.int32 if dtype == np.int8 else dtype
+    a, b, y = np.zeros((batches, m, k), dtype), np.zeros((batches, k, n), dtype), np.zeros((batches, m, n), out)
+    strides = (m * k, k * n, 0, m * n) if batches > 1 else (0, 0, 0, 0)
+    return GemmCall(a, b, y, m, n, k, batches=batches, batch_strides=strides).problem()
+
+
+def _softmax(log: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        return first_fitting(softmax_problems(x, np.empty_like(x), log))
+    return build
+
+
+def _norm(rms: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        w = np.zeros(shape[-1], dtype)
+        return first_fitting(normalization.problems(x, w, None if rms else w, np.empty_like(x), shape[-1], 1e-5, rms))
+    return build
+
+
+def _activation(name: str) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        return activations.problem(name, name, x, np.empty_like(x))
+    return build
+
+
+FLOATS = ("fp16", "bf16", "fp32")
+OPS: dict[str, OpSpec] = {
+    "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),
+    "softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(False)),
+    "log_softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(True)),
+    "layer_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(False)),
+    "rms_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(True)),
+    **{name: OpSpec(1, "N", FLOATS, _activation(name)) for name in ("relu", "gelu", "silu", "sigmoid", "tanh")},
+}
+WORKLOADS = {"bert-base": "gemm"}  # --workload: the operator its shapes are for
+
+
+def parse_shape(op: str, text: str) -> tuple[int, ...]:
+    """`1024x1024x1024` as ints, or a ValueError saying what the operator's shapes look like."""
+    spec = OPS[op]
+    parts = text.lower().split("x")
+    if len(parts) != spec.dims or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f"bad shape {text!r} for {op}: expected {spec.form} with positive integers")
+    return tuple(int(p) for p in parts)
+
+
+def workload(name: str, dtype: np.dtype) -> list[tuple[str, Problem]]:
+    """(label, problem) for every GEMM of the workload (BERT-base: batch 8 of 128 tokens)."""
+    return [(f"{layer.name} {layer.m}x{layer.n}x{layer.k}" + (f" x{layer.batch}" if layer.batch > 1 else ""),
+             _gemm((layer.m, layer.n, layer.k), dtype, layer.batch)) for layer in bert_base()]
