@@ -181,23 +181,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     requests = _requests(args, parser)
+    from tqdm import tqdm  # comes with optuna
+
+    one = args.jobs == 1
+    per_shape = requests[0].trials
+    bar = tqdm(total=len(requests) * per_shape if one and per_shape else len(requests), file=sys.stderr,
+               desc=f"npu-tune {args.op}", unit="sim" if one else "shape", disable=True if args.json else None)
     try:
-        store = open_store(args.db) if args.jobs == 1 else None
+        store = _Ticking(args.db, bar) if one else None
     except TuningDBError as exc:
+        bar.close()
         parser.error(str(exc).splitlines()[0])
     results: list[Result] = []
     failures: list[str] = []
-    from tqdm import tqdm  # comes with optuna
-
-    bar = tqdm(total=len(requests), desc=f"npu-tune {args.op}", unit="shape", file=sys.stderr,
-               disable=None if not args.json else True)
     try:
-        if args.jobs == 1:
+        if store is not None:
             for request in requests:
                 bar.set_postfix_str(request.label)
-                outcome: Result | str = _attempt(request, store)
-                _collect(outcome, results, failures, args.json)
-                bar.update()
+                _collect(_attempt(request, store), results, failures, args.json)
         else:
             with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
                 for outcome in pool.imap(_attempt, requests):
@@ -216,6 +217,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     for failure in failures:
         print(f"npu-tune: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+class _Ticking(TuningStore):
+    """The tuning store, advancing the progress bar at every simulation it records."""
+
+    def __init__(self, url: str | None, bar: Any) -> None:
+        super().__init__(url)
+        self.bar = bar
+
+    def record_trial(self, key: Any, config: Mapping[str, Any], **kw: Any) -> Any:
+        trial = super().record_trial(key, config, **kw)
+        if kw.get("cycles") is not None:
+            self.bar.update()
+        return trial
 
 
 def _attempt(request: Request, store: TuningStore | None = None) -> Result | str:
