@@ -110,10 +110,12 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
 # The search space npu-tune explores: output tiles BM x BN (the L0C accumulator), the K step BK (the
 # L0A/L0B operand tiles; larger steps mean fewer, longer DMA commands), GROUP_M (row blocks per group
 # of programs sharing B tiles in L2) and the K loop's pipelining depth. Configs that do not fit the
-# machine's buffers are pruned by compiling only.
+# machine's buffers are pruned by compiling only. The key is the problem and its epilogue (a GELU epilogue
+# can cost as much vector time as the K loop takes); a batched call uses its per-batch problem's record.
 GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 256], "BN": [32, 64, 128, 256], "BK": [32, 64, 128],
                                           "GROUP_M": [1, 8], "num_stages": [2, 3]},
-                   key=["M", "N", "K", "TRANS_A", "TRANS_B"], prune=_prune)
+                   key=["M", "N", "K", "TRANS_A", "TRANS_B", "HAS_C", "HAS_BIAS", "ACTIVATION", "REQUANT"],
+                   prune=_prune)
 
 
 @dataclass(frozen=True)
