@@ -4,9 +4,10 @@ The model walks one program's instruction stream the way a core issues it (the s
 address arithmetic and the branches with the launch's real scalar arguments; one bundle per cycle), and
 times every non-scalar instruction on its pipe in order: DMA commands cost their set-up plus their bytes
 at the pipe's rate, `mmad` its fractals (or systolic folds) at the input dtype's rate, vector work its
-repeats, and `wait_flag` holds a pipe until the matching `set_flag`'s pipe has finished. It walks two
-programs back to back on one core, so the overlap of consecutive programs (the compiler's persistent loop)
-is in the per-program figure, and spreads the grid's programs over the cores in waves. The device figure
+repeats, and `wait_flag` holds a pipe until the matching `set_flag`'s pipe has finished. It walks the
+one-program-per-grid-point form, two programs back to back on one core, so the per-program figure has
+the overlap of consecutive programs (which the persistent loop a launch runs for large grids pipelines
+further), and spreads the grid's programs over the cores in waves. The device figure
 is that, or the roofline of the shared memory system (all cores' GM reads at L2 bandwidth, their distinct
 bytes and every stored byte at HBM bandwidth) when that is longer.
 

@@ -4,10 +4,12 @@ A strategy proposes configs from a fixed candidate list (the compilable configs 
 each result; it never proposes a config it was told about, so nothing is evaluated twice. The tuner
 (`autotune.tuner`) and the benchmark (`benchmarks/tuner.py`) drive the same classes.
 
-- `ModelGuided` (the tuner's): the warm-start configs first, then the candidates in the order of the
-  analytic cost model (`autotune.costmodel`), re-ranked as results arrive by the ratio of simulated to
-  estimated cycles of the nearest evaluated configs; after `head` evaluations every other proposal comes
-  from a seeded Optuna TPE sampler that has been told every result, to explore where the model is wrong.
+- `ModelGuided` (the tuner's): the candidates in the order of the analytic cost model
+  (`autotune.costmodel`), re-ranked as results arrive by the ratio of simulated to estimated cycles of the
+  nearest evaluated configs; after `head` evaluations every other proposal explores where the model may
+  be wrong: first the warm-start configs (the best of the nearest tuned keys), then what a seeded Optuna
+  TPE sampler that has been told every result proposes. (Warm-start configs first cost more evaluations
+  than the model's order on every shape of `benchmarks/tuner.py`, so they explore instead.)
 - `RandomSearch` and `PlainTPE`: the baselines the benchmark compares against.
 """
 
@@ -20,8 +22,6 @@ from typing import Mapping, Sequence
 import optuna
 
 from autotune.config import Config, Scalar
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 _TPE_ASKS = 64  # proposals of an already-known config before falling back to the next by the model
 
@@ -88,6 +88,7 @@ class _Tpe:
                 if v not in values.setdefault(name, []):
                     values[name].append(v)
         self.dists = {n: optuna.distributions.CategoricalDistribution(vs) for n, vs in values.items()}
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is noise here
         sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
         self.study = optuna.create_study(direction="minimize", sampler=sampler)
         self.told: set[str] = set()
@@ -146,7 +147,7 @@ class ModelGuided(Strategy):
     """Cost-model order, corrected by results, with TPE exploration (see the module docstring).
 
     `estimates` maps a candidate's ident to the model's cycles (None: the model declined to rank it; such
-    candidates come last). `warm` configs (the best of the nearest tuned shapes) are proposed first.
+    candidates come last). `warm` configs (the best of the nearest tuned shapes) are the first explorations.
     """
 
     def __init__(self, candidates: Sequence[Config], estimates: Mapping[str, int | None], *, seed: int = 0,
@@ -161,13 +162,12 @@ class ModelGuided(Strategy):
 
     def _choose(self) -> Config | None:
         taken = self.taken()
-        for config in self.warm:
-            if config.ident() not in taken:
-                self.proposed += 1
-                return config
         explore = self.proposed >= self.head and (self.proposed - self.head) % 2 == 1
         self.proposed += 1
         if explore:
+            for config in self.warm:  # the nearest tuned keys' best: the first places to look beyond the model
+                if config.ident() not in taken:
+                    return config
             penalty = _penalty(self.results)
             for ident, cycles in self.results.items():
                 self.tpe.add(self.by_ident[ident], cycles, penalty)

@@ -50,7 +50,7 @@ class TuneReport:
     key: TuningKey
     best: Config
     cycles: int | None  # None: chosen without simulating (NPU_AUTOTUNE=0, heuristic)
-    source: str  # "memory", "database", "tuned", "heuristic"
+    source: str  # "database", "tuned", "heuristic" (memory hits make no report)
     evaluated: list[tuple[Config, int]] = field(default_factory=list)  # simulated by this call, in order
     pruned: list[tuple[Config, str]] = field(default_factory=list)  # could not compile, with the reason
     seconds: float = 0.0
@@ -131,7 +131,7 @@ class Autotuner:
         if grid is None:
             stored = self._stored_best(key)
             if stored is not None:
-                return stored
+                return stored[0]
             raise errors.NpuError(f"autotuned kernel {self.fn.name}: no config chosen yet for {dict(key.key)}; "
                                   "launch it once, or pass grid= to tune now")
         return self.choose(grid, args, kwargs)
@@ -192,12 +192,11 @@ class Autotuner:
             self._store = open_store(self._db if isinstance(self._db, str) else None)
         return self._store
 
-    def _stored_best(self, key: TuningKey) -> Config | None:
+    def _stored_best(self, key: TuningKey) -> tuple[Config, int] | None:
+        """The database's best for `key` and its cycles, if the current space holds that config."""
         best = self.store.best(key)
-        if best is None:
-            return None
-        config = Config.from_dict(best.config)
-        return self._member(config)
+        config = self._member(Config.from_dict(best.config)) if best is not None else None
+        return (config, best.cycles) if config is not None else None
 
     def _member(self, config: Config) -> Config | None:
         """The space's own config equal to `config` (with its pre_hook), or None if the space lacks it."""
@@ -218,7 +217,7 @@ class Autotuner:
         stored = self._stored_best(key)
         if offline:
             if stored is not None:
-                return TuneReport(key, stored, self.store.best(key).cycles, "database")
+                return TuneReport(key, *stored, "database")
             ranked, pruned = self._rank(grid, args, kwargs, candidates)
             if not ranked:
                 raise self._nothing_compiles(pruned)
@@ -230,7 +229,7 @@ class Autotuner:
         idents = {c.ident() for c in candidates}
         done = sum(1 for i, t in known.items() if i in idents and t.state == "done")
         if stored is not None and (idents <= set(known) or (self.trials is not None and done >= self.trials)):
-            return TuneReport(key, stored, store.best(key).cycles, "database", seconds=time.monotonic() - start)
+            return TuneReport(key, *stored, "database", seconds=time.monotonic() - start)
         report = TuneReport(key, candidates[0], None, "tuned")
         self._search(grid, args, kwargs, key, candidates, known, done, report, start)
         report.best, report.cycles = self._finish(grid, args, kwargs, key, candidates)
@@ -247,16 +246,24 @@ class Autotuner:
 
     def _compile(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any],
                  config: Config) -> tuple[isa.Program, list[Any], tuple[int, int, int]] | str:
-        """Compile only: (program, device arguments, grid), or why the config cannot compile."""
+        """Compile only the program a launch with `config` runs (through the launches' cache), or say why it
+        cannot compile; return the one-program-per-grid-point form, its device arguments and grid, which
+        the cost model walks (a persistent program loops over all of a core's programs: too long to walk)."""
         merged = {**kwargs, **config.all_kwargs()}
         options, launch, kernel_kwargs = self.fn.split(merged)
         call = self.fn.bind(args, kernel_kwargs)
         runtime = self.fn.runtime
+        spec = runtime.get_machine()
+        grid3 = resolve_grid(self.fn.name, grid, lambda: {**call.runtime, **call.constexprs, **launch})
+        programs = grid3[0] * grid3[1] * grid3[2]
+        # as Runtime._simulate decides: a grid larger than the machine runs as a persistent loop per core
+        persistent = programs > spec.cores if options.persistent is None else bool(options.persistent) and programs > 0
         try:
-            program = runtime.program(self.fn, call, options.num_stages, runtime.get_machine())
+            program = runtime.program(self.fn, call, options.num_stages, spec, persistent)
+            if persistent:
+                program = runtime.program(self.fn, call, options.num_stages, spec, False)
         except errors.CompilationError as exc:
             return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
-        grid3 = resolve_grid(self.fn.name, grid, lambda: {**call.runtime, **call.constexprs, **launch})
         return program, device_args(call), grid3
 
     def _rank(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any], candidates: Sequence[Config],

@@ -44,18 +44,20 @@ def test_a_seed_fixes_the_sequence(index):
     assert drive(strategies(seed=7)[index])[:12] == drive(strategies(seed=7)[index])[:12]
 
 
-def test_model_guided_starts_warm_then_follows_the_model_and_explores_after_its_head():
+def test_model_guided_follows_the_model_then_explores_from_the_warm_start_then_tpe():
     estimates = {c.ident(): landscape(c) for c in CANDIDATES}
     warm = [Config({"BM": 32, "BN": 32, "BK": 16}, num_stages=1), Config({"BM": 512, "BN": 1, "BK": 1})]
     search = ModelGuided(CANDIDATES, estimates, seed=0, warm=warm, head=4)
     by_model = sorted(CANDIDATES, key=lambda c: estimates[c.ident()])
-    first = [search.propose() for _ in range(5)]
-    for config in first:
-        search.tell(config, landscape(config))
-    assert first[0] == warm[0]  # a warm config outside the space is ignored
-    assert first[1:] == by_model[:4]  # the estimates are exact, so the local correction keeps the order
+    first = []
+    for _ in range(7):
+        first.append(search.propose())
+        search.tell(first[-1], landscape(first[-1]))
+    assert first[:5] == by_model[:5]  # the estimates are exact, so the local correction keeps the order
+    assert first[5] == warm[0]  # the first exploration; a warm config outside the space is ignored
+    assert first[6] == by_model[5]
     rest = drive(search)
-    assert len(set(rest)) == len(rest) == len(CANDIDATES) - 5
+    assert len(set(rest)) == len(rest) == len(CANDIDATES) - 7
 
 
 def test_model_guided_corrects_the_model_with_results():
