@@ -141,7 +141,10 @@ class Autotuner:
         in the space), or None. Never compiles, simulates or tunes: for callers that must not tune
         implicitly (kernel_lib's operators)."""
         key = self.tuning_key(args, kwargs)
-        return self.cache.get(key) or self._stored_best(key)
+        if key in self.cache:
+            return self.cache[key]
+        stored = self._stored_best(key)
+        return stored[0] if stored is not None else None
 
     def choose(self, grid: Grid, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Config:
         """The config for this call: memory, then the database, then tuning (see the module docstring)."""
