@@ -19,6 +19,7 @@ the file, which is left untouched.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -38,7 +39,9 @@ class TunedKernel:
     def __init__(self, op: str, kernel: npu.JITFunction, space: Mapping[str, Sequence[Any]], key: Sequence[str],
                  prune: Prune | None = None) -> None:
         self.op, self.kernel, self.space, self.key, self.prune = op, kernel, dict(space), tuple(key), prune
-        self._lookups: dict[str, Autotuner] = {}  # database URL -> the tuner that reads it (its store stays open)
+        # (database URL, thread) -> the tuner that reads it: its store stays open, one per thread as
+        # tuning_db requires
+        self._lookups: dict[tuple[str, int], Autotuner] = {}
 
     def autotuner(self, db: str | TuningStore | None = None, **options: Any) -> Autotuner:
         """An `Autotuner` over this kernel's space (options: trials, seconds, seed, sampler, verify)."""
@@ -51,9 +54,10 @@ class TunedKernel:
         url = os.environ.get(ENV) or (str(default_path()) if default_path().exists() else None)
         if url is None:
             return []  # nothing was ever tuned here: no database is created by a library call
-        if url not in self._lookups:
-            self._lookups[url] = self.autotuner(db=url)
-        tuner = self._lookups[url]
+        where = (url, threading.get_ident())
+        if where not in self._lookups:
+            self._lookups[where] = self.autotuner(db=url)
+        tuner = self._lookups[where]
         found = tuner.lookup(*args, **flags)
         out = [] if found is None else [(found, "tuned")]
         for record in tuner.store.nearest_best(tuner.tuning_key(tuple(args), flags)):
