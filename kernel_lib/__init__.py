@@ -3,8 +3,10 @@
 Named and shaped as NumPy and PyTorch users expect (`softmax(x, axis=-1)`, `layer_norm(x,
 normalized_shape, weight, bias, eps)`...). Every argument is checked before anything is compiled; a
 bad call raises `kernel_lib.OperatorError` naming the operator, the argument and what to change.
-Each operator runs as one launch on the current machine (`npu.get_machine()`); wrap calls in
-`with npu.profile() as prof:` to see their cycles. `from kernel_lib import softmax` and
+Each operator runs as one launch on the current machine (`npu.get_machine()`), with the config tuned for
+its shape in the tuning database, else the nearest tuned shape's, else its documented rule
+(`kernel_lib.tuning`; a call never tunes: `npu-tune` does); wrap calls in `with npu.profile() as prof:` to
+see their cycles. `from kernel_lib import softmax` and
 `import kernel_lib.softmax` both work: a module per operator, re-exported here.
 """
 
