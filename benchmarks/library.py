@@ -30,6 +30,7 @@ import kernel_lib as kl  # noqa: E402
 import npulang as npu  # noqa: E402
 from kernel_lib.cli.problems import DTYPES, OPS, workload  # noqa: E402
 from kernel_lib.tuning import Problem  # noqa: E402
+from tuning_db import open_store  # noqa: E402
 from tuning_db.connection import ENV  # noqa: E402
 
 GEMMS = ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "4096x1024x4096", "1000x3000x777"]
@@ -55,11 +56,12 @@ class Row:
 
 
 def ensure_tuned(problem: Problem, trials: int, label: str) -> str:
-    """Tune `problem` unless the database has its config; returns where the call's config comes from."""
+    """Tune `problem` unless the database has its config; returns the config the library call will use."""
     source = problem.candidates()[0][1]
     if source != "tuned":
         print(f"  tuning {label} ({trials} simulations)...", file=sys.stderr, flush=True)
-        problem.tune(os.environ[ENV], trials=trials, verify=False)
+        with open_store(os.environ[ENV]) as store:  # one connection for the whole search
+            problem.tune(store, trials=trials, verify=False)
         source = problem.candidates()[0][1]
     assert source == "tuned", f"{label}: the library call would not use a tuned config"
     return " ".join(f"{k}={v}" for k, v in problem.candidates()[0][0].items())

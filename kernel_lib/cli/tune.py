@@ -143,11 +143,11 @@ def tune_one(request: Request, store: TuningStore | None = None) -> Result:
         npu.set_machine(request.machine)
     start = time.monotonic()
     problem = _problem(request)
-    report = problem.tune(store if store is not None else request.db, trials=request.trials, seed=request.seed,
-                          sampler=request.sampler, verify=request.verify)  # type: ignore[arg-type]
     own = store is None
-    store = store or open_store(request.db)
+    store = store or open_store(request.db)  # one connection for the search and the summary
     try:
+        report = problem.tune(store, trials=request.trials, seed=request.seed,
+                              sampler=request.sampler, verify=request.verify)  # type: ignore[arg-type]
         best = store.best(report.key)
         simulated = sum(1 for t in store.trials(report.key) if t.state == "done")
     finally:
@@ -159,8 +159,7 @@ def tune_one(request: Request, store: TuningStore | None = None) -> Result:
     return Result(request.op, request.label, request.dtype, spec.name, report.best.as_dict(), cycles,
                   problem.roofline, problem.roofline / cycles, problem.bound,
                   problem.flops / seconds / 1e12 if problem.flops else None,
-                  simulated, len(report.evaluated),
-                  time.monotonic() - start)
+                  simulated, len(report.evaluated), time.monotonic() - start)
 
 
 def table(results: Sequence[Result]) -> str:
