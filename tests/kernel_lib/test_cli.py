@@ -108,3 +108,15 @@ def test_a_corrupt_database_is_a_one_line_error(tmp_path):
     proc = npu_tune("gemm", "--shapes", "16x16x16", "--trials", "1", db=str(path))
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1 and str(path) in proc.stderr
     assert path.read_bytes() == b"not a database" * 64
+
+
+def test_the_bert_workload_gives_the_problems_the_library_calls_make():
+    from kernel_lib.cli.problems import DTYPES, workload
+    from kernel_lib.workloads import bert_base
+
+    problems = workload("bert-base", DTYPES["fp16"])
+    layers = bert_base()
+    assert [label.split()[0] for label, _ in problems] == [layer.name for layer in layers]
+    for (_, problem), layer in zip(problems, layers):
+        assert problem.shape == f"{layer.m}x{layer.n}x{layer.k}" and problem.flops == 2 * layer.macs
+        assert problem.grid({"BM": 128, "BN": 128})[1] == layer.batch
