@@ -91,7 +91,10 @@ def bert_row(trials: int) -> Row:
     for label, problem in workload("bert-base", DTYPES["fp16"]):
         ensure_tuned(problem, trials, label)
         a, b = problem.args[0], problem.args[1]
-        cycles += timed(lambda a=a, b=b: kl.matmul(a, b) if a.ndim == 3 and a.shape[0] > 1 else kl.gemm(a[0], b[0]))
+        layer = timed(lambda a=a, b=b: kl.matmul(a, b) if a.ndim == 3 and a.shape[0] > 1 else kl.gemm(a[0], b[0]))
+        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline",
+              file=sys.stderr, flush=True)
+        cycles += layer
         roof += problem.roofline
     return Row("gemm (BERT-base, 6 GEMMs)", "fp16, batch 8 × 128 tokens", "tuned per GEMM", cycles, roof, "cube",
                TARGETS["bert-base"], time.monotonic() - start)
