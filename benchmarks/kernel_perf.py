@@ -4,6 +4,9 @@ Each kernel is launched through the public API, timing only (no numpy work), wit
 every launch starts with an empty L2. Rooflines:
 
 - matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
+- flash attention: the cube bound of its two matmuls, 2·seq²·d MACs per head (half when causal);
+- conv2d (implicit GEMM through `npu.make_conv_descriptor`): the cube bound on the convolution's own
+  MACs, N*OH*OW * K_out * C*R*S / (cube MACs per cycle * cores);
 - softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
   plus w, b, mean and rstd) divided by the HBM bytes per cycle.
 
@@ -26,7 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
-from examples import norms, tutorials  # noqa: E402
+from examples import conv2d as conv  # noqa: E402
+from examples import kernels, norms, tutorials  # noqa: E402
 
 
 @dataclass
@@ -109,6 +113,33 @@ def _persistent(persistent: bool | None) -> str:
     return "" if persistent is None else f" persistent={persistent}"
 
 
+def attention(seq: int, d: int, causal: bool, bm: int, bn: int, stages: int, heads: int = 24) -> Row:
+    """Flash attention forward, fp16, one batch of `heads` heads."""
+    spec = npu.get_machine()
+    q = np.zeros((heads * seq, d), np.float16)
+    run = kernels.attn_fwd[(seq // bm, heads)](q, q, q, np.zeros_like(q), 0.1, 1, heads, seq, HEAD_DIM=d, BLOCK_M=bm,
+                                               BLOCK_N=bn, STAGE=3 if causal else 1, num_stages=stages,
+                                               timing_only=True, l2="cold", persistent=PERSISTENT)
+    macs = 2 * seq * seq * d * heads * (0.5 if causal else 1)
+    roof = macs / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("attn_fwd" + (" (causal)" if causal else ""), f"fp16 {heads} heads x {seq}, d={d}",
+                f"BM={bm} BN={bn} num_stages={stages}" + _persistent(PERSISTENT), run, roof, "cube")
+def conv2d(n: int, c: int, hw: int, kout: int, r: int, stride: int, pad: int, layout: str, cb: int | None,
+           bm: int, bn: int, bk: int) -> Row:
+    spec = npu.get_machine()
+    shapes = {"NCHW": (n, c, hw, hw), "NHWC": (n, hw, hw, c), "NC1HWC0": (n, -(-c // (cb or c)), hw, hw, cb or c)}
+    x = np.zeros(shapes[layout], np.float16)
+    w = np.zeros((kout, c, r, r), np.float16)
+    _, run = conv.conv2d(x, w, stride=stride, pad=pad, layout=layout, channel_block=cb, bm=bm, bn=bn, bk=bk,
+                         timing_only=True, l2="cold", persistent=PERSISTENT)
+    out = conv.out_size(hw, r, stride, pad, 1)
+    cube = n * out * out * kout * c * r * r / (spec.cube_macs_per_cycle() * spec.cores)
+    hbm = _hbm_cycles(x.nbytes + w.nbytes + n * out * out * kout * 2)  # read x and w once, write y
+    problem = f"fp16 {layout} N={n} C={c} {hw}x{hw} K={kout} {r}x{r}" + (f"/{stride}" if stride > 1 else "")
+    config = f"BM={bm} BN={bn} BK={bk} channel_block={cb or c}" + _persistent(PERSISTENT)
+    return _row("conv2d_kernel", problem, config, run, max(cube, hbm), "cube" if cube >= hbm else "HBM")
+
+
 def _hbm_cycles(nbytes: int) -> float:
     return nbytes / npu.get_machine().hbm_bytes_per_cycle
 
@@ -125,6 +156,19 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                                   (2048, 128, 128, 64, 2), (2048, 256, 128, 64, 2)]),
     ("matmul_tutorial", matmul_tutorial, [(2048, 128, 256, 32, 8, 2), (2048, 128, 128, 32, 16, 3),
                                           (2048, 128, 128, 32, 8, 3), (2048, 128, 128, 64, 8, 2)]),
+    ("conv2d 3x3", conv2d, [(4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 112, 64, 144),
+                            (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 96, 64, 144),
+                            (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 112, 64, 72),
+                            (4, 64, 56, 64, 3, 1, 1, "NHWC", 16, 64, 64, 144)]),
+    ("conv2d 3x3 NC1HWC0", conv2d, [(4, 64, 56, 64, 3, 1, 1, "NC1HWC0", 16, 112, 64, 144)]),
+    ("conv2d 3x3 NCHW", conv2d, [(4, 64, 56, 64, 3, 1, 1, "NCHW", 16, 112, 64, 144)]),
+    ("conv2d 1x1", conv2d, [(4, 64, 56, 256, 1, 1, 0, "NHWC", 32, 112, 256, 32),
+                            (4, 64, 56, 256, 1, 1, 0, "NHWC", 32, 112, 128, 32),
+                            (4, 64, 56, 256, 1, 1, 0, "NHWC", None, 224, 64, 64),
+                            (4, 64, 56, 256, 1, 1, 0, "NHWC", 16, 112, 256, 16)]),
+    ("conv2d 7x7/2", conv2d, [(4, 3, 224, 64, 7, 2, 3, "NHWC", None, 128, 64, 49),
+                              (4, 3, 224, 64, 7, 2, 3, "NHWC", None, 64, 64, 147),
+                              (4, 3, 224, 64, 7, 2, 3, "NHWC", None, 112, 64, 49)]),
     ("softmax", softmax, [(4096, 4096, 192, 2), (4096, 4096, 96, 3), (4096, 4096, 48, 3),
                           (4096, 4096, 24, 2)]),
     ("layer_norm", layer_norm, [(4096, 4096, 2048, 2), (4096, 4096, 2048, 3), (4096, 4096, 4096, 1),
@@ -133,6 +177,11 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                                      (4096, 4096, 1024, 2, "float16")]),
     ("rms_norm", rms_norm, [(4096, 4096, 1, "float32"), (4096, 4096, 2, "float32")]),
     ("rms_norm_fp16", rms_norm, [(4096, 4096, 2, "float16"), (4096, 4096, 1, "float16")]),
+    ("attention", attention, [(2048, 128, False, 64, 128, 3), (2048, 128, False, 64, 128, 2),
+                              (2048, 128, False, 64, 256, 2), (2048, 128, False, 128, 64, 2),
+                              (2048, 128, False, 32, 256, 3)]),
+    ("attention_causal", attention, [(2048, 128, True, 64, 128, 3), (2048, 128, True, 64, 128, 2),
+                                     (2048, 128, True, 32, 128, 3), (2048, 128, True, 128, 64, 2)]),
 ]
 PERSISTENT: bool | None = None  # --persistent: None lets the runtime choose (grids larger than the machine)
 

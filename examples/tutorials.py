@@ -211,17 +211,25 @@ def ref_matmul(a: np.ndarray, b: np.ndarray, out_dtype: Any = np.float32, activa
 
 
 @npu.jit
-def matmul_desc_kernel(a_ptr, b_ptr, c_ptr, M, N, K, BM: npu.constexpr, BN: npu.constexpr, BK: npu.constexpr):
-    pid_m = npu.program_id(0)
-    pid_n = npu.program_id(1)
+def desc_matmul_tile(a_ptr, b_ptr, M, N, K, pid_m, pid_n, BM: npu.constexpr, BN: npu.constexpr,
+                     BK: npu.constexpr):
+    """The f32 [BM, BN] tile (pid_m, pid_n) of A @ B, K stepped through tensor descriptors."""
     a_desc = npu.make_tensor_descriptor(a_ptr, shape=[M, K], strides=[K, 1], block_shape=[BM, BK])
     b_desc = npu.make_tensor_descriptor(b_ptr, shape=[K, N], strides=[N, 1], block_shape=[BK, BN])
-    c_desc = npu.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[N, 1], block_shape=[BM, BN])
     acc = npu.zeros((BM, BN), dtype=npu.float32)
     for k in range(0, K, BK):
         a = a_desc.load([pid_m * BM, k])
         b = b_desc.load([k, pid_n * BN])
         acc = npu.dot(a, b, acc=acc)
+    return acc
+
+
+@npu.jit
+def matmul_desc_kernel(a_ptr, b_ptr, c_ptr, M, N, K, BM: npu.constexpr, BN: npu.constexpr, BK: npu.constexpr):
+    pid_m = npu.program_id(0)
+    pid_n = npu.program_id(1)
+    c_desc = npu.make_tensor_descriptor(c_ptr, shape=[M, N], strides=[N, 1], block_shape=[BM, BN])
+    acc = desc_matmul_tile(a_ptr, b_ptr, M, N, K, pid_m, pid_n, BM, BN, BK)
     c_desc.store([pid_m * BM, pid_n * BN], acc.to(npu.float16))
 
 

@@ -17,6 +17,7 @@ from npulang.language import (
     permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
     store, sum, tanh, trans, view, where, zeros,
 )
+from npulang.language import make_conv_descriptor
 
 from npulang.backend.errors import UnsupportedKernelError  # a tuner tells "cannot lower" from ResourceError
 
@@ -50,6 +51,7 @@ __all__ = [
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
     "tanh", "trans", "view", "where", "zeros",
+    "make_conv_descriptor",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "launch_defaults", "profile",
     "set_machine",
     "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",

@@ -145,6 +145,27 @@ def make_tensor_descriptor(base: Any, shape: Any, strides: Any, block_shape: Any
     """
 
 
+@builtin
+def make_conv_descriptor(base: Any, shape: Any, kernel: Any, block_shape: Any, stride: Any = 1, padding: Any = 0,
+                         dilation: Any = 1, layout: str = "NCHW", channel_block: Any = None) -> Any:
+    """A descriptor of the im2col matrix of the feature map at `base`, for implicit-GEMM convolution.
+
+    `shape` is the input's logical (N, C, H, W) and `layout` its order in memory: "NCHW", "NHWC" or
+    "NC1HWC0" (an array [N, ceil(C/CB), H, W, CB], the machine's own; slots past C read as 0);
+    `kernel` is (R, S); `stride`, `padding` (zeros) and `dilation` are ints or (h, w) pairs. All are
+    constexprs. `desc.load([m, k])` gives the [BM, BK] = `block_shape` block of the im2col matrix at
+    row m and column k: row m is output position (n, oy, ox) in row-major order (M = N*OH*OW rows);
+    columns are taps in (c1, r, s, c0) order, where channel c = c1 * CB + c0 for CB = `channel_block`
+    (default C, giving (r, s, c): an HWIO filter reshaped to [R*S*C, K_out]); K = ceil(C/CB)*R*S*CB,
+    with zero columns for channels past C. Positions past M and taps in the padding read as 0.
+    BK must divide R*S*CB, and k must be a multiple of BK (m and k >= 0).
+
+    The block is meant as the A operand of `npu.dot`: it compiles to a window DMA of the feature map
+    into L1 plus the cube's img2col (load3d) into L0A. NC1HWC0 makes a window one contiguous DMA, NHWC
+    a strided one (rows of CB channels); NCHW is transposed by an element-strided DMA, correct but slow.
+    """
+
+
 # -- compute -----------------------------------------------------------------------------------
 
 @builtin

@@ -120,6 +120,7 @@ def test_the_checker_catches_every_kind_of_forbidden_import(tmp_path: Path) -> N
 BELOW_RUNTIME = ("npulang.compiler", "npulang.frontend", "npulang.ir", "npulang.passes", "npulang.backend",
                  "npulang.language", "npulang.errors")
 RUNTIME = "npulang.runtime"
+TESTING = "npulang.testing"  # on top of the runtime: users' tests import it; nothing else in npulang does
 
 
 def _in(module: str, prefix: str) -> bool:
@@ -178,13 +179,16 @@ def npulang_graph(root: Path) -> tuple[dict[str, str], dict[str, list[tuple[int,
 
 
 def layer_violations(root: Path) -> list[str]:
-    """Imports of the runtime from below it, as `file:line: message`."""
+    """Imports of the runtime from below it, and of npulang.testing from outside it, as `file:line: message`."""
     files, graph = npulang_graph(root)
     out = []
     for module, imports in graph.items():
         if any(_in(module, p) for p in BELOW_RUNTIME):
             out += [f"{files[module]}:{line}: {module} imports {target} (only the runtime and the face may)"
                     for line, target, _ in imports if _in(target, RUNTIME)]
+        if not _in(module, TESTING):
+            out += [f"{files[module]}:{line}: {module} imports {target} (nothing in npulang imports {TESTING})"
+                    for line, target, _ in imports if _in(target, TESTING)]
     return out
 
 
@@ -258,12 +262,16 @@ def test_the_npulang_checks_catch_layer_breaks_and_circles(tmp_path: Path) -> No
         "npulang/frontend/__init__.py": "",
         "npulang/frontend/a.py": "from .b import x\n",
         "npulang/frontend/b.py": "from npulang.frontend import a\n",
+        "npulang/testing/__init__.py": "from npulang.runtime import jit\n",  # testing sits on the runtime
+        "npulang/runtime/record.py": "from npulang.testing import check_kernel\n",
     }
     for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(text)
     assert layer_violations(tmp_path) == [
-        "npulang/ir/printer.py:1: npulang.ir.printer imports npulang.runtime.jit (only the runtime and the face may)"]
+        "npulang/ir/printer.py:1: npulang.ir.printer imports npulang.runtime.jit (only the runtime and the face may)",
+        "npulang/runtime/record.py:1: npulang.runtime.record imports npulang.testing (nothing in npulang imports "
+        "npulang.testing)"]
     assert sorted(import_cycles(tmp_path)) == [
         ["npulang.frontend.a", "npulang.frontend.b", "npulang.frontend.a"],
         ["npulang.runtime.jit", "npulang.runtime.launch", "npulang.runtime.jit"],

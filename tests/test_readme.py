@@ -29,3 +29,16 @@ def test_assembly_example_runs_on_the_simulator():
     out = np.zeros_like(x)
     assert Device().run(assemble(text), grid=(1,), args=[x, out]).cycles > 0
     np.testing.assert_array_equal(out, np.maximum(x, 0))
+
+
+def test_testing_example_is_a_passing_pytest_file(tmp_path):
+    """The property test a newcomer copies runs in pytest as written (the plugin loads from its entry point)."""
+    import subprocess
+    import sys
+
+    section = README.read_text().split("## Testing your own kernels", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "test_my_kernel.py").write_text(code)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_my_kernel.py"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "1 passed" in result.stdout, result.stdout + result.stderr

@@ -4,7 +4,7 @@
     npu-db show   KERNEL                       every key of a kernel: its best and all its trials
     npu-db export [FILE] [--kernel NAME]       one JSON document (stdout without FILE)
     npu-db import FILE                         merge an export (a trial stored keeps its first result)
-    npu-db prune  [--kernel N] [--machine FP] [--compiler-version V] [--stale-claims]
+    npu-db prune  [--kernel N] [--machine NAME|FP] [--compiler-version V] [--stale-claims]
 
 Every command takes `--db URL` (else $NPU_TUNING_DB, else the SQLite file in the user cache dir) and
 `--json`.
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from tuning_db.records import BestRecord, Trial, TuningDBError, TuningKey
+from tuning_db.records import BestRecord, Trial, TuningDBError, TuningKey, canonical_json
 from tuning_db.store import TuningStore, open_store
 from tuning_db.transfer import export_document, import_document
 
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_import)
     p = commands.add_parser("prune", parents=[common], help="delete keys (with trials and best records)")
     p.add_argument("--kernel", help="keys of this kernel")
-    p.add_argument("--machine", metavar="FINGERPRINT", help="keys of this machine")
+    p.add_argument("--machine", metavar="NAME|FINGERPRINT", help="keys of this machine")
     p.add_argument("--compiler-version", help="keys of this compiler version")
     p.add_argument("--stale-claims", action="store_true",
                    help="delete only the claims of dead processes (of the keys the other filters name)")
@@ -118,7 +118,7 @@ def _show(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _trial_order(t: Trial) -> tuple[int, int, str]:
-    return ({"done": 0, "running": 1, "failed": 2}[t.state], t.cycles or 0, json.dumps(dict(t.config), sort_keys=True))
+    return {"done": 0, "running": 1, "failed": 2}[t.state], t.cycles or 0, canonical_json(t.config)
 
 
 def _export(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:
@@ -146,8 +146,11 @@ def _import(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:
 
 
 def _prune(store: TuningStore, args: argparse.Namespace, out: TextIO) -> None:
-    gone = store.prune(kernel=args.kernel, machine=args.machine, compiler_version=args.compiler_version,
-                       stale_claims=args.stale_claims)
+    machines: list[str | None] = [args.machine]
+    if args.machine is not None:  # a registered name stands for its fingerprints
+        machines = [m.fingerprint for m in store.machines() if m.name == args.machine] or machines
+    gone = sum(store.prune(kernel=args.kernel, machine=m, compiler_version=args.compiler_version,
+                           stale_claims=args.stale_claims) for m in machines)
     if args.json:
         _emit(out, {"deleted_rows": gone})
     else:

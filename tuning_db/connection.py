@@ -5,8 +5,8 @@ default is an SQLite file in the user's cache directory. SQLite connections get 
 for the writer), `busy_timeout` (a writer waits for another instead of failing) and `synchronous=NORMAL`
 (safe with WAL: a power cut can lose the last commits, never corrupt the file) from a connect-event
 listener, and every writing transaction starts with `BEGIN IMMEDIATE`, so two writers queue on the lock
-rather than deadlock upgrading a read lock. These PRAGMAs and BEGINs are the only SQL text in tuning_db:
-SQLAlchemy has no construct for them.
+rather than deadlock upgrading a read lock. These PRAGMAs and BEGINs (and `quick_check`, which looks at
+a file before we trust it) are the only SQL text in tuning_db: SQLAlchemy has no construct for them.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ from typing import Any
 from urllib.parse import quote
 
 import platformdirs
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 ENV = "NPU_TUNING_DB"
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
 WRITE = "tuning_db_write"  # execution option: this transaction will write
 
 
@@ -56,6 +57,9 @@ def describe(url: URL) -> str:
 
 
 def make_engine(url: URL) -> Engine:
+    if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
+        # libpq waits forever for a host that drops packets: fail in seconds instead (the URL may override)
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     if url.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True)
     path = sqlite_file(url)
@@ -69,7 +73,15 @@ def make_engine(url: URL) -> Engine:
 
 def read_only_engine(path: Path) -> Engine:
     """An SQLite connection that cannot write the file: for looking at a file before we trust it."""
-    return create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", poolclass=NullPool)
+    return create_engine(f"sqlite:///file:{quote(str(path))}?mode=ro&uri=true", poolclass=NullPool,
+                         connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})  # wait out a writer creating it
+
+
+def quick_check(conn: Connection) -> list[str]:
+    """SQLite's own consistency check of a whole file (pages, indexes, lengths); [] when it is sound.
+    Milliseconds for a tuning database of thousands of rows."""
+    found = [" ".join(str(row[0]).split()) for row in conn.exec_driver_sql("PRAGMA quick_check").all()]
+    return [] if found == ["ok"] else found
 
 
 def _sqlite_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

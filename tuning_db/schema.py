@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import (BigInteger, Connection, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint,
                         func, inspect, select)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 if TYPE_CHECKING:
@@ -109,11 +110,14 @@ OUR_TABLES = frozenset(Base.metadata.tables)
 # rebuild SQLite tables in batch mode where SQLite has no ALTER). Version 1 is the first: none yet.
 Migration = Callable[["Operations"], None]
 MIGRATIONS: tuple[Migration, ...] = ()
-SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
 class NotOurs(Exception):
     """The database holds something other than our tables; the text says what (the caller adds where)."""
+
+
+class MigrationFailed(Exception):
+    """A migration step raised; the text names the step (the caller adds where)."""
 
 
 def found_version(conn: Connection) -> int | None:
@@ -136,8 +140,12 @@ def found_version(conn: Connection) -> int | None:
     return version
 
 
-def check_version(version: int, steps: Sequence[Migration] = MIGRATIONS) -> None:
-    newest = 1 + len(steps)
+def newest_version(steps: Sequence[Migration] | None = None) -> int:
+    return 1 + len(MIGRATIONS if steps is None else steps)
+
+
+def check_version(version: int, steps: Sequence[Migration] | None = None) -> None:
+    newest = newest_version(steps)
     if version > newest:
         raise NotOurs(f"has schema version {version}, newer than this npulang reads (up to {newest}): "
                       "upgrade npulang, or set NPU_TUNING_DB to another database")
@@ -146,21 +154,28 @@ def check_version(version: int, steps: Sequence[Migration] = MIGRATIONS) -> None
 def create(conn: Connection) -> None:
     """Our tables at the current version (inside the caller's transaction)."""
     Base.metadata.create_all(conn)
-    conn.execute(SchemaVersion.__table__.insert().values(id=1, application=APPLICATION, version=SCHEMA_VERSION))
+    conn.execute(SchemaVersion.__table__.insert().values(id=1, application=APPLICATION, version=newest_version()))
 
 
-def migrate(conn: Connection, version: int, steps: Sequence[Migration] = MIGRATIONS) -> int:
-    """Apply the steps from `version` on inside the caller's transaction; returns the new version."""
+def migrate(conn: Connection, version: int, steps: Sequence[Migration] | None = None) -> int:
+    """Apply the steps (default: MIGRATIONS) from `version` on inside the caller's transaction; returns the
+    new version. A step that fails raises MigrationFailed, and the caller's rollback undoes them all."""
+    steps = MIGRATIONS if steps is None else steps
     check_version(version, steps)
-    newest = 1 + len(steps)
+    newest = newest_version(steps)
     if version == newest:
         return version
     from alembic.migration import MigrationContext  # only when there is something to migrate: 0.4 s to import
     from alembic.operations import Operations
 
     ops = Operations(MigrationContext.configure(conn))
-    for step in steps[version - 1:]:
-        step(ops)
+    for number, step in enumerate(steps[version - 1:], start=version):
+        try:
+            step(ops)
+        except DBAPIError:
+            raise  # the database's own failure: the store's retry and error handling apply
+        except Exception as e:
+            raise MigrationFailed(f"version {number} -> {number + 1} ({step.__name__}) failed: {e}") from e
     conn.execute(SchemaVersion.__table__.update().values(version=newest))
     return newest
 

@@ -10,6 +10,7 @@ never store or evaluate a config twice.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session
 
 from tuning_db import connection, schema
@@ -27,6 +28,7 @@ from tuning_db.records import (BestRecord, Machine, Scalar, Trial, TuningDBError
 from tuning_db.schema import BestRow, KernelRow, KeyRow, MachineRow, TrialRow
 
 T = TypeVar("T")
+_SHAPE = re.compile(r"\d+(x\d+)*")
 ATTEMPTS = 12
 DEFAULT_CLAIM_TIMEOUT = 3600.0  # seconds without a heartbeat after which another host's claim is stale
 
@@ -46,15 +48,25 @@ class TuningStore:
     """One open tuning database. Not shared between threads; open one per thread or process."""
 
     def __init__(self, url: str | None = None, *, claim_timeout: float = DEFAULT_CLAIM_TIMEOUT) -> None:
-        parsed = connection.resolve(url)
-        self.url = parsed.render_as_string(hide_password=False)
-        self.where = connection.describe(parsed)
+        self.where = url or "the tuning database"
+        try:
+            parsed = connection.resolve(url)
+            self.url = parsed.render_as_string(hide_password=False)
+            self.where = connection.describe(parsed)
+            path = connection.sqlite_file(parsed)
+            if path is not None and path.exists():
+                self._inspect_read_only(path)  # before our connections set WAL mode, which writes the file
+            self._engine = connection.make_engine(parsed)
+        except (ArgumentError, NoSuchModuleError) as e:
+            raise TuningDBError(f"{self.where}: not a database URL we can open ({e})") from None
+        except ImportError as e:  # the URL's driver is not installed
+            raise TuningDBError(f"{self.where}: needs the {e.name} driver (for PostgreSQL: "
+                                "pip install 'npulang[postgresql]')") from None
+        except OSError as e:
+            on = f" ({e.filename})" if e.filename and str(e.filename) != self.where else ""
+            raise TuningDBError(f"{self.where}: {e.strerror or e}{on}") from None
         self.claim_timeout = timedelta(seconds=claim_timeout)
         self._owner = Owner.this_process()
-        path = connection.sqlite_file(parsed)
-        if path is not None and path.exists():
-            self._inspect_read_only(path)  # before our connections set WAL mode, which writes the file
-        self._engine = connection.make_engine(parsed)
         self._writer = self._engine.execution_options(**{connection.WRITE: True})
         try:
             self._run(self._set_up)
@@ -74,8 +86,8 @@ class TuningStore:
                      if not p.exists()]
         try:
             with engine.connect() as conn:
-                problems = [r[0] for r in conn.exec_driver_sql("PRAGMA quick_check").all()]
-                if problems != ["ok"]:
+                problems = connection.quick_check(conn)
+                if problems:
                     raise TuningDBError(f"{self.where}: the SQLite file is damaged ({'; '.join(problems[:3])})")
                 version = schema.found_version(conn)
                 if version is not None:
@@ -84,7 +96,8 @@ class TuningStore:
             _remove(leftovers)
             raise TuningDBError(f"{self.where}: not a tuning database we can use: it {e}") from None
         except DBAPIError as e:
-            _remove(leftovers)
+            if not connection.transient(e):  # a locked file is in use: its -wal/-shm may be another's now
+                _remove(leftovers)
             raise TuningDBError(f"{self.where}: cannot be read as an SQLite database ({e.orig})") from None
         except TuningDBError:
             _remove(leftovers)
@@ -103,6 +116,8 @@ class TuningStore:
                 schema.migrate(conn, version)
         except schema.NotOurs as e:
             raise TuningDBError(f"{self.where}: not a tuning database we can use: it {e}") from None
+        except schema.MigrationFailed as e:
+            raise TuningDBError(f"{self.where}: migrating the schema failed, nothing was changed: {e}") from e
 
     # -- transactions ----------------------------------------------------------------------------
 
@@ -136,8 +151,12 @@ class TuningStore:
     def __enter__(self) -> TuningStore:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        try:
+            self.close()
+        except TuningDBError:
+            if exc_type is None:  # otherwise the error that ended the block is the one to see
+                raise
 
     # -- rows <-> records ------------------------------------------------------------------------
 
@@ -181,6 +200,13 @@ class TuningStore:
                               trials=row.trials, updated=row.updated)
         except (ValueError, TypeError) as e:
             raise TuningDBError(f"{self.where}: best record row {row.id} does not validate: {e}") from None
+
+    def _locked_trial(self, session: Session, key: TuningKey, config_json: str) -> tuple[int, TrialRow | None]:
+        """The key's id (made if new) and its trial row of this config, locked until the transaction ends
+        (PostgreSQL: FOR UPDATE; SQLite: the writer's BEGIN IMMEDIATE already locks the file)."""
+        key_id = self._key_row(session, key, create=True).id
+        return key_id, session.scalar(select(TrialRow).where(TrialRow.key_id == key_id,
+                                                             TrialRow.config_json == config_json).with_for_update())
 
     def _stale(self, row: TrialRow, now: datetime) -> bool:
         if row.owner_token == self._owner.token:
@@ -234,9 +260,7 @@ class TuningStore:
         text = canonical_json(check_scalars(config, "config"))
 
         def work(session: Session) -> bool:
-            key_id = self._key_row(session, key, create=True).id
-            row = session.scalar(select(TrialRow).where(TrialRow.key_id == key_id, TrialRow.config_json == text)
-                                 .with_for_update())
+            key_id, row = self._locked_trial(session, key, text)
             now = _now()
             if row is None:
                 row = TrialRow(key_id=key_id, config_json=text, state="running", created=now)
@@ -283,9 +307,7 @@ class TuningStore:
         text = canonical_json(trial.config)
 
         def work(session: Session) -> Trial:
-            key_id = self._key_row(session, key, create=True).id
-            row = session.scalar(select(TrialRow).where(TrialRow.key_id == key_id, TrialRow.config_json == text)
-                                 .with_for_update())
+            key_id, row = self._locked_trial(session, key, text)
             now = _now()
             if row is None:
                 row = TrialRow(key_id=key_id, config_json=text, created=now)
@@ -332,8 +354,8 @@ class TuningStore:
 
     def nearest_best(self, key: TuningKey, limit: int = 4) -> list[BestRecord]:
         """Best records of the same kernel, source, dtypes, machine and compiler for other key values with
-        the same names, nearest first (log-distance over numeric values; a differing string or bool counts
-        as far). For warm starts."""
+        the same names, nearest first (log-distance over numbers, and over the dimensions of shapes
+        written like "1024x512"; another string or bool counts as far). For warm starts."""
         def same(q: Any) -> Any:
             return q.where(KeyRow.machine == key.machine)
         ranked = [(_key_distance(key.key, r.key.key), r) for r in self._related(key, same)
@@ -365,6 +387,7 @@ class TuningStore:
     # -- beyond the contract: for npu-db ---------------------------------------------------------
 
     def machines(self) -> list[Machine]:
+        """Every registered machine, by name."""
         def work(session: Session) -> list[Machine]:
             out = []
             for row in session.scalars(select(MachineRow).order_by(MachineRow.name, MachineRow.fingerprint)):
@@ -447,22 +470,39 @@ def _delete(session: Session, column: Any, ids: Iterable[int]) -> int:
     return session.execute(delete(column.class_).where(column.in_(ids))).rowcount
 
 
-def _rank(item: tuple[float, BestRecord]) -> tuple[float, int, str]:
+def _rank(item: tuple[float, BestRecord]) -> tuple[float, int, str, str, str]:
+    """Nearest first; ties by fewer cycles, then by text, so every process gets the same order."""
     distance, record = item
-    return distance, record.cycles, canonical_json(record.config)
+    return distance, record.cycles, canonical_json(record.config), canonical_json(record.key.key), record.key.machine
 
 
 def _signed_log(x: float) -> float:
     return math.copysign(math.log1p(abs(x)), x)
 
 
+FAR = 1000.0  # a differing string or bool: farther than any difference in size
+
+
+def _dims(value: Scalar) -> tuple[float, ...] | None:
+    """A key value as numbers: a number itself, an array shape written "1024x512" dimension by dimension."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return (value,)
+    if _SHAPE.fullmatch(value):
+        return tuple(int(d) for d in value.split("x"))
+    return None
+
+
 def _key_distance(a: Mapping[str, Scalar], b: Mapping[str, Scalar]) -> float:
-    """Sum of |log a - log b| over numeric values; a differing string or bool adds 1000 (far)."""
+    """Sum of |log x - log y| over numeric values and shape dimensions; other differences count FAR."""
     total = 0.0
     for name, x in a.items():
-        y = b[name]
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (x, y))
-        total += abs(_signed_log(x) - _signed_log(y)) if numeric else (0.0 if x == y else 1000.0)
+        dx, dy = _dims(x), _dims(b[name])
+        if dx is not None and dy is not None and len(dx) == len(dy):
+            total += sum(abs(_signed_log(p) - _signed_log(q)) for p, q in zip(dx, dy))
+        elif x != b[name]:
+            total += FAR
     return total
 
 

@@ -36,7 +36,9 @@ class Compilation:
     record: bool = False
     program_stages: int = 0  # >0: a per-core loop over the grid's programs, pipelined this deep (persistent.py)
     nodes: list[Node] = field(default_factory=list)  # machine IR, from lowering to flag insertion
+    unhoisted: list[Node] | None = None  # the lowered IR again, when pipelining hoisted work that may not fit
     notes: list[str] = field(default_factory=list)  # how the lowering treated ops (e.g. "lowered to gather")
+    allocation_notes: list[str] = field(default_factory=list)  # how buffer allocation had to lay tiles out
     symbols: list[Symbol] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     code: FlatCode | None = None
@@ -58,7 +60,7 @@ class Compilation:
 
     def result(self) -> CompiledKernel:
         assert self.program is not None, "the pipeline ended before a program was built"
-        return CompiledKernel(self.program, self.symbols, self.usage, self.stages, self.notes)
+        return CompiledKernel(self.program, self.symbols, self.usage, self.stages, self.notes + self.allocation_notes)
 
 
 class Step(Protocol):

@@ -5,6 +5,8 @@ Steps are made fresh for every compile; whatever a step computes goes on the `Co
 
 from __future__ import annotations
 
+import copy
+
 from isa import ArgSpec, Program
 from isa.asm import disassemble
 from npulang import ir
@@ -18,6 +20,7 @@ from npulang.backend.persistent import GRID_ARGS
 from npulang.backend.persistent import PersistentGrid as PersistentLoop
 from npulang.backend.pipeline import SoftwarePipelining
 from npulang.backend.sync import FlagInsertion
+from npulang.errors import BufferOverflowError, EventIdOverflowError
 
 
 class Lower:
@@ -56,27 +59,59 @@ class SoftwarePipeline:
     name = "software-pipeline"
 
     def run(self, unit: Compilation) -> None:
+        if SoftwarePipelining(unit.num_stages).hoists(unit.nodes):  # kept in case the hoisting does not fit
+            unit.unhoisted = copy.deepcopy(unit.nodes)
         SoftwarePipelining(unit.num_stages).apply(unit.nodes)
         unit.stage(self.name, lambda: format_mir(unit.nodes))
 
 
 class AllocateBuffers:
-    """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`."""
+    """An aligned address per tile, reusing dead tiles' bytes; raises `BufferOverflowError`.
+
+    Running work an iteration ahead keeps more tiles live; if that does not fit, the loops are pipelined
+    again without it."""
 
     name = "allocate-buffers"
 
     def run(self, unit: Compilation) -> None:
-        unit.symbols, unit.usage = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        try:
+            _allocate(unit)
+        except BufferOverflowError:
+            if unit.unhoisted is None:
+                raise
+            _without_running_ahead(unit)
 
 
 class InsertFlags:
-    """set_flag/wait_flag for every cross-pipe conflict; raises `EventIdOverflowError`."""
+    """set_flag/wait_flag for every cross-pipe conflict; raises `EventIdOverflowError` (after retrying
+    without work run an iteration ahead, whose flags are outstanding longer)."""
 
     name = "insert-flags"
 
     def run(self, unit: Compilation) -> None:
-        FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        try:
+            FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
+        except EventIdOverflowError:
+            if unit.unhoisted is None:
+                raise
+            _without_running_ahead(unit)
+            FlagInsertion(unit.spec, unit.fn.name, unit.kernel_loc).apply(unit.nodes)
         unit.stage(self.name, lambda: format_mir(unit.nodes))
+
+
+def _allocate(unit: Compilation) -> None:
+    allocation = BufferAllocation(unit.spec, unit.fn.name, unit.kernel_loc)
+    unit.symbols, unit.usage = allocation.apply(unit.nodes)
+    unit.allocation_notes = allocation.notes
+
+
+def _without_running_ahead(unit: Compilation) -> None:
+    """Back to the lowered machine IR kept by `SoftwarePipeline`, pipelined and allocated again plainly."""
+    assert unit.unhoisted is not None
+    unit.nodes, unit.unhoisted = unit.unhoisted, None
+    SoftwarePipelining(unit.num_stages, hoist=False).apply(unit.nodes)
+    unit.stage(SoftwarePipeline.name, lambda: format_mir(unit.nodes))  # `inspect` shows what was kept
+    _allocate(unit)
 
 
 class Flatten:

@@ -139,8 +139,8 @@ class FlagInsertion:
                writes: list[Region] | tuple[Region, ...], vc: dict[Pipe, Clock], hist: list[_Entry],
                loop: _LoopCtx | None, anchor_before: Node) -> None:
         known = vc[pipe]
-        for _flag, source in self.waits.get((id(target), pipe), []):
-            src = _latest(hist, source)
+        for flag, source in self.waits.get((id(target), pipe), []):
+            src = _latest(hist, source, flag.src)
             if src is not None:
                 _join(known, src)
         changed = True
@@ -234,9 +234,11 @@ def _conflicts(e: _Entry, reads: list[Region] | tuple[Region, ...],
     return e.write and any(e.region.overlaps(r) for r in reads)
 
 
-def _latest(hist: list[_Entry], anchor: Node) -> _Entry | None:
+def _latest(hist: list[_Entry], anchor: Node, pipe: Pipe) -> _Entry | None:
+    """The latest access of `anchor` on `pipe` (an if or loop is one access on each pipe it uses: a flag
+    from one of them says nothing of the others)."""
     for e in reversed(hist):
-        if e.anchor is anchor:
+        if e.anchor is anchor and e.pipe is pipe:
             return e
     return None
 

@@ -239,7 +239,7 @@ class CodeGenerator(ast.NodeVisitor):
 
     def _carried_type(self, node: ast.AST, name: str, x: Any) -> ir.Type:
         if isinstance(x, Value):
-            if isinstance(x.type, ir.DescType):
+            if isinstance(x.type, (ir.DescType, ir.ConvDescType)):
                 raise self._unsupported(node,
                                         f"reassigning tensor descriptor '{name}' in a runtime loop or if")
             return x.type
@@ -442,6 +442,11 @@ class CodeGenerator(ast.NodeVisitor):
                 return BoundMethod("desc_" + attr, v)
             raise self.error(errors.CompilationError, node, f"tensor descriptor has no attribute '{attr}'",
                              "use desc.load([offsets]) or desc.store([offsets], value)")
+        if isinstance(v.type, ir.ConvDescType):
+            if attr == "load":
+                return BoundMethod("conv_desc_load", v)
+            raise self.error(errors.CompilationError, node, f"convolution descriptor has no attribute '{attr}'",
+                             "a convolution descriptor is read-only: use desc.load([m, k])")
         if attr == "T":
             return self.sem.trans(v, None)
         if attr == "shape":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from npulang import errors, ir
 from npulang import language as lang
 from npulang.ir import OpKind, PtrType, ScalarType, TileType, Value
+from npulang.ir.conv import LAYOUTS, ConvGeometry
 from npulang.frontend.semantics import (
     SemanticError, constexpr_error, describe, is_number, shape_error, type_error,
 )
@@ -223,6 +224,44 @@ def _offsets(gen: CodeGenerator, d: ir.DescType, offsets: Any) -> list[Value]:
 def _desc_load(gen: CodeGenerator, desc: Any, offsets: Any) -> Value:
     d = _desc(desc)
     return gen.b.value(OpKind.DESC_LOAD, (desc, *_offsets(gen, d, offsets)))
+
+
+@implements(lang.make_conv_descriptor)
+def _make_conv_desc(gen: CodeGenerator, base: Any, shape: Any, kernel: Any, block_shape: Any, stride: Any = 1,
+                    padding: Any = 0, dilation: Any = 1, layout: str = "NCHW", channel_block: Any = None) -> Value:
+    if not isinstance(base, Value) or not isinstance(base.type, PtrType):
+        raise type_error(f"make_conv_descriptor base must be a pointer argument, got {describe(base)}")
+    dims = _conv_ints(shape, 4, "shape (N, C, H, W)")
+    cb = dims[1] if channel_block is None else constexpr_int(channel_block, "make_conv_descriptor channel_block")
+    if layout not in LAYOUTS:
+        raise type_error(f"make_conv_descriptor layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    geometry = ConvGeometry(
+        dims, _conv_ints(kernel, 2, "kernel (R, S)"), _conv_ints(stride, 2, "stride", True),  # type: ignore[arg-type]
+        _conv_ints(padding, 2, "padding", True), _conv_ints(dilation, 2, "dilation", True),  # type: ignore[arg-type]
+        layout, cb,
+        _conv_ints(block_shape, 2, "block_shape [BM, BK]"))  # type: ignore[arg-type]
+    problem = geometry.problem()
+    if problem is not None:
+        raise shape_error(problem)
+    return gen.b.value(OpKind.MAKE_CONV_DESC, (base,), **geometry.attrs())
+
+
+def _conv_ints(x: Any, n: int, what: str, one_for_all: bool = False) -> tuple[int, ...]:
+    """A tuple of `n` constexpr ints; with `one_for_all` a single int stands for all `n`."""
+    if isinstance(x, (tuple, list)):
+        if len(x) != n:
+            raise shape_error(f"make_conv_descriptor {what} needs {n} values, got {list(x)}")
+        return tuple(constexpr_int(v, f"make_conv_descriptor {what}") for v in x)
+    if one_for_all:
+        return (constexpr_int(x, f"make_conv_descriptor {what}"),) * 2
+    raise shape_error(f"make_conv_descriptor {what} needs {n} values, got {x!r}")
+
+
+@method_rule("conv_desc_load", tile=False)
+def _conv_desc_load(gen: CodeGenerator, desc: Any, offsets: Any) -> Value:
+    if not isinstance(offsets, (tuple, list)) or len(offsets) != 2:
+        raise shape_error(f"a convolution descriptor load needs a list of 2 offsets [m, k], got {offsets!r}")
+    return gen.b.value(OpKind.CONV_LOAD, (desc, *(_index_value(gen, o, "descriptor offset") for o in offsets)))
 
 
 @method_rule("desc_store", tile=False)

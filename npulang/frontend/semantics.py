@@ -60,6 +60,8 @@ def describe(x: Any) -> str:
             return f"{len(t.shape)}-D {t}"
         if isinstance(t, ir.DescType):
             return f"tensor descriptor {t}"
+        if isinstance(t, ir.ConvDescType):
+            return f"convolution descriptor {t}"
         return f"{t} scalar"
     return f"constexpr {x!r}"
 
@@ -315,8 +317,8 @@ class Semantics:
         """Store `value` (cast to the pointee dtype) through `ptr` where `mask` holds."""
         ptr, pt = self._pointer(ptr, "store")
         v = self.literal(value, ScalarType(pt.pointee)) if is_number(value) else value
-        if not isinstance(v, Value) or isinstance(ir.elem_type(v.type), PtrType) or isinstance(v.type,
-                                                                                               ir.DescType):
+        if not isinstance(v, Value) or isinstance(ir.elem_type(v.type), PtrType) or isinstance(v.type, (
+                ir.DescType, ir.ConvDescType)):
             raise type_error(f"store needs a number or a tile of numbers as value, got {describe(value)}")
         shape = broadcast_shapes(ir.shape_of(ptr.type), ir.shape_of(v.type))
         if mask is not None:

@@ -12,6 +12,7 @@ from npulang.ir.core import (
     UNARY_OPS, Block, Builder, DescType, Function, IRTypeError, Loc, Op, OpKind, PtrType, ScalarType, TileType, Type,
     Value, elem_type, infer_result_types, make_type, shape_of, walk, with_elem,
 )
+from npulang.ir.core import ConvDescType
 from npulang.ir.printer import print_function
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "INT_ONLY_BINARY", "REDUCE_OPS", "UNARY_OPS", "Block", "Builder", "DescType", "Function", "IRTypeError", "Loc",
     "Op", "OpKind", "PtrType", "ScalarType", "TileType", "Type", "Value", "elem_type", "infer_result_types",
     "make_type", "print_function", "shape_of", "walk", "with_elem",
+    "ConvDescType",
 ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Union
 
 from isa.dtypes import DTYPES
+from npulang.ir.conv import ConvGeometry
 
 # ---------------------------------------------------------------------------------------------
 # Types
@@ -103,7 +104,18 @@ class DescType:
         return f"desc<{'x'.join(map(str, self.block_shape))}x{self.pointee}>"
 
 
-Type = Union[ScalarType, PtrType, TileType, DescType]
+@dataclass(frozen=True)
+class ConvDescType:
+    """A convolution descriptor: the im2col matrix of a feature map in GM, read in [BM, BK] blocks."""
+
+    pointee: str
+    block_shape: tuple[int, int]
+
+    def __str__(self) -> str:
+        return f"convdesc<{'x'.join(map(str, self.block_shape))}x{self.pointee}>"
+
+
+Type = Union[ScalarType, PtrType, TileType, DescType, ConvDescType]
 
 I1 = ScalarType("i1")
 I32 = ScalarType("i32")
@@ -114,8 +126,8 @@ def elem_type(t: Type) -> ScalarType | PtrType:
     """The element type of a tile, or the type itself for scalars and pointers."""
     if isinstance(t, TileType):
         return t.elem
-    if isinstance(t, DescType):
-        raise ValueError("a tensor descriptor has no element type")
+    if isinstance(t, (DescType, ConvDescType)):
+        raise ValueError("a descriptor has no element type")
     return t
 
 
@@ -194,6 +206,8 @@ class OpKind(enum.Enum):
     MAKE_DESC = "make_desc"        # (base, *shape, *strides) {block_shape} -> desc
     DESC_LOAD = "desc_load"        # (desc, *offsets) -> tile<block_shape>, zero outside the tensor
     DESC_STORE = "desc_store"      # (desc, *offsets, value); elements outside the tensor dropped
+    MAKE_CONV_DESC = "make_conv_desc"  # (base) {ConvGeometry attrs} -> convdesc
+    CONV_LOAD = "conv_load"        # (convdesc, m, k) -> tile<BM x BK>: the im2col block, zero outside
     # -- compute
     DOT = "dot"                    # (a[M,K], b[K,N][, acc[M,N]]) {out_dtype} -> tile[M,N]
     REDUCE = "reduce"              # (x) {op, axis}; rank-1 input gives a scalar
@@ -319,7 +333,8 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         _expect(n == 0 and end > start, f"arange needs end > start, got [{start}, {end})")
         return (TileType((end - start,), I32),)
     if kind is OpKind.SPLAT:
-        _expect(n == 1 and not isinstance(operands[0].type, (TileType, DescType)), "splat takes one scalar")
+        _expect(n == 1 and not isinstance(operands[0].type, (TileType, DescType, ConvDescType)),
+                "splat takes one scalar")
         return (TileType(tuple(attrs["shape"]), operands[0].type),)
     if kind is OpKind.BROADCAST:
         t = operands[0].type
@@ -423,6 +438,20 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         _expect(operands[-1].type == TileType(d.block_shape, ScalarType(d.pointee)),
                 f"desc_store value {operands[-1].type} does not match {d}")
         return ()
+    if kind is OpKind.MAKE_CONV_DESC:
+        _expect(n == 1 and isinstance(operands[0].type, PtrType), "make_conv_desc takes one scalar pointer")
+        try:
+            geometry = ConvGeometry.from_attrs(attrs)
+            problem = geometry.problem()
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IRTypeError(f"make_conv_desc attributes are malformed: {exc!r}") from None
+        _expect(problem is None, str(problem))
+        return (ConvDescType(operands[0].type.pointee, geometry.block_shape),)
+    if kind is OpKind.CONV_LOAD:
+        d = operands[0].type
+        _expect(isinstance(d, ConvDescType) and n == 3, "conv_load takes (convdesc, m, k)")
+        _index_operands("conv_load", operands[1:])
+        return (TileType(d.block_shape, ScalarType(d.pointee)),)
     if kind is OpKind.DOT:
         _expect(n in (2, 3), "dot takes (a, b[, acc])")
         a, b = operands[0].type, operands[1].type

@@ -22,6 +22,7 @@ from isa.dtypes import dtype as isa_dtype
 from npulang import ir
 from npulang.errors import NpuRuntimeError, OutOfBoundsError
 from npulang.ir import Block, Function, Op, OpKind
+from npulang.ir.conv import ConvGeometry
 
 _F32 = np.dtype(np.float32)
 
@@ -374,6 +375,49 @@ def _desc_store(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     d: Desc = a[0]
     inside, addr = _desc_lanes(d, a[1:-1])
     return _store(p, op, [Ptr(d.buf, addr), a[-1], inside])
+
+
+@dataclass(frozen=True)
+class ConvDesc:
+    """A convolution descriptor: the feature map at element `base` of argument `buf`, and its geometry."""
+
+    buf: int
+    base: int
+    geometry: ConvGeometry
+
+
+@rule(OpKind.MAKE_CONV_DESC)
+def _make_conv_desc(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    return (ConvDesc(a[0].buf, int(a[0].offsets), ConvGeometry.from_attrs(op.attrs)),)
+
+
+@rule(OpKind.CONV_LOAD)
+def _conv_load(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    """The [BM, BK] block of the im2col matrix at (m, k); see `npulang.ir.conv` for its layout."""
+    d: ConvDesc = a[0]
+    g = d.geometry
+    m, k = int(a[1]), int(a[2])
+    bm, bk = g.block_shape
+    if m < 0 or k < 0 or k % bk:
+        raise NpuRuntimeError(f"kernel '{p.fn.name}' at {op.loc}: conv descriptor load at [{m}, {k}]: offsets "
+                              f"must be >= 0 and k a multiple of the block's K ({bk})")
+    n_, c_, h_, w_ = g.shape
+    (r_, s_), (oh, ow), cb = g.kernel, g.out_hw, g.channel_block
+    pos = (m + np.arange(bm, dtype=np.int64))[:, None]
+    tap = (k + np.arange(bk, dtype=np.int64))[None, :]
+    n, oy, ox = pos // (oh * ow), pos // ow % oh, pos % ow
+    group, r, s, c0 = tap // g.group_taps, tap // (s_ * cb) % r_, tap // cb % s_, tap % cb
+    c = group * cb + c0
+    y = oy * g.stride[0] - g.padding[0] + r * g.dilation[0]
+    x = ox * g.stride[1] - g.padding[1] + s * g.dilation[1]
+    inside = (n < n_) & (c < c_) & (y >= 0) & (y < h_) & (x >= 0) & (x < w_)
+    if g.layout == "NHWC":
+        addr = ((n * h_ + y) * w_ + x) * c_ + c
+    elif g.layout == "NC1HWC0":
+        addr = (((n * g.groups + group) * h_ + y) * w_ + x) * cb + c0
+    else:
+        addr = ((n * c_ + c) * h_ + y) * w_ + x
+    return (_load(p, op, [Ptr(d.buf, d.base + np.where(inside, addr, 0)), inside])[0],)
 
 
 # -- compute -------------------------------------------------------------------------------------

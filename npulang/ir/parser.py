@@ -406,7 +406,7 @@ class _Parser:
         line.fail(f"use of undefined value %{name}", pos)
 
     def _type(self, line: _Line) -> ir.Type:
-        """`i32`, `ptr<f16>`, `tile<8x16xf32>`, `tile<8xptr<f16>>` or `desc<16x8xf16>`."""
+        """`i32`, `ptr<f16>`, `tile<8x16xf32>`, `tile<8xptr<f16>>`, `desc<16x8xf16>` or `convdesc<16x8xf16>`."""
         line.skip_spaces()
         pos = line.pos
         try:
@@ -418,6 +418,9 @@ class _Parser:
             elif line.accept("desc<"):
                 shape = self._dims(line)
                 t = ir.DescType(self._dtype(line), shape)
+            elif line.accept("convdesc<"):
+                shape = self._dims(line)
+                t = ir.ConvDescType(self._dtype(line), shape)  # type: ignore[arg-type]
             else:
                 return ir.ScalarType(self._dtype(line))
         except ValueError as exc:

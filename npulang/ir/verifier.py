@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from npulang.errors import IRVerifyError
 from npulang.ir import (
-    I1, I32, Block, DescType, Function, IRTypeError, Op, OpKind, Value, infer_result_types,
+    I1, I32, Block, ConvDescType, DescType, Function, IRTypeError, Op, OpKind, Value, infer_result_types,
 )
 
 _EXPLICIT_TYPES = (OpKind.CONSTANT, OpKind.FOR, OpKind.IF)
@@ -85,7 +85,7 @@ def _verify_op(op: Op) -> None:
         value = op.attrs.get("value")
         if op.operands or len(result_types) != 1 or not isinstance(value, (int, float, bool)):
             raise _fail(op, "constant takes no operands, a numeric value and one result")
-        if isinstance(result_types[0], DescType):
+        if isinstance(result_types[0], (DescType, ConvDescType)):
             raise _fail(op, "constant cannot be a descriptor")
         return
     if op.kind is OpKind.FOR:

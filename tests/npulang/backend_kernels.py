@@ -1,6 +1,6 @@
 """Block-IR kernels built by hand with `ir.Builder` for the backend tests (no frontend needed), and
 `run_compiled`, which compiles a frontend kernel with `compile_ir` and runs it on the simulator (no launch
-layer)."""
+layer), and `both`, which runs a launching helper interpreted and compiled."""
 
 from typing import Any
 
@@ -22,6 +22,15 @@ def run_compiled(jf: Any, grid: tuple[int, ...], args: list[Any], *, num_stages:
     runtime = [call.runtime[n] for n in fn.arg_names]
     result = Device(SPEC).run(ck.program, grid=grid, args=runtime, options=CHECKED)
     return ck, result
+
+
+def both(run: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """Outputs of `run(*args, **kwargs)` interpreted and compiled (race detector on)."""
+    interpreted, _ = run(*args, interpret=True, **kwargs)
+    compiled, record = run(*args, **kwargs)
+    assert record.cycles > 0
+    return interpreted, compiled
+
 
 K = ir.OpKind
 

@@ -271,3 +271,49 @@ def builtin_called_wrongly(x_ptr, n, BLOCK: npu.constexpr):
 def runtime_value_in_a_constexpr_local(x_ptr, n, BLOCK: npu.constexpr):
     M: npu.constexpr = n * 2  # <-
     npu.store(x_ptr, M)
+
+
+# -- convolution descriptors ------------------------------------------------------------------------
+@invalid(errors.ShapeMismatchError, "conv descriptor block K (8) must divide R*S*channel_block (36), so that a "
+         "tile never spans two channel groups", at="npu.make_conv_descriptor")
+@npu.jit
+def conv_block_k_spans_groups(x_ptr, n, BLOCK: npu.constexpr):
+    d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (3, 3), [16, BLOCK])  # <-
+    npu.store(x_ptr + npu.arange(0, 16), npu.sum(d.load([0, 0]), axis=1))
+
+
+@invalid(errors.ConstexprRequiredError, "make_conv_descriptor shape (N, C, H, W) must be a constexpr, got a "
+         "runtime i32 scalar", at="npu.make_conv_descriptor", hint="declare the parameter as NAME: npu.constexpr")
+@npu.jit
+def conv_runtime_shape(x_ptr, n, BLOCK: npu.constexpr):
+    npu.make_conv_descriptor(x_ptr, (1, n, 8, 8), (3, 3), [16, 36])  # <-
+
+
+@invalid(errors.TypeMismatchError, "make_conv_descriptor layout must be one of NCHW, NHWC, NC1HWC0, got 'CHWN'",
+         at="npu.make_conv_descriptor")
+@npu.jit
+def conv_unknown_layout(x_ptr, n, BLOCK: npu.constexpr):
+    npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (3, 3), [16, 36], layout="CHWN")  # <-
+
+
+@invalid(errors.ShapeMismatchError, "conv descriptor has no output positions: the kernel does not fit the padded "
+         "input (1, 4, 2, 2)", at="npu.make_conv_descriptor")
+@npu.jit
+def conv_kernel_larger_than_input(x_ptr, n, BLOCK: npu.constexpr):
+    npu.make_conv_descriptor(x_ptr, (1, 4, 2, 2), (5, 5), [16, 100])  # <-
+
+
+@invalid(errors.CompilationError, "convolution descriptor has no attribute 'store'", at="d.store",
+         hint="a convolution descriptor is read-only: use desc.load([m, k])")
+@npu.jit
+def conv_descriptor_store(x_ptr, n, BLOCK: npu.constexpr):
+    d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 4])
+    d.store([0, 0], 1.0)  # <-
+
+
+@invalid(errors.ShapeMismatchError, "a convolution descriptor load needs a list of 2 offsets [m, k], got [0, 0, 0]",
+         at="d.load")
+@npu.jit
+def conv_load_three_offsets(x_ptr, n, BLOCK: npu.constexpr):
+    d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 4], stride=2)
+    d.load([0, 0, 0])  # <-

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 import npulang as npu
+from examples import conv2d as C
 from examples import tutorials as T
 from npulang import ir
 from npulang.ir.interpreter import interpret
@@ -32,6 +33,11 @@ def _launches():
             "ACTIVATION": "leaky_relu", "ACC_DTYPE": npu.float32})
     yield T.matmul_desc_kernel, (2, 2, 1), [a, b, np.zeros((20, 12), np.float16), 20, 12, 24], \
         {"BM": 16, "BN": 8, "BK": 8}
+    xc = RNG.standard_normal((2, 7, 6, 5)).astype(np.float16)  # NHWC, 3x3 stride 2 pad 1: 4x3 outputs
+    wc = C.weight_matrix(RNG.standard_normal((6, 5, 3, 3)).astype(np.float16), 2)
+    yield C.conv2d_kernel, (2, 1, 1), [xc, wc, np.zeros((2, 4, 3, 6), np.float16)], \
+        {"N": 2, "C": 5, "H": 7, "W": 6, "KOUT": 6, "R": 3, "S": 3, "STRIDE": 2, "PAD": 1, "DIL": 1,
+         "LAYOUT": "NHWC", "CB": 2, "BM": 16, "BN": 8, "BK": 18}
 
 
 LAUNCHES = list(_launches())

@@ -12,6 +12,7 @@ import npulang as npu
 from npulang.compiler import compile_ir
 from simulator import Device, SimOptions
 from examples import tutorials
+from npulang.testing import arrays, assert_close
 from tests.npulang.backend_kernels import SPEC, run_compiled
 
 
@@ -58,18 +59,19 @@ def _ops(ck) -> list[str]:
     return [i.op for i in ck.program.instructions()]
 
 
-@settings(max_examples=20, deadline=None)
-@given(lim_r=st.integers(-2, 10), lim_c=st.integers(-2, 20), keep_a=st.booleans(), scalar_a=st.booleans())
-def test_where_on_a_bounds_mask_fills_the_tails(lim_r: int, lim_c: int, keep_a: bool, scalar_a: bool) -> None:
-    R, C = 8, 16
-    x = np.random.default_rng((lim_r + 2) * 100 + lim_c + 2).random((R, C)).astype(np.float32)
+@settings(max_examples=20)
+@given(lim_r=st.integers(-2, 10), lim_c=st.integers(-2, 20), keep_a=st.booleans(), scalar_a=st.booleans(),
+       x=arrays(np.float32, (8, 16), elements=(0, 1)))
+def test_where_on_a_bounds_mask_fills_the_tails(lim_r: int, lim_c: int, keep_a: bool, scalar_a: bool,
+                                                x: np.ndarray) -> None:
+    R, C = x.shape
     out, out2 = np.zeros_like(x), np.zeros_like(x)
     ck, _ = run_compiled(where_bounds_kernel, (1,), [x, out, out2, lim_r, lim_c], R=R, C=C, KEEP_A=keep_a,
                          SCALAR_A=scalar_a)
     r, c = np.arange(R)[:, None], np.arange(C)[None, :]
-    np.testing.assert_array_equal(out, np.where((r < lim_r) & (c < lim_c), 5.0 if scalar_a else x * 2, -3.0))
+    assert_close(out, np.where((r < lim_r) & (c < lim_c), 5.0 if scalar_a else x * 2, -3.0), rtol=0, atol=0)
     if keep_a:
-        np.testing.assert_array_equal(out2, x * 2 + 1)
+        assert_close(out2, x * 2 + 1, rtol=0, atol=0)
     assert "vsel" not in _ops(ck) and "viota" not in _ops(ck)  # no mask tile is built
 
 
@@ -94,7 +96,7 @@ def test_loop_carried_tile_accumulates_in_place(num_stages: int) -> None:
     np.testing.assert_allclose(out, blocks.sum(axis=0), rtol=1e-6)
     np.testing.assert_allclose(out2, ref2, rtol=1e-6)
     copies = [i for i in ck.program.instructions() if i.op == "vcopy"]
-    assert len(copies) == num_stages  # acc2 is copied back once per pipelined copy; acc never is
+    assert copies == []  # both update their carried tile in place (acc2 * 0.5 overwrites acc2, which dies there)
 
 
 def test_layer_norm_passes_overlap_their_loads() -> None:

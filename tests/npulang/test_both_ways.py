@@ -1,7 +1,8 @@
-"""Every kernel runs twice: in the IR interpreter (the reference semantics) and compiled on the simulator.
+"""Every kernel runs compiled on the simulator and in the IR interpreter (the reference semantics).
 
 The two must agree, so a wrong result points at the layer that broke: a frontend bug shows in both
-runs against numpy (tests/npulang/test_interpreter.py), a backend or simulator bug only here.
+runs against numpy (tests/npulang/test_interpreter.py), a backend or simulator bug only here. The
+tutorial kernels go through `npulang.testing.check_kernel`, which also compares both with numpy.
 """
 
 from __future__ import annotations
@@ -11,72 +12,89 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import npulang as npu
 from examples import tutorials as tut
+from npulang.testing import arrays, assert_close, check_kernel, shapes
 from tests.npulang import kernels as k
+from tests.npulang.backend_kernels import both
 
-SETTINGS = settings(max_examples=8, deadline=None, derandomize=True)
-
-
-def both(run, *args, **kwargs):
-    """Outputs of `run(*args, **kwargs)` interpreted and compiled (race detector on)."""
-    interpreted, _ = run(*args, interpret=True, **kwargs)
-    compiled, record = run(*args, **kwargs)
-    assert record.cycles > 0
-    return interpreted, compiled
+SETTINGS = settings(max_examples=8)
+# compiled vs interpreted: float32 work in the same order on both sides, so they agree this closely
+PAIR = {"rtol": 2e-6, "atol": 1e-6}
 
 
 def same(a, b):
     for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
-        if np.issubdtype(x.dtype, np.integer):
-            np.testing.assert_array_equal(x, y)
-        else:
-            np.testing.assert_allclose(x.astype(np.float32), y.astype(np.float32), rtol=2e-6, atol=1e-6)
+        assert_close(x, y, **({} if np.issubdtype(x.dtype, np.integer) else PAIR))
+
+
+def three_ways(kernel, grid, args, reference, **meta):
+    """check_kernel (default tolerances against numpy), then compiled vs interpreted as closely as `same`."""
+    checked = check_kernel(kernel, grid, args, reference, **meta)
+    if checked.compiled is not None:  # None: an interpreted session (--npu-interpret)
+        assert checked.record.cycles > 0
+        same(tuple(checked.interpreted.values()), tuple(checked.compiled.values()))
+    return checked
 
 
 @SETTINGS
-@given(n=st.integers(1, 3000), block=st.sampled_from([64, 256, 1024]))
-def test_vector_add(n, block):
-    rng = np.random.default_rng(n)
-    x, y = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
-    same(*both(tut.run_add, x, y, block=block))
+@given(block=st.sampled_from([64, 256, 1024]), data=st.data())
+def test_vector_add(block, data):
+    (n,) = data.draw(shapes(1, max_side=3000, multiple_of=block))
+    x, y = data.draw(arrays(np.float32, n)), data.draw(arrays(np.float32, n))
+    three_ways(tut.add_kernel, (npu.cdiv(n, block),), (x, y, np.zeros_like(x), n),
+               lambda x, y, out, n: x.astype(np.float64) + y, outputs="output_ptr", BLOCK_SIZE=block)
 
 
 @SETTINGS
-@given(rows=st.integers(1, 20), cols=st.integers(1, 300), programs=st.integers(1, 6))
-def test_softmax(rows, cols, programs):
-    x = np.random.default_rng(rows * cols).standard_normal((rows, cols)).astype(np.float32)
-    same(*both(tut.run_softmax, x, programs=programs))
+@given(shape=shapes(2, max_side=300).map(lambda s: (s[0] % 20 + 1, s[1])), programs=st.integers(1, 6), data=st.data())
+def test_softmax(shape, programs, data):
+    rows, cols = shape
+    x = data.draw(arrays(np.float32, shape))
+    three_ways(tut.softmax_kernel, (min(programs, rows),), (np.zeros_like(x), x, cols, cols, rows, cols),
+               lambda out, x, *_: tut.ref_softmax(x), outputs="output_ptr",
+               BLOCK_SIZE=1 << (cols - 1).bit_length(), num_stages=2)
 
 
 @SETTINGS
-@given(rows=st.integers(1, 6), cols=st.integers(1, 200), block=st.sampled_from([16, 64]))
-def test_layer_norm(rows, cols, block):
-    rng = np.random.default_rng(rows + cols)
-    x = rng.standard_normal((rows, cols)).astype(np.float32)
-    w, b = rng.standard_normal(cols).astype(np.float32), rng.standard_normal(cols).astype(np.float32)
-    same(*both(tut.run_layer_norm, x, w, b, block=block))
+@given(shape=shapes(2, max_side=200, multiple_of=64).map(lambda s: (s[0] % 6 + 1, s[1])),
+       block=st.sampled_from([16, 64]), data=st.data())
+def test_layer_norm(shape, block, data):
+    rows, cols = shape
+    x, w, b = data.draw(arrays(np.float32, shape)), data.draw(arrays(np.float32, cols)), \
+        data.draw(arrays(np.float32, cols))
+    args = (x, np.zeros_like(x), w, b, np.zeros(rows, np.float32), np.zeros(rows, np.float32), cols, cols, 1e-5)
+    three_ways(tut.layer_norm_fwd_fused, (rows,), args, lambda x, y, w, b, *_: tut.ref_layer_norm(x, w, b),
+               outputs=("Y", "Mean", "Rstd"), BLOCK_SIZE=block)
+
+
+def _matmul_args(a, b, out_dtype, transpose_b):
+    (M, K), N = a.shape, b.shape[1]
+    b_arg, sbk, sbn = (np.ascontiguousarray(b.T), 1, K) if transpose_b else (b, N, 1)
+    return (a, b_arg, np.zeros((M, N), out_dtype), M, N, K, K, 1, sbk, sbn, N, 1)
 
 
 @SETTINGS
-@given(m=st.integers(1, 70), n=st.integers(1, 70), kk=st.integers(1, 70),
-       dtype=st.sampled_from(["float16", "int8"]), transpose_b=st.booleans())
-def test_tutorial_matmul(m, n, kk, dtype, transpose_b):
-    rng = np.random.default_rng(m * n * kk)
-    if dtype == "int8":
-        a, b, out = (rng.integers(-128, 128, (m, kk)).astype(np.int8),
-                     rng.integers(-128, 128, (kk, n)).astype(np.int8), np.int32)
-    else:
-        a, b, out = (rng.standard_normal((m, kk)).astype(np.float16),
-                     rng.standard_normal((kk, n)).astype(np.float16), np.float32)
-    same(*both(tut.run_matmul, a, b, out, transpose_b=transpose_b, block=(32, 32, 32)))
+@given(shape=shapes(3, max_side=70, multiple_of=32), dtype=st.sampled_from([np.float16, np.int8]),
+       transpose_b=st.booleans(), data=st.data())
+def test_tutorial_matmul(shape, dtype, transpose_b, data):
+    m, n, kk = shape
+    a, b = data.draw(arrays(dtype, (m, kk))), data.draw(arrays(dtype, (kk, n)))
+    out = np.int32 if dtype == np.int8 else np.float32
+    three_ways(tut.matmul_kernel, (npu.cdiv(m, 32) * npu.cdiv(n, 32),), _matmul_args(a, b, out, transpose_b),
+               lambda *_: tut.ref_matmul(a, b, out), outputs="c_ptr", accumulation=kk, BLOCK_SIZE_M=32,
+               BLOCK_SIZE_N=32, BLOCK_SIZE_K=32, GROUP_SIZE_M=2, ACTIVATION="",
+               ACC_DTYPE=npu.int32 if dtype == np.int8 else npu.float32)
 
 
 @SETTINGS
-@given(m=st.integers(1, 70), n=st.integers(1, 70), kk=st.integers(1, 70))
-def test_descriptor_matmul(m, n, kk):
-    rng = np.random.default_rng(m + n + kk)
-    a, b = rng.standard_normal((m, kk)).astype(np.float16), rng.standard_normal((kk, n)).astype(np.float16)
-    same(*both(tut.run_matmul_desc, a, b, block=(32, 32, 32)))
+@given(shape=shapes(3, max_side=70, multiple_of=32), data=st.data())
+def test_descriptor_matmul(shape, data):
+    m, n, kk = shape
+    a, b = data.draw(arrays(np.float16, (m, kk))), data.draw(arrays(np.float16, (kk, n)))
+    three_ways(tut.matmul_desc_kernel, (npu.cdiv(m, 32), npu.cdiv(n, 32)),
+               (a, b, np.zeros((m, n), np.float16), m, n, kk), lambda *_: a.astype(np.float64) @ b,
+               outputs="c_ptr", accumulation=kk, BM=32, BN=32, BK=32)
 
 
 def _launch(kernel, grid, *args, **meta):

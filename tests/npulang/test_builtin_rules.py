@@ -36,5 +36,5 @@ def test_the_rule_takes_the_arguments_its_language_function_documents(name):
 
 
 def test_methods_without_a_language_function_are_only_tile_and_descriptor_methods():
-    assert set(rules.RULES) - set(rules.LANGUAGE) == {"to", "desc_load", "desc_store"}
+    assert set(rules.RULES) - set(rules.LANGUAGE) == {"to", "desc_load", "desc_store", "conv_desc_load"}
     assert "to" in rules.METHODS and "desc_load" not in rules.METHODS

@@ -40,6 +40,7 @@ def _launch(x, y, out, **meta):
     return scale_add[lambda m: (npu.cdiv(n, m["BLOCK"]),)](x, y, out, n, 2.0, BLOCK=256, **meta)
 
 
+@pytest.mark.npu_compiled
 def test_results_match_numpy_and_cycles_respect_the_hbm_roofline():
     x, y, out = _arrays(10_000)
     RUNTIME.device().flush_l2()
@@ -53,6 +54,7 @@ def test_results_match_numpy_and_cycles_respect_the_hbm_roofline():
     assert 0 < run.utilisation["mte2"] <= 1
 
 
+@pytest.mark.npu_compiled
 def test_cycles_are_deterministic_on_a_cold_device_and_timing_only_agrees():
     x, y, out = _arrays(5000)
     RUNTIME.device().flush_l2()
@@ -64,6 +66,7 @@ def test_cycles_are_deterministic_on_a_cold_device_and_timing_only_agrees():
     assert not out2.any()  # timing-only does no numpy work
 
 
+@pytest.mark.npu_compiled
 def test_profile_records_every_launch_and_sums_cycles():
     x, y, out = _arrays(3000)
     with npu.profile() as prof:
@@ -76,6 +79,7 @@ def test_profile_records_every_launch_and_sums_cycles():
     assert "scale_add" in prof.summary()
 
 
+@pytest.mark.npu_compiled
 def test_run_profile_attributes_cycles_to_kernel_lines_and_report_shows_source():
     x, y, out = _arrays(3000)
     run = _launch(x, y, out)
@@ -83,6 +87,7 @@ def test_run_profile_attributes_cycles_to_kernel_lines_and_report_shows_source()
     assert "npu.store(out_ptr + offs, alpha * x + y, mask=mask)" in run.report()
 
 
+@pytest.mark.npu_compiled
 def test_trace_is_written_when_asked_and_explains_itself_otherwise(tmp_path):
     x, y, out = _arrays(2000)
     run = _launch(x, y, out, trace=True)
@@ -136,6 +141,7 @@ def test_inspect_shows_each_stage_and_assembly_that_round_trips():
     assert "// ---- assembly ----" in str(ins)
 
 
+@pytest.mark.npu_compiled
 def test_another_machine_changes_the_cycles():
     x, y, out = _arrays(50_000)
     base = RUNTIME.get_machine()
@@ -158,6 +164,7 @@ def test_out_of_bounds_access_names_the_kernel_and_line():
     assert "unmasked_copy" in text and "test_launch.py" in text and "hint: mask" in text
 
 
+@pytest.mark.npu_compiled
 def test_moving_a_kernel_to_another_line_recompiles_with_the_new_locations(tmp_path, monkeypatch):
     """Compiled code carries file:line locations, so the cache key must cover where the source stands."""
     import importlib.util

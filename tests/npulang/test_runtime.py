@@ -88,6 +88,7 @@ def test_interpreted_and_compiled_launches_return_the_same_record_type():
     assert all(f.name != "result" for f in dataclasses.fields(npu.RunRecord))  # no raw simulator result
 
 
+@pytest.mark.npu_compiled
 def test_cold_l2_cycles_do_not_depend_on_what_ran_before():
     # a memory-bound kernel: 8 MiB of reads, so whether they hit in L2 shows in the makespan
     n = 1 << 20

@@ -1,10 +1,12 @@
 """A tuning process in miniature, for the multi-process tests: claim each config, "evaluate" it, record it.
 
-    python db_worker.py URL LOG SEED KEY_JSON N_CONFIGS [--hang-after N]
+    python db_worker.py URL LOG SEED KEY_JSON N_CONFIGS [--hang-after N] [--go FILE]
 
 Writes `start <config>` to LOG before an evaluation and `done <config>` after its record is stored
 (each line flushed and synced, so a SIGKILL loses nothing written). With `--hang-after N` it stops after
-claiming N configs, holding the claims, and prints "holding" so the test can SIGKILL it there.
+claiming N configs, holding the claims, and prints "holding" so the test can SIGKILL it there. With
+`--go FILE` it opens the store, prints "ready" and waits for FILE to exist, so that workers whose
+interpreters start at different speeds begin tuning together (`start_together`).
 """
 
 from __future__ import annotations
@@ -30,14 +32,23 @@ def config_cycles(config: dict[str, int]) -> int:
     return 1000 + 37 * config["BM"] + (config["BN"] * 13) % 101
 
 
-def spawn(url: str, log: Path, seed: int, key: TuningKey, configs: int,
-          hang_after: int | None = None) -> subprocess.Popen[str]:
+def spawn(url: str, log: Path, seed: int, key: TuningKey, configs: int, hang_after: int | None = None,
+          go: Path | None = None) -> subprocess.Popen[str]:
     """Start a worker process (its own interpreter, as a tuning process would be)."""
     cmd = [sys.executable, str(WORKER), url, str(log), str(seed), json.dumps(key.to_json()), str(configs)]
     if hang_after is not None:
         cmd += ["--hang-after", str(hang_after)]
+    if go is not None:
+        cmd += ["--go", str(go)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def start_together(processes: list[subprocess.Popen[str]], go: Path) -> None:
+    """Let workers spawned with `go` begin once every one of them has its store open."""
+    for process in processes:
+        assert process.stdout.readline() == "ready\n", process.communicate()[1]
+    go.touch()
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> None:
@@ -62,6 +73,7 @@ def main() -> None:
     for name in ("url", "log", "seed", "key", "configs"):
         parser.add_argument(name)
     parser.add_argument("--hang-after", type=int)
+    parser.add_argument("--go", type=Path)
     args = parser.parse_args()
     key = TuningKey.from_json(json.loads(args.key))
     configs = [{"BM": i // 8, "BN": i % 8} for i in range(int(args.configs))]
@@ -73,6 +85,10 @@ def main() -> None:
             log.flush()
             os.fsync(log.fileno())
 
+        if args.go is not None:
+            print("ready", flush=True)
+            while not args.go.exists():
+                time.sleep(0.01)
         for config in configs:
             if not store.claim(key, config):
                 continue

@@ -95,7 +95,12 @@ def test_prune_deletes_by_filter_and_refuses_without_one(db: str, capsys):
     assert "prune needs a filter" in capsys.readouterr().err
     assert run("prune", "--db", db, "--stale-claims", "--json") == (0, '{"deleted_rows": 1}\n')
     assert run("prune", "--db", db, "--compiler-version", "c0") == (0, f"deleted 4 rows from {db}\n")
-    assert [r.key for r in open_store(db).all_best()] == [KEY]
+    with open_store(db) as store:
+        assert [r.key for r in store.all_best()] == [KEY]
+    assert run("prune", "--db", db, "--machine", "fp-b") == (0, f"deleted 0 rows from {db}\n")
+    assert run("prune", "--db", db, "--machine", "davinci-8c") == (0, f"deleted 5 rows from {db}\n")  # by name
+    with open_store(db) as store:
+        assert store.keys() == []
 
 
 def test_a_foreign_file_is_an_error_message_not_a_traceback(tmp_path: Path):

@@ -9,7 +9,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from db_worker import config_cycles, evaluations, finish, spawn
+from db_worker import config_cycles, evaluations, finish, spawn, start_together
 
 from tuning_db import TuningKey, open_store
 
@@ -42,7 +42,8 @@ def wait_for(predicate, what: str, timeout: float = 60.0) -> None:
 def test_four_processes_share_the_work_and_repeat_nothing(tmp_path: Path):
     url = str(tmp_path / "tuning.db")
     logs = [tmp_path / f"w{i}.log" for i in range(4)]
-    workers = [spawn(url, log, seed, KEY, CONFIGS) for seed, log in enumerate(logs)]  # a new file: 4 race to create
+    workers = [spawn(url, log, seed, KEY, CONFIGS, go=tmp_path / "go") for seed, log in enumerate(logs)]
+    start_together(workers, tmp_path / "go")  # (all four raced to create the new file)
     for w in workers:
         finish(w)
     started, finished = evaluations(logs)

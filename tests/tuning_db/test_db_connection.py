@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import threading
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuning_db import TuningKey, connection, open_store
+from tuning_db import TuningDBError, TuningKey, connection, open_store
 
 KEY = TuningKey(kernel="k", source_hash="s", key={"M": 1024}, dtypes=("float16",), machine="fp",
                 compiler_version="c")
@@ -37,10 +38,10 @@ def test_sqlite_connections_are_set_up_for_several_processes(tmp_path: Path):
                       "foreign_keys": 1}  # synchronous 1 = NORMAL
 
 
-def hold_write_lock(path: Path, seconds: float) -> threading.Thread:
-    """Another writer holding SQLite's write lock for `seconds`, from a thread."""
+def hold_write_lock(path: Path, seconds: float, begin: str = "BEGIN IMMEDIATE") -> threading.Thread:
+    """Another writer holding SQLite's write lock (`BEGIN EXCLUSIVE`: readers too) for `seconds`."""
     raw = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    raw.execute("BEGIN IMMEDIATE")
+    raw.execute(begin)
 
     def release() -> None:
         time.sleep(seconds)
@@ -65,6 +66,20 @@ def test_a_writer_waits_for_another_or_retries_when_locked(tmp_path: Path, monke
         assert [t.cycles for t in store.trials(KEY)] == [3]
 
 
+def test_opening_waits_for_a_writer_that_locks_out_readers(tmp_path: Path):
+    """The read-only look at an existing file waits (busy timeout) instead of calling a busy file unreadable."""
+    path = tmp_path / "t.db"
+    with open_store(str(path)) as store:
+        store.record_trial(KEY, {"BM": 1}, cycles=3)
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")  # a rollback journal: an exclusive writer blocks readers
+    raw.close()
+    thread = hold_write_lock(path, 0.3, "BEGIN EXCLUSIVE")
+    with open_store(str(path)) as store:
+        assert [t.cycles for t in store.trials(KEY)] == [3]
+    thread.join()
+
+
 def test_a_key_is_what_the_store_matches():
     same = TuningKey(**KEY.to_json())
     assert same == KEY and hash(same) == hash(KEY) and len({KEY, same}) == 1
@@ -77,3 +92,26 @@ def test_plain_paths_and_urls_resolve_to_the_same_file(tmp_path: Path):
     pg = connection.resolve("postgresql+psycopg://me:secret@db.example:5433/tuning")
     assert connection.sqlite_file(pg) is None and connection.describe(pg) == \
         "postgresql+psycopg://me:***@db.example:5433/tuning"
+
+
+def test_a_store_that_cannot_be_opened_is_a_tuning_db_error(tmp_path: Path):
+    (tmp_path / "file").write_text("")
+    cases = {str(tmp_path): "Is a directory", "nosuch://x": "not a database URL we can open",
+             str(tmp_path / "file" / "t.db"): f"File exists ({tmp_path / 'file'})",  # its directory cannot be made
+             "postgresql+psycopg://me@127.0.0.1:1/x": "Connection refused",
+             "mysql://me@127.0.0.1/x": "needs the MySQLdb driver"}  # not one of our dependencies
+    for url, words in cases.items():
+        with pytest.raises(TuningDBError) as info:
+            open_store(url)
+        assert str(info.value).startswith(url) and words in str(info.value), str(info.value)
+
+
+def test_a_server_that_never_answers_is_an_error_in_seconds_not_a_hang(monkeypatch):
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        start = time.monotonic()
+        with pytest.raises(TuningDBError, match="timeout"):
+            open_store(f"postgresql+psycopg://me@127.0.0.1:{silent.getsockname()[1]}/x")
+        assert time.monotonic() - start < 10

@@ -142,19 +142,23 @@ def test_whatever_a_column_holds_the_caller_gets_a_validated_record_or_an_error(
         assert str(path) in str(e)
 
 
+def add_note(ops) -> None:
+    """A version 1 -> 2 step, as a real one would be written."""
+    ops.add_column("npu_trials", Column("note", Integer))
+
+
+def fails(ops) -> None:
+    ops.add_column("npu_best", Column("extra", Integer))
+    raise RuntimeError("no space left")
+
+
 def test_a_migration_step_runs_in_the_open_transaction(tmp_path: Path):
     path = populated(tmp_path / "t.db")
     engine = connection.make_engine(connection.resolve(str(path)))  # ours: sqlite3 must not COMMIT before DDL
 
-    def add_note(ops) -> None:
-        ops.add_column("npu_trials", Column("note", Integer))
-
-    def broken(ops) -> None:
-        ops.add_column("npu_best", Column("extra", Integer))
-        raise RuntimeError("step 2 fails")
-
-    with pytest.raises(RuntimeError), engine.begin() as conn:  # a failing step leaves version 1, no column
-        schema.migrate(conn, 1, steps=(add_note, broken))
+    with pytest.raises(schema.MigrationFailed, match=r"version 2 -> 3 \(fails\) failed: no space left"), \
+            engine.begin() as conn:  # a failing step leaves version 1, no column
+        schema.migrate(conn, 1, steps=(add_note, fails))
     with engine.connect() as conn:
         assert schema.found_version(conn) == 1
         assert "note" not in {c["name"] for c in inspect(conn).get_columns("npu_trials")}
@@ -166,6 +170,23 @@ def test_a_migration_step_runs_in_the_open_transaction(tmp_path: Path):
         with pytest.raises(schema.NotOurs, match="newer than this npulang reads"):
             schema.check_version(2)
     engine.dispose()
+
+
+def test_opening_an_older_store_migrates_it_or_leaves_it_as_it_was(tmp_path: Path, monkeypatch):
+    path = populated(tmp_path / "t.db")
+    before = digest(path)
+    monkeypatch.setattr(schema, "MIGRATIONS", (fails,))
+    with pytest.raises(TuningDBError, match=r"migrating the schema failed, nothing was changed: version 1 -> 2 "
+                                            r"\(fails\) failed: no space left"):
+        open_store(str(path))
+    assert digest(path) == before
+    monkeypatch.setattr(schema, "MIGRATIONS", (add_note,))
+    assert [t.cycles for t in read_everything(str(path)) if isinstance(t, Trial)][:3] == [968, 936, 872]
+    with open_store(str(path)) as store, store._engine.connect() as conn:
+        assert schema.found_version(conn) == 2
+        assert "note" in {c["name"] for c in inspect(conn).get_columns("npu_trials")}
+    monkeypatch.setattr(schema, "MIGRATIONS", ())  # an older npulang opening the migrated file: refused
+    refused(path, "schema version 2, newer than this npulang reads (up to 1)")
 
 
 def test_an_empty_file_becomes_a_new_store(tmp_path: Path):

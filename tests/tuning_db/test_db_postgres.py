@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from db_worker import config_cycles, evaluations, finish, spawn
+from db_worker import config_cycles, evaluations, finish, spawn, start_together
 from pytest_postgresql import factories
 from sqlalchemy import URL, make_url
 
@@ -67,7 +67,8 @@ def test_the_contract_round_trips_on_postgresql(pg_url: str):
 
 def test_two_processes_on_one_postgresql_database_lose_and_repeat_nothing(pg_url: str, tmp_path: Path):
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    workers = [spawn(pg_url, log, seed, KEY, CONFIGS) for seed, log in enumerate(logs)]  # both create tables
+    workers = [spawn(pg_url, log, seed, KEY, CONFIGS, go=tmp_path / "go") for seed, log in enumerate(logs)]
+    start_together(workers, tmp_path / "go")  # (both raced to create the tables)
     for w in workers:
         finish(w)
     holder = spawn(pg_url, tmp_path / "holder.log", 3, TuningKey(**{**KEY.to_json(), "machine": "fp2"}),

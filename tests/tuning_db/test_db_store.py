@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import uuid
 from datetime import timezone
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tuning_db import TuningKey, TuningStore, open_store
+from tuning_db.owners import Owner, alive, process_start
 
 
 def make_key(machine: str = "fp-a", **key: int) -> TuningKey:
@@ -112,6 +118,17 @@ def test_nearest_best_ranks_other_shapes_by_log_distance(store: TuningStore):
     assert len(store.nearest_best(k, limit=1)) == 1
 
 
+def test_nearest_best_measures_shapes_written_as_text(store: TuningStore):
+    def shaped(a: str, layout: str = "nn") -> TuningKey:
+        return TuningKey(**{**make_key().to_json(), "key": {"a": a, "layout": layout}})
+    for a, layout in (("64x64", "nn"), ("1024x500", "nn"), ("1024x512x1", "nn"), ("1024x512", "nt"),
+                      ("2048x512", "nn")):
+        store.save_best(shaped(a, layout), {"BM": 1}, 1)
+    assert [r.key.key for r in store.nearest_best(shaped("1024x512"))] == [
+        {"a": "1024x500", "layout": "nn"}, {"a": "2048x512", "layout": "nn"}, {"a": "64x64", "layout": "nn"},
+        {"a": "1024x512", "layout": "nt"}]  # other rank or layout: far
+
+
 def test_similar_machine_best_ranks_registered_specs(store: TuningStore):
     store.register_machine("big", "fp-a", '{"cores": 32, "l2": {"bytes": 33554432}}')
     store.register_machine("near", "fp-b", '{"cores": 24, "l2": {"bytes": 33554432}}')
@@ -155,3 +172,34 @@ def test_a_key_is_hashable_and_json_round_trips():
     k = make_key()
     assert TuningKey.from_json(k.to_json()) == k and hash(TuningKey.from_json(k.to_json())) == hash(k)
     assert k.dtypes == ("float16", "float16", "float32")
+
+
+def test_a_claims_owner_is_alive_only_while_its_process_runs():
+    me = Owner.this_process()
+    assert me.start and alive(me.host, me.pid, me.start) is True
+    assert alive(me.host, me.pid, str(int(me.start) + 1)) is False  # the pid, reused by a later process
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        start = process_start(gone.pid)
+    assert alive(me.host, gone.pid, start or "") is False  # exited and reaped
+    assert alive("another-host", me.pid, me.start) is None  # cannot be seen from here: the heartbeat decides
+
+
+SCALARS = (st.integers(-2**70, 2**70) | st.booleans() | st.text(max_size=12)
+           | st.floats(allow_nan=False, allow_infinity=False))
+MAPPINGS = st.dictionaries(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,7}", fullmatch=True), SCALARS, max_size=5)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=MAPPINGS, config=MAPPINGS, cycles=st.integers(0, 2**62), wall=st.floats(0, 1e6))
+def test_any_valid_key_and_config_round_trip_exactly(store: TuningStore, key, config, cycles: int, wall: float):
+    k = TuningKey(kernel=f"k{uuid.uuid4().hex}", source_hash="s", key=key, dtypes=("bfloat16",), machine="m",
+                  compiler_version="c")
+    store.record_trial(k, config, cycles=cycles, wall_seconds=wall)
+    store.save_best(k, config, cycles)
+    [trial], best = store.trials(k), store.best(k)
+    for got in (trial.config, best.config):  # equal, and of the same types (True is not 1, 1.0 not 1)
+        assert [(n, type(v), v) for n, v in sorted(got.items())] == [(n, type(v), v) for n, v in sorted(config.items())]
+    assert (trial.cycles, trial.wall_seconds, best.cycles, best.trials) == (cycles, wall, cycles, 1)
+    [stored_key] = store.keys(k.kernel)
+    assert stored_key == k and [(n, type(v)) for n, v in sorted(stored_key.key.items())] == \
+        [(n, type(v)) for n, v in sorted(key.items())]

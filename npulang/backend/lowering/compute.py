@@ -1,5 +1,5 @@
 """Lowering rules for the cube and reductions: dot (L1 -> L0A/L0B -> mmad into L0C, accumulating in
-place when the accumulator allows) and reduce (one vred)."""
+place when the accumulator allows, split into pieces that fit L0A/L0B/L0C) and reduce (one vred)."""
 
 from __future__ import annotations
 
@@ -23,34 +23,87 @@ def _to_l1(lowering: Lowering, x: TileView) -> TileView:
     return dst
 
 
-def _to_l0(lowering: Lowering, v: ir.Value, space: str) -> TileView:
+def _in_l1(lowering: Lowering, v: ir.Value) -> TileView:
+    """`v` as an L1 tile with unit stride along its rows or its columns (what a move into L0 reads)."""
     x = lowering.get(v)
+    if isinstance(x, TileView) and x.space == space:  # already there: an img2col block in L0A
+        return x
     if not (isinstance(x, TileView) and x.space == "l1"):
         x = _to_l1(lowering, lowering.view(v))
-    rows, cols = x.shape
-    rs, cs = x.strides
-    if cs == 1:
-        transpose, src_rs = 0, rs
-    elif rs == 1:
-        transpose, src_rs = 1, cs
-    else:
+    if x.strides[1] != 1 and x.strides[0] != 1:
         x = _to_l1(lowering, lowering.copy_dense(lowering.view(v)))
-        transpose, src_rs = 0, cols
-    dst = lowering.new_buffer((rows, cols), x.dtype, space, f"{v.name or 'op'}_{space}")
-    lowering.emit("move", (x.region(),), (dst.region(),), dst=dst.ref(), src=x.ref(), dtype=x.dtype, rows=rows,
-                  cols=cols, src_rs=src_rs, dst_rs=cols, transpose=transpose)
+    return x
+
+
+def _to_l0(lowering: Lowering, x: TileView, rows: tuple[int, int], cols: tuple[int, int], space: str,
+           name: str) -> TileView:
+    """The block [r0, r0 + nr) x [c0, c0 + nc) of L1 tile `x` moved into a new L0A/L0B tile (transposing
+    when `x` is column-major)."""
+    (r0, nr), (c0, nc) = rows, cols
+    rs, cs = x.strides
+    block = TileView(x.buffer, x.offset + (r0 * rs + c0 * cs) * x.itemsize, (nr, nc), (rs, cs), x.dtype)
+    transpose, src_rs = (0, rs) if cs == 1 else (1, cs)
+    dst = lowering.new_buffer((nr, nc), x.dtype, space, name)
+    lowering.emit("move", (block.region(),), (dst.region(),), dst=dst.ref(), src=block.ref(), dtype=x.dtype,
+                  rows=nr, cols=nc, src_rs=src_rs, dst_rs=nc, transpose=transpose)
     return dst
+
+
+def _pieces(total: int, limit: int, granule: int) -> list[tuple[int, int]]:
+    """(start, size) pieces covering [0, total): sizes at most `limit` (at least one granule), in granules."""
+    size = max(granule, limit // granule * granule)
+    return [(s, min(size, total - s)) for s in range(0, total, size)]
+
+
+def _dot_plan(lowering: Lowering, m: int, n: int, k: int, in_dt: str,
+              split_mn: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+    """Pieces of M, N and K so that each mmad's operands fit L0A/L0B and its result L0C.
+
+    A dot that fits is one piece. Otherwise pieces take at most half of each buffer, so the moves of
+    one piece can overlap the mmad of the previous one. M and N split only with `split_mn`."""
+    spec = lowering.spec
+    isz, acc = DTYPES[in_dt].itemsize, DTYPES[accumulator(DTYPES[in_dt]).name].itemsize
+    cap_a, cap_b, cap_c = (spec.buffer_bytes(b) for b in ("l0a", "l0b", "l0c"))
+    gm, gn, gk = spec.cube_tile(in_dt)
+    ms, ns = [(0, m)], [(0, n)]
+    if split_mn and m * n * acc > cap_c:
+        ns = _pieces(n, cap_c // 2 // (m * acc), gn)
+        nc = max(size for _, size in ns)
+        ms = _pieces(m, cap_c // 2 // (nc * acc), gm) if m * nc * acc > cap_c // 2 else ms
+    mc, nc = max(size for _, size in ms), max(size for _, size in ns)
+    ks = [(0, k)]
+    if mc * k * isz > cap_a // 2 or k * nc * isz > cap_b // 2:
+        ks = _pieces(k, min(cap_a // 2 // (mc * isz), cap_b // 2 // (nc * isz)), gk)
+    return ms, ns, ks
+
+
+def _mmads(lowering: Lowering, a: TileView, b: TileView, dst: TileView, rows: tuple[int, int],
+           cols: tuple[int, int], ks: list[tuple[int, int]], in_dt: str, init: Operand,
+           names: tuple[str, str]) -> tuple[TileView, TileView]:
+    """dst (+)= a[rows, :] @ b[:, cols], one mmad per K piece; returns the last L0A and L0B tiles."""
+    (_, mi), (_, ni) = rows, cols
+    for j, kp in enumerate(ks):
+        l0a = _to_l0(lowering, a, rows, kp, "l0a", names[0])
+        l0b = _to_l0(lowering, b, kp, cols, "l0b", names[1])
+        first = init if j == 0 else 0
+        reads = (l0a.region(), l0b.region()) + ((dst.region(),) if first != 1 else ())
+        lowering.emit("mmad", reads, (dst.region(),), dst=dst.ref(), a=l0a.ref(), b=l0b.ref(), dtype=in_dt, m=mi,
+                      n=ni, k=kp[1], init=first)
+    return l0a, l0b
 
 
 @rule(K.DOT)
 def _dot(lowering: Lowering, op: ir.Op) -> None:
+    """One mmad into L0C when the operands fit L0A/L0B, else one per K piece (and per M/N piece of the
+    result when it does not fit L0C: then each piece leaves by fixpipe into one UB tile)."""
     a_v, b_v = op.operands[:2]
     m, k = a_v.type.shape
     n = b_v.type.shape[1]
     in_dt = ir.elem_type(a_v.type).dtype
     acc_dt = accumulator(DTYPES[in_dt]).name
     out_dt = op.attrs["out_dtype"]
-    l0a, l0b = _to_l0(lowering, a_v, "l0a"), _to_l0(lowering, b_v, "l0b")
+    a1, b1 = _in_l1(lowering, a_v), _in_l1(lowering, b_v)
+    names = (f"{a_v.name or 'op'}_l0a", f"{b_v.name or 'op'}_l0b")
     init: Operand = 1
     dst: TileView | None = None
     extra = None
@@ -60,22 +113,41 @@ def _dot(lowering: Lowering, op: ir.Op) -> None:
         in_place = lowering.uses.get(acc_v.id) == 1
         if isinstance(acc, TileView) and acc.space == "l0c" and in_place and acc.dtype == acc_dt:
             dst, init = acc, lowering.first_iter.get(id(acc.buffer), 0)
-            lowering.acc_inputs[id(acc.buffer)] = (l0a, l0b, in_dt)
         elif not is_zero(acc):
             extra = acc_v
+    ms, ns, ks = _dot_plan(lowering, m, n, k, in_dt, split_mn=dst is None)
+    if len(ms) * len(ns) > 1:
+        users = lowering.consumers.get(op.result.id, [])
+        cast = users[0] if len(users) == 1 and users[0].kind is K.CAST and extra is None else None
+        if cast is not None and cast.attrs["dtype"] in ir.FLOAT_DTYPES:  # `dot(a, b).to(f16)`: fixpipe casts
+            out_dt = cast.attrs["dtype"]
+        result = lowering.new_buffer((m, n), out_dt, "ub", op.result.name or "dot")
+        for rows in ms:
+            for cols in ns:
+                piece = lowering.new_buffer((rows[1], cols[1]), acc_dt, "l0c", "acc_piece")
+                _mmads(lowering, a1, b1, piece, rows, cols, ks, in_dt, 1, names)
+                at = TileView(result.buffer, (rows[0] * n + cols[0]) * result.itemsize, (rows[1], cols[1]), (n, 1),
+                              out_dt)
+                lowering.emit("fixpipe", (piece.region(),), (at.region(),), dst=at.ref(), src=piece.ref(),
+                              src_dtype=acc_dt, dtype=out_dt, rows=rows[1], cols=cols[1], src_rs=cols[1], dst_rs=n)
+        if extra is not None:
+            lowering.vector("vbin", result, [("a", result), ("b", lowering.view(extra))], op="add", dtype=out_dt)
+        if cast is not None and out_dt == cast.attrs["dtype"]:
+            lowering.cast_early[cast.result.id] = result
+        lowering.vals[op.result.id] = result
+        return
+    accumulates = dst is not None
     if dst is None:
         dst = lowering.new_buffer((m, n), acc_dt, "l0c", op.result.name or "acc")
-    reads = (l0a.region(), l0b.region()) + ((dst.region(),) if init != 1 else ())
-    lowering.emit("mmad", reads, (dst.region(),), dst=dst.ref(), a=l0a.ref(), b=l0b.ref(), dtype=in_dt, m=m, n=n, k=k,
-                  init=init)
+    l0a, l0b = _mmads(lowering, a1, b1, dst, (0, m), (0, n), ks, in_dt, init, names)
+    if accumulates:
+        lowering.acc_inputs[id(dst.buffer)] = (l0a, l0b, in_dt)
     cast_to = out_dt if out_dt != acc_dt else None
     result = TileView(dst.buffer, 0, (m, n), dense_strides((m, n)), acc_dt, cast_to)
-    if extra is not None:
-        prod = lowering.fixpipe_to_ub(result)
-        other = lowering.view(extra)
-        out = lowering.new_buffer((m, n), out_dt, "ub", op.result.name)
-        lowering.vector("vbin", out, [("a", prod), ("b", other)], op="add", dtype=out_dt)
-        result = out
+    if extra is not None:  # acc in UB: the product leaves L0C and is added there (in place where it may)
+        prod, other = lowering.fixpipe_to_ub(result), lowering.view(extra)
+        result = lowering.result_buffer(op, out_dt, [other, prod])
+        lowering.vector("vbin", result, [("a", prod), ("b", other)], op="add", dtype=out_dt)
     lowering.vals[op.result.id] = result
 
 

@@ -56,6 +56,7 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
     trips = max(0, -(-(ub - lb) // step)) if isinstance(lb, int) and isinstance(ub, int) else 0
     loop = Loop(iv, lb, ub, step, [], lowering.loc, min_trips=trips, num_stages=op.attrs.get("num_stages"))
     carried: list[VReg | TileView] = []
+    has_dot = any(o.kind is K.DOT for o in ir.walk(body))  # its pipelining may run the vector work ahead
     for init, arg, y in zip(op.operands[3:], iter_args, yields):
         x = lowering.get(init)
         by_dot = (lowering.producers.get(y.id) or op).kind is K.DOT
@@ -74,6 +75,7 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
         elif isinstance(arg.type, ir.TileType):
             view = _carry_buffer(lowering, arg, init, y)
             carried.append(view)
+            lowering.carried[(id(loop), id(view.buffer))] = _update_chain(lowering, body, y) if has_dot else None
             lowering.vals[arg.id] = view
             producer = lowering.producers.get(y.id)
             if (view.space == "ub" and producer is not None and producer in body.ops
@@ -96,6 +98,11 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
             lowering.emit("eq", d=first, a=iv, b=lb)
             lowering.first_iter[id(c.buffer)] = first
     lowering.block(ir.Block([], body.ops[:-1]))
+    for c, y in zip(carried, yields):  # a value computed in place in another carried tile: copy it out first,
+        x = lowering.get(y)             # or the yield copies below could overwrite it before it is read
+        if (isinstance(c, TileView) and isinstance(x, TileView) and x.buffer is not c.buffer
+                and (id(loop), id(x.buffer)) in lowering.carried):
+            lowering.vals[y.id] = lowering.copy_dense(x)
     for c, y, arg in zip(carried, yields, iter_args):
         if isinstance(c, VReg) and isinstance(lowering.get(arg), (Affine, Wrapped, PtrTile)):
             lowering.emit("mov", d=c, a=_carried_base(lowering, lowering.get(arg), lowering.get(y)))
@@ -118,6 +125,25 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
             lowering.vals[r.id] = lowering.get(arg)
         else:
             lowering.vals[r.id] = Scalar(c, ir.elem_type(r.type).dtype) if isinstance(c, VReg) else c
+
+
+def _update_chain(lowering: Lowering, body: ir.Block, y: ir.Value) -> set[int]:
+    """Ids of the body's values that flow into the yielded `y` through elementwise ops (and a dot's
+    accumulator): the values that may be computed in place in y's carried tile."""
+    ops = {id(o) for o in body.ops}
+    chain: set[int] = set()
+    todo = [y]
+    while todo:
+        v = todo.pop()
+        p = lowering.producers.get(v.id)
+        if v.id in chain or p is None or id(p) not in ops:
+            continue
+        chain.add(v.id)
+        if p.kind in _ELEMENTWISE:
+            todo += [u for u in p.operands if ir.shape_of(u.type) == ir.shape_of(v.type)]
+        elif p.kind is K.DOT and len(p.operands) > 2:
+            todo.append(p.operands[2])
+    return chain
 
 
 def _zero_when_no_trips(lowering: Lowering, loop: Loop, acc: TileView) -> None:

@@ -8,8 +8,9 @@ load or store turns them into strided DMA descriptors with valid extents; other 
 buffers chosen by placement: loads feeding `dot` go to L1 and move to L0A/L0B, dot results stay
 in L0C (a loop-carried accumulator accumulates in place; its first iteration overwrites, and a
 loop that may run zero times is followed by a guarded k=0 mmad that zeroes it), and elementwise
-work happens in UB (a loop-carried tile updated as `acc = acc op x` is updated in place). A dot
-result that is stored leaves by fixpipe straight to GM.
+work happens in UB (a loop-carried tile updated as `acc = acc op x` is updated in place, and an
+elementwise result takes the tile of an operand that dies there). A dot result that is stored leaves by
+fixpipe straight to GM.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from npulang import ir
 from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.mir import Buffer, BufRef, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
-    Affine, Lowered, Mask, Operand, Ptr, Scalar, TileView, Uniform, Wrapped, dense_strides,
+    Affine, Lowered, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
@@ -43,6 +44,11 @@ class Lowering:
         self.fn, self.spec = fn, spec
         self.vals: dict[int, Lowered] = {}
         self.uses: dict[int, int] = {}
+        self.remaining: dict[int, int] = {}  # value id -> uses not lowered yet (an input dies at its last use)
+        # (id(loop), id(buffer)) of a loop's carried UB tile -> ids of the values that may be computed in it
+        # (those that update it; None: any, in a loop without dots, whose iterations never run ahead)
+        self.carried: dict[tuple[int, int], set[int] | None] = {}
+        self.in_ub: dict[tuple[int, int], TileView] = {}  # (value id, id(scope)) -> its L0C tile copied to UB
         self.feeds_dot: set[int] = set()
         self.out: list[Node] = []
         self.scope: Loop | None = None
@@ -57,6 +63,9 @@ class Lowering:
         self.cse: list[dict[tuple[str, Any, Any], VReg]] = [{}]  # scalar ops per enclosing block
         # value id -> the op defining it (carried-buffer placement looks at a yield's producer)
         self.producers: dict[int, ir.Op] = {r.id: op for op in ir.walk(fn.body) for r in op.results}
+        self.consumers: dict[int, list[ir.Op]] = {}  # value id -> the ops using it
+        self.loaded: set[int] = set()  # ids of the buffers DMA loads write
+        self.cast_early: dict[int, TileView] = {}  # cast result id -> its tile, already converted by fixpipe
 
     def apply(self) -> list[Node]:
         self._analyse(self.fn.body)
@@ -72,9 +81,11 @@ class Lowering:
         for op in ir.walk(block):
             for v in op.operands:
                 self.uses[v.id] = self.uses.get(v.id, 0) + 1
+                self.consumers.setdefault(v.id, []).append(op)
             if op.kind is ir.OpKind.DOT:
                 for v in op.operands[:2]:
                     self.feeds_dot.add(v.id)
+        self.remaining = dict(self.uses)
         for op in reversed(list(ir.walk(block))):  # a trans/cast feeding a dot: its input feeds it too
             if op.kind in (ir.OpKind.TRANS,) and op.result.id in self.feeds_dot:
                 self.feeds_dot.add(op.operands[0].id)
@@ -151,6 +162,8 @@ class Lowering:
                 RULES[op.kind](self, op)
             except KeyError:
                 raise self.error(f"no lowering rule for {op.kind.value}") from None
+            for v in op.operands:
+                self.remaining[v.id] -= 1
 
     # -- materialising tiles in UB -------------------------------------------------------------
     def view(self, v: ir.Value) -> TileView:
@@ -159,6 +172,11 @@ class Lowering:
         t = v.type
         dt = ir.elem_type(t).dtype if not isinstance(ir.elem_type(t), ir.PtrType) else "i32"
         shape = ir.shape_of(t)
+        if isinstance(x, TileView) and x.space == "l0c":  # one fixpipe per value and scope, however often used
+            key = (v.id, id(self.scope))
+            if key not in self.in_ub:
+                self.in_ub[key] = self.fixpipe_to_ub(x)
+            return self.in_ub[key]
         return self.to_ub(x, shape, dt)
 
     def to_ub(self, x: Lowered, shape: tuple[int, ...], dt: str) -> TileView:
@@ -255,19 +273,50 @@ class Lowering:
         return self.view(v)
 
     def result_buffer(self, op: ir.Op, dt: str, srcs: list[TileView | Operand | None]) -> TileView:
-        """A dense UB tile for op's result: the loop-carried buffer it is yielded into (see `_for`), else a
-        dying dense operand's buffer when it fits, else a new one."""
+        """A dense UB tile for op's result: the loop-carried buffer it is yielded into (see `_for`), else the
+        buffer of a dense operand that dies here (elementwise chains run in place), else a new one."""
         shape = ir.shape_of(op.result.type)
         into = self.write_into.get(op.result.id)
         if into is not None and into.shape == shape and into.dtype == dt:
             return into
-        for v, s in zip(op.operands, srcs):
+        for s in srcs:
             if (isinstance(s, TileView) and s.space == "ub" and s.dense and s.shape == shape and s.offset == 0
-                    and self.uses.get(v.id) == 1 and s.buffer.scope is self.scope
+                    and self.owned_here(s.buffer, op) and self.dies_here(s.buffer, op)
+                    and all(t == s for t in srcs if isinstance(t, TileView) and t.buffer is s.buffer)
                     and s.buffer.nbytes >= max(1, numel(shape)) * isa_dtype(dt).itemsize
                     and isa_dtype(s.dtype).itemsize == isa_dtype(dt).itemsize):
                 return TileView(s.buffer, 0, shape, s.strides, dt)
         return self.new_buffer(shape, dt, "ub", op.result.name)
+
+    def owned_here(self, buf: Buffer, op: ir.Op) -> bool:
+        """`buf` belongs to the code being lowered: made in this scope, or carried by the loop being lowered
+        and `op` may use it (a carried tile, once its iteration value is dead, may take the next value in
+        place; in a loop with dots not other values, whose writes would tie the iterations together and
+        keep the pipelining from running vector work an iteration ahead)."""
+        key = (id(self.scope), id(buf))
+        if key not in self.carried:
+            return buf.scope is self.scope
+        values = self.carried[key]
+        return values is None or op.result.id in values
+
+    def dies_here(self, buf: Buffer, op: ir.Op) -> bool:
+        """No value held in `buf` (directly, as a view, or as an L0C value's UB copy) is used after `op`."""
+        here: dict[int, int] = {}
+        for v in op.operands:
+            here[v.id] = here.get(v.id, 0) + 1
+        holders = [vid for vid, x in self.vals.items() if _holds(x, buf)]
+        holders += [vid for (vid, _), x in self.in_ub.items() if x.buffer is buf]
+        if buf.scope is None and id(buf) in self.loaded and sum(self.uses.get(vid, 0) for vid in holders) > 1:
+            # a tile loaded outside any loop has one copy (also across programs on a core): writing a result
+            # into it would make the next program's load wait for that result's store
+            return False
+        return all(self.remaining.get(vid, 0) <= here.get(vid, 0) for vid in holders)
+
+
+def _holds(x: Lowered, buf: Buffer) -> bool:
+    if isinstance(x, PtrTile):
+        x = x.offsets
+    return isinstance(x, TileView) and x.buffer is buf
 
 
 def numel(shape: tuple[int, ...]) -> int:

@@ -125,6 +125,8 @@ def _cast(lowering: Lowering, op: ir.Op) -> None:
     src_dt, dt = ir.elem_type(op.operands[0].type).dtype, op.attrs["dtype"]
     if src_dt == dt:
         lowering.vals[op.result.id] = x
+    elif op.result.id in lowering.cast_early:  # a split dot's pieces were converted on their way out of L0C
+        lowering.vals[op.result.id] = lowering.cast_early[op.result.id]
     elif isinstance(x, Scalar):
         lowering.vals[op.result.id] = Scalar(_cast_scalar(lowering, x.value, src_dt, dt), dt)
     elif isinstance(x, Uniform):  # a splat of a scalar, constant or runtime (a register)

@@ -95,6 +95,7 @@ def _load(lowering: Lowering, op: ir.Op) -> None:
         (mask is None or isinstance(mask, Mask))
     space = "l1" if op.result.id in lowering.feeds_dot and strided else "ub"  # a gathered dot operand goes UB->L1
     dst = lowering.new_buffer(shape, dt, space, op.result.name)
+    lowering.loaded.add(id(dst.buffer))
     if strided and isinstance(p.offsets, Wrapped):
         _load_wrapped(lowering, p, p.offsets, mask, dst, pad)
     elif strided:
@@ -243,6 +244,7 @@ def _load_with(lowering: Lowering, op: ir.Op, p: PtrTile, mask: Mask) -> None:
     shape, dt = ir.shape_of(op.result.type), ir.elem_type(op.result.type).dtype
     space = "l1" if op.result.id in lowering.feeds_dot else "ub"
     dst = lowering.new_buffer(shape, dt, space, op.result.name)
+    lowering.loaded.add(id(dst.buffer))
     rows, cols, rs, cs = _dma_shape(lowering, p.offsets, shape)
     vr, vc = _valid(lowering, mask, shape)
     lowering.emit("load", (Region(("gm", p.ptr.arg)),), (dst.region(),), dst=dst.ref(),
