@@ -3,12 +3,13 @@
 Each kernel is launched through the public API, timing only (no numpy work), with `l2="cold"` so
 every launch starts with an empty L2. Rooflines:
 
-- matmul: the cube bound, M*N*K / (cube MACs per cycle * cores);
+- matmul (and x @ Wᵀ): the cube bound, M*N*K / (cube MACs per cycle * cores);
 - flash attention: the cube bound of its two matmuls, 2·seq²·d MACs per head (half when causal);
-- conv2d (implicit GEMM through `npu.make_conv_descriptor`): the cube bound on the convolution's own
-  MACs, N*OH*OW * K_out * C*R*S / (cube MACs per cycle * cores);
-- softmax, layer norm: the HBM bound, the bytes each must move at least (read x once, write y once,
-  plus w, b, mean and rstd) divided by the HBM bytes per cycle.
+- conv2d (implicit GEMM through `npu.make_conv_descriptor`, and the direct Triton-style kernel of
+  examples/idioms.py): the cube bound on the convolution's own MACs, N*OH*OW * K_out * C*R*S /
+  (cube MACs per cycle * cores);
+- softmax, layer norm, cross-entropy: the HBM bound, the bytes each must move at least (read x once,
+  write y once, plus w, b, mean and rstd; logits, labels and loss) divided by the HBM bytes per cycle.
 
     python benchmarks/kernel_perf.py            # the best config found for each kernel
     python benchmarks/kernel_perf.py --sweep    # every candidate config (a few minutes)
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
 from examples import conv2d as conv  # noqa: E402
-from examples import kernels, norms, tutorials  # noqa: E402
+from examples import idioms, kernels, norms, tutorials  # noqa: E402
 
 
 @dataclass
@@ -124,6 +125,8 @@ def attention(seq: int, d: int, causal: bool, bm: int, bn: int, stages: int, hea
     roof = macs / (spec.cube_macs_per_cycle() * spec.cores)
     return _row("attn_fwd" + (" (causal)" if causal else ""), f"fp16 {heads} heads x {seq}, d={d}",
                 f"BM={bm} BN={bn} num_stages={stages}" + _persistent(PERSISTENT), run, roof, "cube")
+
+
 def conv2d(n: int, c: int, hw: int, kout: int, r: int, stride: int, pad: int, layout: str, cb: int | None,
            bm: int, bn: int, bk: int) -> Row:
     spec = npu.get_machine()
@@ -138,6 +141,45 @@ def conv2d(n: int, c: int, hw: int, kout: int, r: int, stride: int, pad: int, la
     problem = f"fp16 {layout} N={n} C={c} {hw}x{hw} K={kout} {r}x{r}" + (f"/{stride}" if stride > 1 else "")
     config = f"BM={bm} BN={bn} BK={bk} channel_block={cb or c}" + _persistent(PERSISTENT)
     return _row("conv2d_kernel", problem, config, run, max(cube, hbm), "cube" if cube >= hbm else "HBM")
+
+
+def linear_bt(size: int, bm: int, bn: int, bk: int, stages: int, variant: str) -> Row:
+    """y = x @ Wᵀ with W [N, K] (examples/idioms.py): read through strides (`strides`, the unit stride
+    specialised; `unspecialised`, the same kernel with do_not_specialize), or tiles of W and npu.trans."""
+    spec = npu.get_machine()
+    x, w = np.zeros((size, size), np.float16), np.zeros((size, size), np.float16)
+    launch = dict(num_stages=stages, timing_only=True, l2="cold")
+    if variant == "trans":
+        _, run = idioms.run_linear_trans(x, w, (bm, bn, bk), **launch)
+    else:
+        kernel = idioms.linear_kernel if variant == "strides" else idioms.linear_kernel_unspecialised
+        _, run = idioms.run_linear(x, w, (bm, bn, bk), kernel=kernel, **launch)
+    roof = size ** 3 / (spec.cube_macs_per_cycle() * spec.cores)
+    name = {"strides": "linear_kernel (x @ Wᵀ, strides)", "unspecialised": "linear_kernel, do_not_specialize",
+            "trans": "linear_trans_kernel (npu.trans)"}[variant]
+    return _row(name, f"fp16 {size}³", f"BM={bm} BN={bn} BK={bk} num_stages={stages}", run, roof, "cube")
+
+
+def conv2d_direct(n: int, hw: int, c: int, k: int, rs: int, bw: int, bk: int, bc: int, stages: int) -> Row:
+    """The Triton-style direct NHWC convolution of examples/idioms.py (stride 1, same padding)."""
+    spec = npu.get_machine()
+    x, w = np.zeros((n, hw, hw, c), np.float16), np.zeros((rs, rs, c, k), np.float16)
+    _, run = idioms.run_conv2d_nhwc(x, w, 1, rs // 2, (bw, bk, bc), num_stages=stages, timing_only=True,
+                                    l2="cold")
+    roof = n * hw * hw * k * c * rs * rs / (spec.cube_macs_per_cycle() * spec.cores)
+    return _row("conv2d_nhwc_kernel (direct, masks)", f"fp16 N={n} C={c} {hw}x{hw} K={k} {rs}x{rs}",
+                f"BLOCK_W={bw} BLOCK_K={bk} BLOCK_C={bc} num_stages={stages}", run, roof, "cube")
+
+
+def cross_entropy(rows: int, cols: int, stages: int) -> Row:
+    logits = np.zeros((rows, cols), np.float32)
+    labels = np.zeros(rows, np.int32)
+    loss, run = idioms.run_cross_entropy(logits, labels, num_stages=stages, timing_only=True, l2="cold",
+                                         persistent=PERSISTENT)
+    moved = logits.nbytes + labels.nbytes + loss.nbytes
+    block = 1 << (cols - 1).bit_length()
+    config = f"grid={rows} BLOCK={block} num_stages={stages}" + _persistent(PERSISTENT)
+    return _row("cross_entropy_kernel", f"fp32 {rows}x{cols}", config, run, _hbm_cycles(moved), "HBM")
 
 
 def _hbm_cycles(nbytes: int) -> float:
@@ -182,6 +224,12 @@ CANDIDATES: list[tuple[str, Callable[..., Row], list[tuple[Any, ...]]]] = [
                               (2048, 128, False, 32, 256, 3)]),
     ("attention_causal", attention, [(2048, 128, True, 64, 128, 3), (2048, 128, True, 64, 128, 2),
                                      (2048, 128, True, 32, 128, 3), (2048, 128, True, 128, 64, 2)]),
+    ("linear_bt", linear_bt, [(2048, 128, 256, 32, 2, "strides"), (2048, 128, 128, 32, 3, "strides")]),
+    ("linear_bt_unspecialised", linear_bt, [(2048, 128, 256, 32, 2, "unspecialised")]),
+    ("linear_trans", linear_bt, [(2048, 128, 256, 32, 2, "trans"), (2048, 128, 128, 32, 3, "trans")]),
+    ("cross_entropy", cross_entropy, [(4096, 4096, 2), (4096, 4096, 1)]),
+    ("conv2d_direct", conv2d_direct, [(4, 56, 64, 64, 3, 64, 64, 64, 2), (4, 56, 64, 64, 3, 64, 64, 32, 3),
+                                      (4, 56, 64, 64, 3, 32, 64, 64, 2)]),
 ]
 PERSISTENT: bool | None = None  # --persistent: None lets the runtime choose (grids larger than the machine)
 

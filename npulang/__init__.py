@@ -11,7 +11,7 @@ from npulang.errors import (
     UnsupportedSyntaxError,
 )
 from npulang.language import (
-    abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, device_print, dot, dtype,
+    abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, cumsum, device_print, dot, dtype,
     erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
     make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
     permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
@@ -19,6 +19,7 @@ from npulang.language import (
 )
 from npulang.language import make_conv_descriptor
 
+from npulang import math  # Triton's `tl.math` alias namespace (npu.math.exp2)
 from npulang.backend.errors import UnsupportedKernelError  # a tuner tells "cannot lower" from ResourceError
 
 # Launch-side API: the decorator, launch options and records, the machine kernels run on, profiling.
@@ -45,12 +46,12 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
-    "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos",
+    "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos", "cumsum",
     "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
-    "tanh", "trans", "view", "where", "zeros",
+    "tanh", "trans", "view", "where", "zeros", "math",
     "make_conv_descriptor",
     "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "launch_defaults", "profile",
     "set_machine",

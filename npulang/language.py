@@ -230,6 +230,15 @@ def sum(input: Any, axis: int | None = None, keep_dims: bool = False, dtype: dty
 
 
 @builtin
+def cumsum(input: Any, axis: int = 0, reverse: bool = False, dtype: dtype | None = None) -> Any:
+    """Inclusive prefix sums along `axis` (suffix sums with `reverse=True`), as Triton's `tl.cumsum`.
+
+    The result has the input's dtype (int8/int1 sum in int32). The sums are formed in log2(n) steps,
+    each element adding the partial sum 1, 2, 4, ... places back, so floats round as that order does.
+    """
+
+
+@builtin
 def max(input: Any, axis: int | None = None, return_indices: bool = False,
         return_indices_tie_break_left: bool = True, keep_dims: bool = False) -> Any:
     """Maximum along `axis`; with `return_indices=True`, also the argmax (first occurrence only)."""

@@ -1,9 +1,10 @@
 """Pointer and mask analysis: affine index tiles, pointer tiles and bounds masks, kept symbolic.
 
-These rules fold `arange`, `splat`, `broadcast`, `expand_dims`, `+`, `*`, `%`, `addptr` and `<` on
-index tiles into `Affine` / `Wrapped` / `PtrTile` / `Mask` values, emitting only scalar arithmetic.
-Anything they cannot express returns None and the caller materialises the tile on the vector pipe
-instead (loads and stores of such tiles become gather/scatter).
+These rules fold `arange`, `splat`, `broadcast`, `expand_dims`, `+`, `*`, `%`, `addptr`, comparisons
+and `&` on index tiles into `Affine` / `Wrapped` / `PtrTile` / `Mask` values, emitting only scalar
+arithmetic. Anything they cannot express returns None (or, for comparisons, the reason) and the
+caller materialises the tile on the vector pipe instead (loads and stores of such tiles become
+gather/scatter, and `inspect` says why).
 """
 
 from __future__ import annotations
@@ -93,63 +94,126 @@ def add_offsets(a: Affine | Wrapped, b: Affine | Wrapped, sop: ScalarOp) -> Affi
     return combine_wrapped("add", a, b, sop)
 
 
-def compare_to_mask(pred: str, a: Affine, b: Affine, sop: ScalarOp) -> Mask | None:
-    """`a < b` (or <=, >, >=) where one side varies along one dim with coefficient 1, the other is uniform."""
-    if pred in ("gt", "ge"):
-        a, b, pred = b, a, {"gt": "lt", "ge": "le"}[pred]
-    if pred not in ("lt", "le") or any(c != 0 for c in b.coeffs):
-        return None
+_FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+
+
+def compare_to_mask(pred: str, a: Affine, b: Affine, sop: ScalarOp) -> Mask | str:
+    """`a pred b` as bounds on one index, or the reason it is not one.
+
+    One side must be uniform and the other vary along at most one dim with a constant step c >= 1 (a
+    strided window, as a convolution with stride c indexes): `x < u` / `x <= u` bound it above, `x > u` /
+    `x >= u` below, `x == u` both; a comparison of two uniform sides is a gate (the whole tile valid or not).
+    """
+    if any(c != 0 for c in b.coeffs):
+        if any(c != 0 for c in a.coeffs):
+            return "both sides of the comparison vary over the tile"
+        a, b, pred = b, a, _FLIP[pred]
     varying = [d for d, c in enumerate(a.coeffs) if c != 0]
-    if len(varying) > 1 or any(a.coeffs[d] != 1 for d in varying):
-        return None
-    limit = sop("sub", b.base, a.base)
-    if pred == "le":
-        limit = sop("add", limit, 1)
-    limits: list[Operand | None] = [None] * len(a.shape)
-    broadcast = [False] * len(a.shape)
-    if varying:
-        limits[varying[0]] = limit
-    else:  # uniform condition: all-or-nothing, attach it to dim 0
-        limits[0], broadcast[0] = limit, True
-    return Mask(tuple(limits), tuple(broadcast), a.shape)
+    n = len(a.shape)
+    if not varying:
+        return Mask((None,) * n, a.shape, gate=sop(pred, a.base, b.base))
+    if len(varying) > 1:
+        return "the compared index varies along more than one dim (a flattened index is not a bound per dim)"
+    d, c = varying[0], a.coeffs[varying[0]]
+    if not isinstance(c, int) or c < 0:
+        return f"the compared index steps by {'a runtime amount' if not isinstance(c, int) else c} per element"
+    if pred == "ne":
+        return "`!=` excludes one index from the middle, which is not a range"
+    # base + c*i pred u  <=>  i pred (u - base) / c: the first index past the edge, or the last before it
+    gap = sop("sub", b.base, a.base)
+    first = _ceil_div(gap, c, sop) if pred in ("lt", "ge", "eq") else None  # least i with c*i >= gap
+    past = sop("add", _floor_div(gap, c, sop), 1) if pred in ("gt", "le", "eq") else None  # least c*i > gap
+    lo = {"gt": past, "ge": first, "eq": first}.get(pred)
+    hi = {"lt": first, "le": past, "eq": past}.get(pred)
+    limits = tuple(hi if e == d else None for e in range(n))
+    lows = tuple(lo if e == d else None for e in range(n)) if lo is not None else None
+    return Mask(limits, a.shape, lows)
 
 
-def and_masks(a: Mask, b: Mask, sop: ScalarOp) -> Mask | None:
-    limits: list[Operand | None] = []
-    broadcast: list[bool] = []
-    for la, lb, ba, bb in zip(a.limits, b.limits, a.broadcast, b.broadcast):
-        if la is not None and lb is not None and ba != bb:
-            return None
-        limits.append(lb if la is None else la if lb is None else sop("min", la, lb))
-        broadcast.append(ba if la is not None else bb)
-    return Mask(tuple(limits), tuple(broadcast), a.shape)
+def _floor_div(a: Operand, c: int, sop: ScalarOp) -> Operand:
+    """floor(a / c) for a constant c > 0 (the scalar unit's div truncates toward zero)."""
+    if c == 1:
+        return a
+    rem = sop("rem", sop("add", sop("rem", a, c), c), c)  # a mod c, in [0, c)
+    return sop("div", sop("sub", a, rem), c)
 
 
-def broadcast_mask(m: Mask, shape: tuple[int, ...]) -> Mask:
-    bc = tuple(b or (n == 1 and s != 1 and lim is not None)
-               for b, n, s, lim in zip(m.broadcast, m.shape, shape, m.limits))
-    return Mask(m.limits, bc, shape)
+def _ceil_div(a: Operand, c: int, sop: ScalarOp) -> Operand:
+    return a if c == 1 else sop("sub", 0, _floor_div(sop("sub", 0, a), c, sop))
+
+
+def _both(a: Operand | None, b: Operand | None, op: str, sop: ScalarOp) -> Operand | None:
+    return b if a is None else a if b is None else sop(op, a, b)
+
+
+def and_masks(a: Mask, b: Mask, sop: ScalarOp) -> Mask:
+    """The conjunction: the tighter bound on each side of each dim, gates and-ed."""
+    limits = tuple(_both(x, y, "min", sop) for x, y in zip(a.limits, b.limits))
+    lows = None if a.lows is None and b.lows is None else \
+        tuple(_both(a.low(d), b.low(d), "max", sop) for d in range(len(a.shape)))
+    return Mask(limits, a.shape, lows, _both(a.gate, b.gate, "and", sop))
+
+
+def gate_mask(m: Mask, cond: Operand, sop: ScalarOp) -> Mask:
+    """`m & cond` for a scalar condition (a splat of `h < H`)."""
+    return Mask(m.limits, m.shape, m.lows, _both(m.gate, sop("ne", cond, 0), "and", sop))
+
+
+def broadcast_mask(m: Mask, shape: tuple[int, ...], sop: ScalarOp) -> Mask:
+    """A size-1 dim that grows checks its one index 0 against its bounds: that becomes part of the gate."""
+    gate, limits, lows = m.gate, list(m.limits), list(m.lows or (None,) * len(shape))
+    for d, (n, s) in enumerate(zip(m.shape, shape)):
+        if n == 1 and s != 1:
+            if limits[d] is not None:
+                gate = _both(gate, sop("gt", limits[d], 0), "and", sop)
+            if lows[d] is not None:
+                gate = _both(gate, sop("le", lows[d], 0), "and", sop)
+            limits[d] = lows[d] = None
+    return Mask(tuple(limits), shape, tuple(lows) if m.lows is not None else None, gate)
 
 
 def expand_mask(m: Mask, axis: int) -> Mask:
-    return Mask(m.limits[:axis] + (None,) + m.limits[axis:],
-                m.broadcast[:axis] + (False,) + m.broadcast[axis:],
-                m.shape[:axis] + (1,) + m.shape[axis:])
+    lows = None if m.lows is None else m.lows[:axis] + (None,) + m.lows[axis:]
+    return Mask(m.limits[:axis] + (None,) + m.limits[axis:], m.shape[:axis] + (1,) + m.shape[axis:], lows, m.gate)
 
 
-def extents(m: Mask | None, shape: tuple[int, ...], sop: ScalarOp) -> list[Operand | None]:
-    """Valid extent per dim: clamp(limit, 0, size), or size/0 for broadcast dims; None = all."""
+def bounds(m: Mask | None, shape: tuple[int, ...], sop: ScalarOp) -> list[tuple[Operand, Operand | None]]:
+    """The valid index range [lo, hi) per dim: lo clamped to [0, size], hi to [0, size] (None: size).
+
+    A false gate makes dim 0's hi 0. The range is empty when hi <= lo; a DMA clamps the negative
+    extent hi - lo to 0.
+    """
     if m is None:
-        return [None] * len(shape)
-    out: list[Operand | None] = []
-    for lim, bc, n in zip(m.limits, m.broadcast, shape):
-        if lim is None:
-            out.append(None)
-        elif bc:
-            out.append(sop("mul", sop("min", sop("max", lim, 0), 1), n))
-        else:
-            out.append(sop("min", sop("max", lim, 0), n))
+        return [(0, None)] * len(shape)
+    out: list[tuple[Operand, Operand | None]] = []
+    for d, n in enumerate(shape):
+        lo, lim = m.low(d), m.limits[d]
+        out.append((0 if lo is None else sop("min", sop("max", lo, 0), n),
+                    None if lim is None else sop("min", sop("max", lim, 0), n)))
+    if m.gate is not None and shape:
+        lo, hi = out[0]
+        out[0] = (lo, sop("mul", shape[0] if hi is None else hi, m.gate))
     return out
+
+
+def slab_offsets(x: Affine | Wrapped, b: int, sop: ScalarOp) -> Affine | Wrapped | None:
+    """Index `b` of a rank-3 index tile's leading dim (None when that dim wraps)."""
+    if isinstance(x, Wrapped):
+        inner = slab_offsets(x.affine, b, sop)
+        return None if x.dim == 0 or inner is None else Wrapped(inner, x.dim - 1, x.plan)  # type: ignore[arg-type]
+    return Affine(sop("add", x.base, sop("mul", b, x.coeffs[0])), x.coeffs[1:], x.shape[1:])
+
+
+def slab_mask(m: Mask | None, b: int, sop: ScalarOp) -> Mask | None:
+    """Index `b` of a rank-3 mask's leading dim: its bounds there become part of the gate."""
+    if m is None:
+        return None
+    gate, lo, hi = m.gate, m.low(0), m.limits[0]
+    if hi is not None:
+        gate = _both(gate, sop("lt", b, hi), "and", sop)
+    if lo is not None:
+        gate = _both(gate, sop("ge", b, lo), "and", sop)
+    return Mask(m.limits[1:], m.shape[1:], None if m.lows is None else m.lows[1:], gate)
 
 
 def offset_ptr(p: PtrTile, off: Affine | Wrapped, sop: ScalarOp) -> PtrTile | None:

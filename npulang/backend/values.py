@@ -16,6 +16,10 @@ from npulang.backend.mir import Buffer, BufRef, Region, VReg
 Operand = Union[VReg, int, float]  # a scalar: register or immediate
 
 
+class RankError(ValueError):
+    """A tile of a rank the instruction at hand cannot take (the lowering reports it at the kernel line)."""
+
+
 @dataclass(frozen=True)
 class Scalar:
     """A scalar in a register (or an immediate)."""
@@ -95,15 +99,20 @@ class Uniform:
 
 @dataclass(frozen=True)
 class Mask:
-    """A conjunction of per-dimension bounds: element valid iff index_d < limits[d] for each d.
+    """A conjunction of bounds: element valid iff lows[d] <= index_d < limits[d] for each d, and gate.
 
-    `limits[d]` None: no bound on that dim. `broadcast[d]`: dim d was size 1 and broadcast, so it
-    is all-or-nothing (valid iff limits[d] > 0).
+    `limits[d]` / `lows[d]` None: no bound on that side of dim d. `gate` (a 0/1 scalar, None = 1) holds
+    the terms that do not vary over the tile (`h < H` ANDed in, or a bound on a broadcast dim), so the
+    whole tile is valid or not.
     """
 
     limits: tuple[Operand | None, ...]
-    broadcast: tuple[bool, ...]
     shape: tuple[int, ...]
+    lows: tuple[Operand | None, ...] | None = None  # None: no lower bounds at all
+    gate: Operand | None = None
+
+    def low(self, d: int) -> Operand | None:
+        return None if self.lows is None else self.lows[d]
 
 
 @dataclass(frozen=True)
@@ -144,7 +153,13 @@ class TileView:
             return 1, self.shape[0], self.shape[0] * self.strides[0], self.strides[0]
         if len(self.shape) == 2:
             return self.shape[0], self.shape[1], self.strides[0], self.strides[1]
-        raise ValueError(f"tiles of rank {len(self.shape)} are not supported (rank 1 or 2 only)")
+        raise RankError(f"this operation does not take rank-{len(self.shape)} tiles (rank 1 or 2; rank 3 only "
+                        "for elementwise work, reductions and scans)")
+
+    def slab(self, b: int) -> TileView:
+        """Index `b` of the leading dim: a tile of one rank less (rank-3 work runs slab by slab)."""
+        return TileView(self.buffer, self.offset + b * self.strides[0] * self.itemsize, self.shape[1:],
+                        self.strides[1:], self.dtype, self.cast_to)
 
     @property
     def dense(self) -> bool:

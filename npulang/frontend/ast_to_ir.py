@@ -23,6 +23,7 @@ from typing import Any, Iterator
 from npulang import errors, ir
 from npulang import language as lang
 from npulang.frontend import builtin_rules as bi
+from npulang.frontend.names import assigned_names, ends_in_bare_return, missing_hint, same_constexpr, unchanged
 from npulang.frontend.semantics import Semantics, SemanticError, constexpr_error, describe, type_error
 from npulang.frontend.source import BoundCall, KernelDef, KernelSource, is_constexpr_value
 from npulang.ir import I32, Block, Loc, OpKind, TileType, Value
@@ -40,6 +41,8 @@ _PY_CMPOPS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": ope
 _PY_BUILTINS = {"range", "min", "max", "abs", "len", "int", "float", "bool", "isinstance", "tuple", "list",
                 "enumerate", "zip", "print", "getattr", "hasattr", "str"}
 _MAX_INLINE_DEPTH = 32
+_MAX_UNROLLED_WHILE = 4096
+_RETURN_HINT = "return at the end of the function, or exit early with `if cond: return` outside runtime loops"
 
 
 class BoundMethod:
@@ -60,6 +63,7 @@ class CodeGenerator(ast.NodeVisitor):
         self.sem = Semantics(builder)
         self.depth = depth
         self.runtime_depth = 0  # > 0 inside runtime for/if bodies
+        self.guard_depth = 0  # how many of those are early exits (`if c: return`), where `return` may stand
         self.returned = False
         self.return_value: Any = None
 
@@ -113,10 +117,51 @@ class CodeGenerator(ast.NodeVisitor):
     # -- statements ---------------------------------------------------------------------------
 
     def visit_body(self, stmts: list[ast.stmt]) -> None:
-        for stmt in stmts:
+        for i, stmt in enumerate(stmts):
             if self.returned:
                 break
+            if isinstance(stmt, ast.If) and ends_in_bare_return(stmt.body):
+                saved = self.b.loc
+                self.b.loc = self.loc(stmt)
+                try:
+                    cond = self.visit(stmt.test)
+                finally:
+                    self.b.loc = saved
+                if isinstance(cond, Value):
+                    self._guard(stmt, cond, stmts[i + 1:])
+                    return
+                self.visit_body(stmt.body if cond else stmt.orelse)
+                continue
             self.visit(stmt)
+
+    def _guard(self, node: ast.If, cond: Value, rest: list[ast.stmt]) -> None:
+        """`if c: ...; return` then `rest`: an early exit, as `if c: ... else: rest` that ends the function.
+
+        Only where every enclosing runtime construct is such a guard (not inside a runtime loop).
+        """
+        if self.runtime_depth != self.guard_depth:
+            raise self._unsupported(node, "return inside a runtime loop or if", _RETURN_HINT)
+        if isinstance(cond.type, TileType):
+            raise self.error(errors.ShapeMismatchError, node.test,
+                             f"an if condition must be a scalar, got {describe(cond)}")
+        cond = self.sem.to_bool(cond)
+        before, blocks = dict(self.scope), []
+        for stmts in (node.body, node.orelse + rest):
+            block = Block()
+            self.scope, self.returned = dict(before), False
+            self.runtime_depth += 1
+            self.guard_depth += 1
+            with self._in_block(block):
+                self.visit_body(stmts)
+                self.b.create(OpKind.YIELD)
+            self.runtime_depth -= 1
+            self.guard_depth -= 1
+            blocks.append(block)
+        self.scope, self.returned = before, True
+        saved = self.b.loc
+        self.b.loc = self.loc(node)
+        self.b.create(OpKind.IF, (cond,), result_types=(), regions=tuple(blocks))
+        self.b.loc = saved
 
     def visit_Expr(self, node: ast.Expr) -> None:
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
@@ -165,9 +210,8 @@ class CodeGenerator(ast.NodeVisitor):
                                     "tiles are values: compute a new tile, or npu.store it to memory")
 
     def visit_Return(self, node: ast.Return) -> None:
-        if self.runtime_depth:
-            raise self._unsupported(node, "return inside a runtime loop or if",
-                                    "return at the end of the function, or make the condition a constexpr")
+        if self.runtime_depth and not (node.value is None and self.runtime_depth == self.guard_depth):
+            raise self._unsupported(node, "return inside a runtime loop or if", _RETURN_HINT)
         self.return_value = self.visit(node.value) if node.value is not None else None
         self.returned = True
 
@@ -180,7 +224,63 @@ class CodeGenerator(ast.NodeVisitor):
             raise self.error(errors.CompilationError, node, f"assertion failed: {msg}".rstrip(": "))
 
     def visit_While(self, node: ast.While) -> None:
-        raise self._unsupported(node, "while", "use for i in range(start, stop, step)")
+        """A constexpr condition unrolls the loop; a runtime one is a `while` op whose carried values are
+        the names the body reassigns (found by a dry run, as for `for`)."""
+        if node.orelse:
+            raise self._unsupported(node, "while ... else")
+        before = dict(self.scope)
+        self.runtime_depth += 1
+        with self._in_block(Block()):  # a dry run: is the condition runtime, now or after one iteration?
+            cond = self.visit(node.test)
+            self.visit_body(node.body)
+            again = self.visit(node.test)
+        self.runtime_depth -= 1
+        after = self.scope
+        if not isinstance(cond, Value) and not isinstance(again, Value):
+            self.scope = before
+            self._unrolled_while(node, cond)
+            return
+        assigned = [n for n in assigned_names(node.body) if n in before]
+        self.scope = dict(before)
+        carried = [n for n in assigned if n in after and not unchanged(before[n], after[n])]
+        types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
+        inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
+        regions = []
+        for part in ("cond", "body"):
+            block = Block([Value(t, n) for n, t in zip(carried, types)])
+            self.scope = dict(before)
+            self.scope.update(zip(carried, block.args))
+            self.runtime_depth += 1
+            with self._in_block(block):
+                if part == "cond":
+                    cond = self.visit(node.test)
+                    if isinstance(cond, Value) and isinstance(cond.type, TileType):
+                        raise self.error(errors.ShapeMismatchError, node.test,
+                                         f"a while condition must be a scalar, got {describe(cond)}")
+                    self.b.create(OpKind.YIELD, [self.sem.to_bool(self.sem.to_value(cond))])
+                else:
+                    self.visit_body(node.body)
+                    self.b.create(OpKind.YIELD, [self._as_type(node, n, self.scope[n], t)
+                                                 for n, t in zip(carried, types)])
+            self.runtime_depth -= 1
+            regions.append(block)
+        self.scope = dict(before)
+        op = self.b.create(OpKind.WHILE, inits, result_types=tuple(types), regions=tuple(regions))
+        for name, result in zip(carried, op.results):
+            result.name = name
+            self.scope[name] = result
+
+    def _unrolled_while(self, node: ast.While, cond: Any) -> None:
+        for _ in range(_MAX_UNROLLED_WHILE):
+            if not cond:
+                return
+            self.visit_body(node.body)
+            if self.returned:
+                return
+            cond = self.visit(node.test)
+        raise self.error(errors.CompilationError, node,
+                         f"a while loop on a constexpr condition ran {_MAX_UNROLLED_WHILE} times at compile time",
+                         "make its condition a runtime value, or loop with range")
 
     def visit_Break(self, node: ast.Break) -> None:
         raise self._unsupported(node, "break", "use a mask, or a loop bound computed before the loop")
@@ -219,7 +319,7 @@ class CodeGenerator(ast.NodeVisitor):
             ev = else_scope[name]
             if tv is before.get(name) and ev is before.get(name):
                 continue
-            if not isinstance(tv, Value) and not isinstance(ev, Value) and _same_constexpr(tv, ev):
+            if not isinstance(tv, Value) and not isinstance(ev, Value) and same_constexpr(tv, ev):
                 self.scope[name] = tv
                 continue
             merged.append((name, tv, ev))
@@ -334,7 +434,7 @@ class CodeGenerator(ast.NodeVisitor):
         lb, ub, step = (self._loop_bound(node, b) for b in bounds)
         target = node.target.id
         before = dict(self.scope)
-        assigned = [n for n in _assigned_names(node.body) if n in before and n != target]
+        assigned = [n for n in assigned_names(node.body) if n in before and n != target]
         # Dry run: compile the body once into a scratch block to learn which names it changes.
         self.scope[target] = Value(I32, target)
         self.runtime_depth += 1
@@ -343,7 +443,7 @@ class CodeGenerator(ast.NodeVisitor):
         self.runtime_depth -= 1
         after = self.scope
         self.scope = dict(before)
-        carried = [n for n in assigned if n in after and not _unchanged(before[n], after[n])]
+        carried = [n for n in assigned if n in after and not unchanged(before[n], after[n])]
         types = [self._merge_type(node, n, before[n], after[n], loop=True) for n in carried]
         inits = [self._as_type(node, n, before[n], t) for n, t in zip(carried, types)]
         iv = Value(I32, target)
@@ -426,7 +526,7 @@ class CodeGenerator(ast.NodeVisitor):
         if isinstance(base, types.ModuleType):
             if not hasattr(base, attr):
                 raise self.error(errors.CompilationError, node,
-                                 f"module '{base.__name__}' has no attribute '{attr}'")
+                                 f"module '{base.__name__}' has no attribute '{attr}'", missing_hint(base, attr))
             return self._capture(f"{base.__name__}.{attr}", getattr(base, attr), node)
         if is_constexpr_value(base) or isinstance(base, bi.PointerDType):
             try:
@@ -639,33 +739,12 @@ class CodeGenerator(ast.NodeVisitor):
         return gen.return_value
 
 
-def _same_constexpr(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def _unchanged(before: Any, after: Any) -> bool:
-    if isinstance(before, Value) or isinstance(after, Value):
-        return before is after
-    return _same_constexpr(before, after)
-
-
-def _assigned_names(stmts: list[ast.stmt]) -> list[str]:
-    """Names a statement list (re)binds, in first-assignment order."""
-    names: dict[str, None] = {}
-    for stmt in stmts:
-        for node in ast.walk(stmt):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names[node.id] = None
-    return list(names)
-
-
-
-
 def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
     """The block IR of `kernel` for one bound call: its runtime argument types and constexpr values."""
     src = kernel.source
     args = [Value(call.types[p], p) for p in kernel.params if p in call.types]
-    scope: dict[str, Any] = {a.name: a for a in args}
+    # an int argument equal to 1 compiles as the constant (Triton's specialisation); it is still passed
+    scope: dict[str, Any] = {a.name: 1 if call.specialised.get(a.name) == 1 else a for a in args}
     for name, value in call.constexprs.items():
         if not is_constexpr_value(value):
             raise errors.ConstexprRequiredError(
@@ -685,4 +764,4 @@ def build_ir(kernel: KernelDef, call: BoundCall) -> ir.Function:
     last = src.tree.body[-1]
     builder.loc = Loc(src.file, (last.end_lineno or last.lineno) + src.line_offset, src.col_offset)
     builder.create(OpKind.RETURN)
-    return ir.Function(src.name, args, body, dict(call.constexprs), def_loc)
+    return ir.Function(src.name, args, body, dict(call.constexprs), def_loc, dict(call.specialised))

@@ -332,6 +332,14 @@ def _sum(gen: CodeGenerator, input: Any, axis: Any = None, keep_dims: Any = Fals
     return gen.sem.reduce(x, "sum", axis, bool(keep_dims))
 
 
+@implements(lang.cumsum, method=True)
+def _cumsum(gen: CodeGenerator, input: Any, axis: Any = 0, reverse: Any = False, dtype: Any = None) -> Value:
+    x = _tile(input, "cumsum")
+    if dtype is not None:
+        x = gen.sem.cast(x, dtype_arg(dtype))
+    return gen.sem.scan(x, "sum", axis, reverse)
+
+
 def _extremum(op: str) -> Impl:
     def impl(gen: CodeGenerator, input: Any, axis: Any = None, return_indices: Any = False,
              return_indices_tie_break_left: Any = True, keep_dims: Any = False) -> Any:

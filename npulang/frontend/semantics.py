@@ -394,6 +394,21 @@ class Semantics:
             out = self.expand_dims(out, axis)
         return out
 
+    def scan(self, x: Value, op: str, axis: Any, reverse: Any) -> Value:
+        """Inclusive prefix results of `op` along a constexpr `axis` (ints below 32 bits widened to i32)."""
+        rank = len(ir.shape_of(x.type))
+        if not isinstance(axis, int) or isinstance(axis, bool):
+            raise constexpr_error(f"cum{op} axis must be a constexpr int, got {describe(axis)}")
+        if not -rank <= axis < rank:
+            raise shape_error(f"cum{op} axis {axis} is out of range for {describe(x)}")
+        if not isinstance(reverse, bool):
+            raise constexpr_error(f"cum{op} reverse must be a constexpr bool, got {describe(reverse)}")
+        if isinstance(ir.elem_type(x.type), PtrType):
+            raise type_error(f"cum{op} of pointers")
+        if ir.elem_type(x.type).is_int and ir.elem_type(x.type) != I32:
+            x = self.cast(x, "i32")
+        return self.b.value(OpKind.SCAN, (x,), op=op, axis=axis % rank, reverse=reverse)
+
     def expand_dims(self, x: Any, axis: int) -> Value:
         """Insert a size-1 dimension at `axis` (negative counts from the end of the result)."""
         v = self.to_value(x)

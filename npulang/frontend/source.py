@@ -11,8 +11,8 @@ import ast
 import hashlib
 import inspect
 import textwrap
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -112,18 +112,29 @@ def arg_type(kernel: str, name: str, value: Any) -> ir.Type:
                           "npu.constexpr parameters")
 
 
+def specialisation(value: Any) -> int | None:
+    """What an int argument is specialised on, as Triton does: 1 when it equals 1 (compiled as the
+    constant), 16 when it is a multiple of 16, else None."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        return None
+    return 1 if value == 1 else 16 if value % 16 == 0 else None
+
+
 @dataclass
 class BoundCall:
-    """One call's arguments sorted out and checked: runtime values and their IR types, and constexprs."""
+    """One call's arguments sorted out and checked: runtime values and their IR types, constexprs, and
+    the int arguments specialised (name -> 1: equals 1, 16: a multiple of 16; see `specialisation`)."""
 
     runtime: dict[str, Any]  # in parameter order
     types: dict[str, ir.Type]
     constexprs: dict[str, Any]
+    specialised: dict[str, int] = field(default_factory=dict)
 
     def signature(self) -> tuple[Any, ...]:
-        """What compiled code depends on, hashable: the argument types and the frozen constexprs."""
+        """What compiled code depends on, hashable: argument types, frozen constexprs, specialisations."""
         return (tuple(self.types.values()),
-                tuple((k, freeze_constexpr(v)) for k, v in self.constexprs.items()))
+                tuple((k, freeze_constexpr(v)) for k, v in self.constexprs.items()),
+                tuple(self.specialised.items()))
 
 
 # -- the kernel ----------------------------------------------------------------------------------
@@ -132,14 +143,24 @@ class BoundCall:
 class KernelDef:
     """A Python function written as a kernel: its signature, constexpr parameters and parsed source."""
 
-    def __init__(self, fn: Callable[..., Any]) -> None:
+    def __init__(self, fn: Callable[..., Any], do_not_specialize: Iterable[str | int] = ()) -> None:
         self.fn = fn
         self.signature = inspect.signature(fn)
         self.params = list(self.signature.parameters)
         self.constexpr_params = {name for name, p in self.signature.parameters.items()
                                  if p.annotation in _CONSTEXPR_ANNOTATIONS}
+        self.do_not_specialize = frozenset(self._param_name(p) for p in do_not_specialize)
         self._source: KernelSource | None = None
         self._global_names: list[str] | None = None  # what referenced_globals found (the source is fixed)
+
+    def _param_name(self, p: str | int) -> str:
+        """A `do_not_specialize` entry (a name or a position) as a parameter name."""
+        if isinstance(p, int) and not isinstance(p, bool) and 0 <= p < len(self.params):
+            return self.params[p]
+        if isinstance(p, str) and p in self.params:
+            return p
+        raise errors.NpuError(f"@npu.jit(do_not_specialize=...): {p!r} is not a parameter of "
+                              f"{self.fn.__name__} (parameters: {', '.join(self.params)})")
 
     @property
     def name(self) -> str:
@@ -205,6 +226,7 @@ class KernelDef:
         runtime: dict[str, Any] = {}
         types: dict[str, ir.Type] = {}
         constexprs: dict[str, Any] = {}
+        specialised: dict[str, int] = {}
         for name, value in bound.arguments.items():
             if isinstance(value, lang.constexpr):
                 value = value.value
@@ -218,12 +240,15 @@ class KernelDef:
             else:
                 runtime[name] = value
                 types[name] = arg_type(self.name, name, value)
-        return BoundCall(runtime, types, constexprs)
+                spec = specialisation(value) if name not in self.do_not_specialize else None
+                if spec is not None:
+                    specialised[name] = spec
+        return BoundCall(runtime, types, constexprs, specialised)
 
     def specialization_key(self, call: BoundCall) -> str:
-        """A hex key of (source hash incl. callees and globals, constexprs, argument types)."""
+        """A hex key of (source hash incl. callees and globals, constexprs, argument types, specialisations)."""
         parts = [self.source_hash(), repr(sorted((k, repr(v)) for k, v in call.constexprs.items())),
-                 repr([(k, str(t)) for k, t in call.types.items()])]
+                 repr([(k, str(t)) for k, t in call.types.items()]), repr(sorted(call.specialised.items()))]
         return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 

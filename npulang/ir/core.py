@@ -211,9 +211,12 @@ class OpKind(enum.Enum):
     # -- compute
     DOT = "dot"                    # (a[M,K], b[K,N][, acc[M,N]]) {out_dtype} -> tile[M,N]
     REDUCE = "reduce"              # (x) {op, axis}; rank-1 input gives a scalar
+    SCAN = "scan"                  # (x) {op, axis, reverse}: inclusive prefix (suffix) results, same type
     # -- control flow and misc
     FOR = "for"                    # (lb, ub, step, *inits) [{num_stages}]; region args (iv, *iter_args)
     IF = "if"                      # (cond: i1 scalar); then/else regions end in yield; results
+    WHILE = "while"                # (*inits); regions (cond, body) with args (*iter_args): cond yields one
+                                   # i1 scalar, body yields the next iteration values; results: the last
     YIELD = "yield"                # (*values): ends the region of a for or an if
     PRINT = "print"                # (*values) {prefix}
     RETURN = "return"              # ends the function body
@@ -228,6 +231,7 @@ UNARY_OPS = ("neg", "not", "abs", "exp", "exp2", "log", "log2", "sqrt", "rsqrt",
 FLOAT_ONLY_UNARY = ("exp", "exp2", "log", "log2", "sqrt", "rsqrt", "erf", "tanh", "sigmoid",
                     "floor", "ceil", "sin", "cos")
 REDUCE_OPS = ("sum", "max", "min", "argmax", "argmin")
+SCAN_OPS = ("sum",)
 
 
 @dataclass(eq=False)
@@ -267,7 +271,9 @@ class Function:
     """A specialised kernel: named arguments, a body ending in `return`, and its specialisation.
 
     `constexprs` maps each compile-time parameter to its value; `arg_types` is the type of each
-    runtime argument in order (the same as `[a.type for a in args]`).
+    runtime argument in order (the same as `[a.type for a in args]`). `specialised` maps int arguments
+    to what the specialisation knows of them: 1 (equal to 1, compiled as the constant) or 16 (a multiple
+    of 16).
     """
 
     name: str
@@ -275,6 +281,7 @@ class Function:
     body: Block
     constexprs: dict[str, Any] = field(default_factory=dict)
     loc: Loc | None = None
+    specialised: dict[str, int] = field(default_factory=dict)
 
     @property
     def arg_names(self) -> list[str]:
@@ -471,6 +478,15 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
                 f"reduce axis {axis} out of range for {t}")
         e = I32 if op in ("argmax", "argmin") else t.elem
         return (make_type(t.shape[:axis] + t.shape[axis + 1:], e),)
+    if kind is OpKind.SCAN:
+        t = operands[0].type if n == 1 else None
+        _expect(isinstance(t, TileType) and attrs.get("op") in SCAN_OPS, "scan takes one tile and an op")
+        axis = attrs.get("axis")
+        _expect(isinstance(axis, int) and 0 <= axis < len(t.shape), f"scan axis {axis} out of range for {t}")
+        _expect(attrs.get("reverse") in (False, True), "scan reverse must be a bool")
+        _expect(isinstance(t.elem, ScalarType) and t.elem.dtype in ("f16", "bf16", "f32", "i32"),  # type: ignore
+                f"scan needs a float or i32 tile, got {t}")
+        return (t,)  # type: ignore[return-value]
     if kind in (OpKind.YIELD, OpKind.PRINT, OpKind.RETURN):
         return ()
     raise IRTypeError(f"result types of {kind.value} are given by its creator")

@@ -453,6 +453,24 @@ def _reduce(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     return (np.asarray(f(x, axis=axis)).astype(np.int32),)
 
 
+@rule(OpKind.SCAN)
+def _scan(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    """Inclusive prefix sums in log2(n) steps: each element adds the partial sum s = 1, 2, 4, ... places
+    back (ahead, reversed). The compiled code adds in the same order, so both round alike."""
+    dt = np_dtype(op.results[0].type)
+    y = np.moveaxis(np.array(a[0]), op.attrs["axis"], -1).copy()
+    n, s = y.shape[-1], 1
+    while s < n:
+        prev = y.copy()
+        near, far = (slice(None, -s), slice(s, None)) if op.attrs["reverse"] else (slice(s, None), slice(None, -s))
+        if ir.elem_type(op.results[0].type).is_float:
+            y[..., near] = (prev[..., near].astype(_F32) + prev[..., far].astype(_F32)).astype(dt)
+        else:
+            y[..., near] = _wrap_int(prev[..., near].astype(np.int64) + prev[..., far].astype(np.int64), dt)
+        s *= 2
+    return (np.moveaxis(y, -1, op.attrs["axis"]),)
+
+
 # -- control flow --------------------------------------------------------------------------------
 
 
@@ -469,6 +487,25 @@ def _for(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
             p.env[arg.id] = v
         values = p.run_block(body)
     return tuple(values)
+
+
+WHILE_LIMIT = 10_000_000  # iterations of one while loop before the interpreter calls it runaway
+
+
+@rule(OpKind.WHILE)
+def _while(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    values = list(a)
+    cond, body = op.regions
+    for _ in range(WHILE_LIMIT):
+        for arg, v in zip(cond.args, values):
+            p.env[arg.id] = v
+        if not bool(p.run_block(cond)[0]):
+            return tuple(values)
+        for arg, v in zip(body.args, values):
+            p.env[arg.id] = v
+        values = p.run_block(body)
+    raise NpuRuntimeError(f"kernel '{p.fn.name}' at {op.loc}: the while loop ran {WHILE_LIMIT:,} iterations "
+                          "without its condition becoming false (a runaway loop?)")
 
 
 @rule(OpKind.IF)

@@ -20,7 +20,7 @@ defined with, so uses must come after definitions, within the enclosing regions.
 Op locations: a trailing `// line N` (what `print_function(locs=True)` writes) gives line N of the
 kernel source; an op without one is located at its own line and column of the text, so verifier
 errors on hand-written IR point into that text. Other `//` comments are ignored, except the
-`// constexprs:` line the printer writes directly above `func`.
+`// constexprs:` and `// specialised:` lines the printer writes directly above `func`.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ _STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 _KEYWORD = re.compile(r"(True|False|None)\b")
 _LOC = re.compile(r"//\s*line\s+([0-9]+)\s*$")
 _CONSTEXPRS = "// constexprs:"
+_SPECIALISED = "// specialised:"
 _CONSTEXPR_KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)=")
 _SUFFIXED = re.compile(r"(.+)_([1-9][0-9]*)")
 _KEYWORDS = {"True": True, "False": False, "None": None}
@@ -195,13 +196,18 @@ class _Parser:
     def module(self) -> list[ir.Function]:
         fns = []
         constexprs: dict[str, Any] = {}
+        specialised: dict[str, int] = {}
         while (line := self._next(skip_comments=False)) is not None:
             if line.peek("//"):
                 if line.peek(_CONSTEXPRS):
                     constexprs = _constexprs(line)
+                elif line.peek(_SPECIALISED):
+                    specialised = _specialised(line)
                 continue
-            fns.append(self._function(line, constexprs))
-            constexprs = {}
+            fn = self._function(line, constexprs)
+            fn.specialised = specialised
+            fns.append(fn)
+            constexprs, specialised = {}, {}
         return fns
 
     def _function(self, line: _Line, constexprs: dict[str, Any]) -> ir.Function:
@@ -453,6 +459,17 @@ def _constexprs(line: _Line) -> dict[str, Any]:
             out[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             out[key] = float(value) if value in ("inf", "-inf", "nan") else PrintedConstexpr(value)
+    return out
+
+
+def _specialised(line: _Line) -> dict[str, int]:
+    """The `// specialised: n=16, stride=1` comment the printer writes above `func`."""
+    line.accept(_SPECIALISED)
+    out: dict[str, int] = {}
+    for key, value in _split_items(line.text[line.pos:].strip()):
+        if value not in ("1", "16"):
+            line.fail(f"a specialisation is 1 or 16, got {value!r}")
+        out[key] = int(value)
     return out
 
 

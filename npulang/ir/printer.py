@@ -11,7 +11,7 @@ from typing import Any
 from npulang.ir.core import Block, Function, OpKind, Value
 
 # the attribute an op name carries as its suffix (`binary.add`), for the printer and the parser
-SUBOP_ATTRS = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op"}
+SUBOP_ATTRS = {OpKind.BINARY: "op", OpKind.UNARY: "op", OpKind.CMP: "pred", OpKind.REDUCE: "op", OpKind.SCAN: "op"}
 
 
 def _fmt_attr(v: Any) -> str:
@@ -87,6 +87,8 @@ def print_function(fn: Function, *, locs: bool = False) -> str:
     namer = _Namer()
     args = ", ".join(f"{namer.define(a)}: {a.type}" for a in fn.args)
     out = [f"func @{fn.name}({args}) {{"]
+    if fn.specialised:
+        out[0] = f"// specialised: {', '.join(f'{k}={v}' for k, v in fn.specialised.items())}\n" + out[0]
     if fn.constexprs:
         out[0] = f"// constexprs: {', '.join(f'{k}={v!r}' for k, v in fn.constexprs.items())}\n" + out[0]
     _print_block(fn.body, namer, 1, locs, out)

@@ -2,7 +2,7 @@
 
 Checks SSA scoping (every operand defined earlier in an enclosing block, every value defined
 once), each op's result types against `ir.infer_result_types`, and the structure of regions
-(`for` and `if` end in `yield`s whose types match, the function body ends in `return`).
+(`for`, `if` and `while` end in `yield`s whose types match, the function body ends in `return`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from npulang.ir import (
     I1, I32, Block, ConvDescType, DescType, Function, IRTypeError, Op, OpKind, Value, infer_result_types,
 )
 
-_EXPLICIT_TYPES = (OpKind.CONSTANT, OpKind.FOR, OpKind.IF)
+_EXPLICIT_TYPES = (OpKind.CONSTANT, OpKind.FOR, OpKind.IF, OpKind.WHILE)
 _TERMINATORS = (OpKind.YIELD, OpKind.RETURN)
 
 
@@ -99,6 +99,15 @@ def _verify_op(op: Op) -> None:
             raise _fail(op, f"for region args {[str(a.type) for a in region.args]} must be i32 then {inits}")
         if result_types != inits or _yield_types(op, region) != inits:
             raise _fail(op, f"for results and yield must match the initial values {inits}")
+        return
+    if op.kind is OpKind.WHILE:
+        inits = [v.type for v in op.operands]
+        if len(op.regions) != 2 or any([a.type for a in r.args] != inits for r in op.regions):
+            raise _fail(op, f"while has a cond and a body region, both with args {inits}")
+        if _yield_types(op, op.regions[0]) != [I1]:
+            raise _fail(op, "the cond region of a while yields one i1 scalar")
+        if result_types != inits or _yield_types(op, op.regions[1]) != inits:
+            raise _fail(op, f"while results and body yield must match the initial values {inits}")
         return
     # if
     if len(op.operands) != 1 or op.operands[0].type != I1:

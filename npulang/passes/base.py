@@ -82,7 +82,7 @@ class OpRewriter(Pass):
         self.defs: dict[int, Op] = {}
         self.begin(fn)
         body = self._block(fn.body)
-        return Function(fn.name, list(fn.args), body, dict(fn.constexprs), fn.loc)
+        return Function(fn.name, list(fn.args), body, dict(fn.constexprs), fn.loc, dict(fn.specialised))
 
     def begin(self, fn: Function) -> None:
         """Called before the rewrite starts (reset per-run state here)."""

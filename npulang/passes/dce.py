@@ -25,7 +25,7 @@ class DCE(Pass):
     def run(self, fn: Function) -> Function:
         used: set[int] = set()
         body = self._block(fn.body, used)
-        return Function(fn.name, list(fn.args), body, dict(fn.constexprs), fn.loc)
+        return Function(fn.name, list(fn.args), body, dict(fn.constexprs), fn.loc, dict(fn.specialised))
 
     def _block(self, block: Block, used: set[int]) -> Block:
         kept: list[Op] = []

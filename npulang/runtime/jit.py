@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from npulang import errors, ir
 from npulang.frontend import KernelDef
@@ -31,8 +31,9 @@ class JITFunction(KernelDef):
     `kernel.src` and `kernel.__doc__` work as for the plain function.
     """
 
-    def __init__(self, fn: Callable[..., Any], *, runtime: Runtime | None = None, **defaults: Any) -> None:
-        super().__init__(fn)
+    def __init__(self, fn: Callable[..., Any], *, runtime: Runtime | None = None,
+                 do_not_specialize: Iterable[str | int] = (), **defaults: Any) -> None:
+        super().__init__(fn, do_not_specialize)
         functools.update_wrapper(self, fn)
         unknown = set(defaults) - _OPTION_FIELDS
         if unknown:
@@ -102,7 +103,11 @@ class JITFunction(KernelDef):
 
 
 def jit(fn: Callable[..., Any] | None = None, **options: Any) -> Any:
-    """Decorate a kernel: `@npu.jit`, or `@npu.jit(interpret=True)` with default launch options."""
+    """Decorate a kernel: `@npu.jit`, or `@npu.jit(interpret=True)` with default launch options.
+
+    `do_not_specialize=["n", 3]` (names or positions) keeps those int arguments out of the specialisation
+    on 1 and on multiples of 16, as Triton's option of that name does.
+    """
     if fn is None:
         return lambda f: JITFunction(f, **options)
     return JITFunction(fn, **options)

@@ -26,11 +26,13 @@ class Case:
 
 
 CASES: list[Case] = []
+BACKEND_CASES: list[Case] = []  # accepted by the frontend, rejected when compiled (test_errors_backend.py)
 
 
-def invalid(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None):
+def invalid(error: type[errors.CompilationError], message: str, at: str, hint: str | None = None, *,
+            cases: list[Case] = CASES):
     def register(kernel: npu.JITFunction) -> npu.JITFunction:
-        CASES.append(Case(kernel, error, message, at, hint))
+        cases.append(Case(kernel, error, message, at, hint))
         return kernel
 
     return register
@@ -170,12 +172,21 @@ def loop_carried_type_changes(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, BLOCK), acc)
 
 
-@invalid(errors.UnsupportedSyntaxError, "while is not supported in kernels", at="while",
-         hint="use for i in range(start, stop, step)")
+@invalid(errors.ShapeMismatchError, "a while condition must be a scalar, got 1-D tile<8xi1>",
+         at="npu.arange(0, BLOCK) < n")
 @npu.jit
-def while_loop(x_ptr, n, BLOCK: npu.constexpr):
+def while_on_a_tile(x_ptr, n, BLOCK: npu.constexpr):
     i = 0
-    while i < n:  # <-
+    while npu.arange(0, BLOCK) < n:  # <-
+        i += 1
+
+
+@invalid(errors.CompilationError, "a while loop on a constexpr condition ran 4096 times at compile time",
+         at="while", hint="make its condition a runtime value, or loop with range")
+@npu.jit
+def while_true_forever(x_ptr, n, BLOCK: npu.constexpr):
+    i = 0
+    while i >= 0:  # <-
         i += 1
 
 
@@ -243,11 +254,24 @@ def failing_static_assert(x_ptr, n, BLOCK: npu.constexpr):
 
 
 @invalid(errors.UnsupportedSyntaxError, "return inside a runtime loop or if is not supported in kernels",
-         at="return", hint="return at the end of the function, or make the condition a constexpr")
+         at="return", hint="return at the end of the function, or exit early with `if cond: return` "
+                           "outside runtime loops")
 @npu.jit
-def return_in_runtime_if(x_ptr, n, BLOCK: npu.constexpr):
-    if n > 0:
+def return_in_runtime_loop(x_ptr, n, BLOCK: npu.constexpr):
+    for i in range(n):
+        npu.store(x_ptr + i, 1.0)
         return  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "return inside a runtime loop or if is not supported in kernels",
+         at="if n > 1", hint="return at the end of the function, or exit early with `if cond: return` "
+                             "outside runtime loops")
+@npu.jit
+def early_exit_inside_a_runtime_if(x_ptr, n, BLOCK: npu.constexpr):
+    if n > 0:
+        if n > 1:  # <-
+            return
+        npu.store(x_ptr, 2.0)
     npu.store(x_ptr, 1.0)
 
 
@@ -317,3 +341,56 @@ def conv_descriptor_store(x_ptr, n, BLOCK: npu.constexpr):
 def conv_load_three_offsets(x_ptr, n, BLOCK: npu.constexpr):
     d = npu.make_conv_descriptor(x_ptr, (1, 4, 8, 8), (1, 1), [16, 4], stride=2)
     d.load([0, 0, 0])  # <-
+
+
+# -- names npulang does not have (test_idioms.py checks the hint that lists the names it has) ---------
+
+
+@invalid(errors.CompilationError, "module 'npulang' has no attribute 'cumsun'", at="npu.cumsun")
+@npu.jit
+def missing_npu_name(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, BLOCK))
+    npu.store(x_ptr + npu.arange(0, BLOCK), npu.cumsun(x, 0))  # <-
+
+
+@invalid(errors.CompilationError, "module 'npulang' has no attribute 'atomic_add'", at="npu.atomic_add",
+         hint="the machine has no atomic operations: have each program store its own partial result and "
+              "combine them in a second kernel")
+@npu.jit
+def atomic_add_is_missing(x_ptr, n, BLOCK: npu.constexpr):
+    npu.atomic_add(x_ptr, 1.0)  # <-
+
+
+@invalid(errors.UnsupportedSyntaxError, "while ... else is not supported in kernels", at="while")
+@npu.jit
+def while_else(x_ptr, n, BLOCK: npu.constexpr):
+    i = 0
+    while i < n:  # <-
+        i += 1
+    else:
+        i = 0
+
+
+# -- kernels the frontend accepts and the backend cannot lower (test_errors_backend.py compiles them) -------
+
+
+@invalid(npu.UnsupportedKernelError, "tiles of rank 4 are not supported by the backend (rank 1 to 3)",
+         at="x.reshape", hint="fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with "
+                              "npu.static_range", cases=BACKEND_CASES)
+@npu.jit
+def rank4_tile(x_ptr, n, BLOCK: npu.constexpr):
+    x = npu.load(x_ptr + npu.arange(0, 16))
+    y = npu.sum(x.reshape(2, 2, 2, 2), axis=3)  # <-
+    npu.store(x_ptr + npu.arange(0, 8), y.reshape(8))
+
+
+@invalid(npu.UnsupportedKernelError,
+         "this scalar lives in UB (loaded from memory, or computed on the vector unit) and the scalar unit cannot "
+         "read UB, so it cannot steer control flow or a loop bound", at="for",
+         hint="decide with scalars computed from arguments and program ids, or apply the value per element with "
+              "npu.where or a mask", cases=BACKEND_CASES)
+@npu.jit
+def loaded_value_as_loop_bound(x_ptr, n, BLOCK: npu.constexpr):
+    m = npu.load(x_ptr).to(npu.int32)
+    for i in range(m):  # <-
+        npu.store(x_ptr + i, 1.0)

@@ -148,7 +148,8 @@ def test_tutorial_matmul_compiles_without_gather_and_matches_numpy(dtype, transp
     else:
         a, b = rng.random((M, K)).astype(dtype), rng.random((K, N)).astype(dtype)
     c, ck = _tutorial(a, b, (32, 32, 32), transpose_b=transpose_b)
-    assert "gather" not in _program_ops(ck) and ck.notes == []
+    assert "gather" not in _program_ops(ck)  # notes may say rows of an odd K are not burst-aligned, no more
+    assert not [n for n in ck.notes if "gather" in n or "element-strided" in n]
     if dtype == np.int8:
         np.testing.assert_array_equal(c, tutorials.ref_matmul(a, b, np.int32))
     else:

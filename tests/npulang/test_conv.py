@@ -117,6 +117,14 @@ def test_a_conv_block_outside_dot_is_a_clear_error():
     assert info.value.hint == "use it as npu.dot(desc.load([m, k]), w, acc)"
 
 
+def test_a_conv_block_larger_than_l0a_is_a_buffer_overflow_at_the_dot():
+    x, w = np.zeros((1, 64, 16, 16), np.float16), np.zeros((64, 64, 3, 3), np.float16)
+    with pytest.raises(npu.BufferOverflowError) as info:  # 128 x 576 fp16 = 144 KiB > 64 KiB of L0A
+        cv.conv2d(x, w, pad=1, layout="NCHW", channel_block=64, bm=128, bn=64, bk=576)
+    assert "needs 147456 bytes of L0A" in info.value.message
+    assert "npu.dot(x.load([m0, k])" in info.value.source_line
+
+
 def test_a_k_offset_off_the_block_grid_is_a_runtime_error_in_the_interpreter():
     @npu.jit
     def shifted(x_ptr, y_ptr):

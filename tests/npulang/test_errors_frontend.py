@@ -79,7 +79,7 @@ def test_an_internal_failure_still_points_at_the_kernel_line(monkeypatch) -> Non
 
 def test_constexpr_parameters_need_compile_time_values() -> None:
     with pytest.raises(npu.NpuError, match="constexpr parameter 'BLOCK' needs a compile-time value"):
-        invalid_kernels.while_loop.specialize(X, 8, BLOCK=X)
+        invalid_kernels.while_on_a_tile.specialize(X, 8, BLOCK=X)
 
 
 def test_out_of_bounds_access_names_the_line_and_array() -> None:

@@ -24,9 +24,10 @@ def _to_l1(lowering: Lowering, x: TileView) -> TileView:
 
 
 def _in_l1(lowering: Lowering, v: ir.Value) -> TileView:
-    """`v` as an L1 tile with unit stride along its rows or its columns (what a move into L0 reads)."""
+    """`v` as an L1 tile with unit stride along its rows or its columns (what a move into L0 reads), or the
+    L0 tile it already is."""
     x = lowering.get(v)
-    if isinstance(x, TileView) and x.space == space:  # already there: an img2col block in L0A
+    if isinstance(x, TileView) and x.space in ("l0a", "l0b"):  # already in L0: an img2col block in L0A
         return x
     if not (isinstance(x, TileView) and x.space == "l1"):
         x = _to_l1(lowering, lowering.view(v))
@@ -40,6 +41,9 @@ def _to_l0(lowering: Lowering, x: TileView, rows: tuple[int, int], cols: tuple[i
     """The block [r0, r0 + nr) x [c0, c0 + nc) of L1 tile `x` moved into a new L0A/L0B tile (transposing
     when `x` is column-major)."""
     (r0, nr), (c0, nc) = rows, cols
+    if x.space == space:  # an img2col block: the dot plan keeps it whole, since it was sized to fit L0A
+        assert (r0, c0, nr, nc) == (0, 0, *x.shape), "an L0 operand split by the dot plan"
+        return x
     rs, cs = x.strides
     block = TileView(x.buffer, x.offset + (r0 * rs + c0 * cs) * x.itemsize, (nr, nc), (rs, cs), x.dtype)
     transpose, src_rs = (0, rs) if cs == 1 else (1, cs)
@@ -55,24 +59,27 @@ def _pieces(total: int, limit: int, granule: int) -> list[tuple[int, int]]:
     return [(s, min(size, total - s)) for s in range(0, total, size)]
 
 
-def _dot_plan(lowering: Lowering, m: int, n: int, k: int, in_dt: str,
-              split_mn: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
+def _dot_plan(lowering: Lowering, m: int, n: int, k: int, in_dt: str, split_mn: bool,
+              a_in_l0: bool) -> tuple[list[tuple[int, int]], list[tuple[int, int]], list[tuple[int, int]]]:
     """Pieces of M, N and K so that each mmad's operands fit L0A/L0B and its result L0C.
 
     A dot that fits is one piece. Otherwise pieces take at most half of each buffer, so the moves of
-    one piece can overlap the mmad of the previous one. M and N split only with `split_mn`."""
+    one piece can overlap the mmad of the previous one. M and N split only with `split_mn`; an A operand
+    already in L0A (an img2col block) is never split: if it is too large, allocation says so at its line."""
     spec = lowering.spec
     isz, acc = DTYPES[in_dt].itemsize, DTYPES[accumulator(DTYPES[in_dt]).name].itemsize
     cap_a, cap_b, cap_c = (spec.buffer_bytes(b) for b in ("l0a", "l0b", "l0c"))
     gm, gn, gk = spec.cube_tile(in_dt)
     ms, ns = [(0, m)], [(0, n)]
+    if a_in_l0:
+        split_mn = False
     if split_mn and m * n * acc > cap_c:
         ns = _pieces(n, cap_c // 2 // (m * acc), gn)
         nc = max(size for _, size in ns)
         ms = _pieces(m, cap_c // 2 // (nc * acc), gm) if m * nc * acc > cap_c // 2 else ms
     mc, nc = max(size for _, size in ms), max(size for _, size in ns)
     ks = [(0, k)]
-    if mc * k * isz > cap_a // 2 or k * nc * isz > cap_b // 2:
+    if not a_in_l0 and (mc * k * isz > cap_a // 2 or k * nc * isz > cap_b // 2):
         ks = _pieces(k, min(cap_a // 2 // (mc * isz), cap_b // 2 // (nc * isz)), gk)
     return ms, ns, ks
 
@@ -115,7 +122,7 @@ def _dot(lowering: Lowering, op: ir.Op) -> None:
             dst, init = acc, lowering.first_iter.get(id(acc.buffer), 0)
         elif not is_zero(acc):
             extra = acc_v
-    ms, ns, ks = _dot_plan(lowering, m, n, k, in_dt, split_mn=dst is None)
+    ms, ns, ks = _dot_plan(lowering, m, n, k, in_dt, split_mn=dst is None, a_in_l0=a1.space == "l0a")
     if len(ms) * len(ns) > 1:
         users = lowering.consumers.get(op.result.id, [])
         cast = users[0] if len(users) == 1 and users[0].kind is K.CAST and extra is None else None
@@ -151,14 +158,64 @@ def _dot(lowering: Lowering, op: ir.Op) -> None:
     lowering.vals[op.result.id] = result
 
 
+# -- scans -------------------------------------------------------------------------------------------
+@rule(K.SCAN)
+def _scan(lowering: Lowering, op: ir.Op) -> None:
+    """Prefix sums in log2(n) vector steps between two UB tiles: the first s elements along the axis are
+    copied, the rest add the element s back (ahead, reversed); s = 1, 2, 4, ... (the interpreter's order)."""
+    src = lowering.view(op.operands[0])
+    axis, reverse = op.attrs["axis"], op.attrs["reverse"]
+    n = src.shape[axis]
+    bufs = [lowering.new_buffer(src.shape, src.dtype, "ub", op.result.name) for _ in range(min(2, n - 1))]
+    s = 1
+    while s < n:
+        dst = bufs[0]
+        bufs.reverse()
+        near, far, head = (0, s, n - s) if reverse else (s, 0, 0)
+        lowering.vector("vcopy", _along(dst, axis, head, s), [("a", _along(src, axis, head, s))], dtype=src.dtype)
+        lowering.vector("vbin", _along(dst, axis, near, n - s), [("a", _along(src, axis, near, n - s)),
+                                                                  ("b", _along(src, axis, far, n - s))],
+                        op="add", dtype=src.dtype)
+        src, s = dst, 2 * s
+    lowering.vals[op.result.id] = src
+
+
+def _along(x: TileView, axis: int, start: int, size: int) -> TileView:
+    """Elements [start, start + size) of `x` along `axis`, as a view."""
+    shape = x.shape[:axis] + (size,) + x.shape[axis + 1:]
+    return TileView(x.buffer, x.offset + start * x.strides[axis] * x.itemsize, shape, x.strides, x.dtype)
+
+
 # -- reductions --------------------------------------------------------------------------------------
 @rule(K.REDUCE)
 def _reduce(lowering: Lowering, op: ir.Op) -> None:
     x = lowering.view(op.operands[0])
-    rows, cols, rs, cs = x.rows_cols()
     axis = 1 if len(x.shape) == 1 else op.attrs["axis"]
     dt = ir.elem_type(op.result.type).dtype
     dst = lowering.new_buffer(ir.shape_of(op.result.type), dt, "ub", op.result.name)
+    if len(x.shape) == 3:
+        _reduce_3d(lowering, op, x, axis, dst)
+    else:
+        _vred(lowering, op, x, axis, dst)
+    lowering.vals[op.result.id] = dst
+
+
+def _vred(lowering: Lowering, op: ir.Op, x: TileView, axis: int, dst: TileView) -> None:
+    rows, cols, rs, cs = x.rows_cols()
     lowering.emit("vred", (x.region(),), (dst.region(),), op=op.attrs["op"], dst=dst.ref(), a=x.ref(),
                   dtype=x.dtype, rows=rows, cols=cols, axis=axis, a_rs=rs, a_cs=cs)
-    lowering.vals[op.result.id] = dst
+
+
+def _reduce_3d(lowering: Lowering, op: ir.Op, x: TileView, axis: int, dst: TileView) -> None:
+    """A [B, M, N] tile: over B or N, one vred of the tile seen as [B, M*N] or [B*M, N] (a dense copy first
+    if its strides do not allow that view); over M, one vred per slab, each writing its row of [B, N]."""
+    b, m, n = x.shape
+    if axis == 1:
+        for i in range(b):
+            _vred(lowering, op, x.slab(i), 0, dst.slab(i))
+        return
+    merged = (b, m * n) if axis == 0 else (b * m, n)
+    if (x.strides[1] != n * x.strides[2]) if axis == 0 else (x.strides[0] != m * x.strides[1]):
+        x = lowering.copy_dense(x)
+    strides = (x.strides[0], x.strides[2]) if axis == 0 else (x.strides[1], x.strides[2])
+    _vred(lowering, op, TileView(x.buffer, x.offset, merged, strides, x.dtype), axis // 2, dst)

@@ -1,13 +1,16 @@
-"""Lowering rules for control flow: for (loop-carried scalars, index tiles and tiles in buffers, dot
-accumulators kept in L0C), if (scalar results), yield/return, and device_print."""
+"""Lowering rules for control flow: for and while (loop-carried scalars, index tiles and tiles in
+buffers, dot accumulators kept in L0C), if (scalar results), yield/return, and device_print."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
 
 from isa import SourceLoc
 from isa.dtypes import DTYPES, accumulator
 from npulang import ir
 from npulang.backend.lowering.core import Lowering, is_zero, rule
-from npulang.backend.mir import If, Loop, MInstr, VReg
+from npulang.backend.mir import If, Loop, MInstr, Node, VReg
 from npulang.backend.values import Affine, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped
 
 K = ir.OpKind
@@ -55,9 +58,73 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
     iv = VReg("iv")
     trips = max(0, -(-(ub - lb) // step)) if isinstance(lb, int) and isinstance(ub, int) else 0
     loop = Loop(iv, lb, ub, step, [], lowering.loc, min_trips=trips, num_stages=op.attrs.get("num_stages"))
+    carried = _carry_in(lowering, op, loop, op.operands[3:], iter_args, yields, body)
+    with _inside(lowering, loop):
+        lowering.vals[iv_arg.id] = Scalar(iv, "i32")
+        _first_iteration_flags(lowering, carried, iv, lb)
+        lowering.block(ir.Block([], body.ops[:-1]))
+        _carry_update(lowering, loop, carried, yields, iter_args)
+    lowering.out.append(loop)
+    for c in carried:
+        if isinstance(c, TileView) and c.space == "l0c" and loop.min_trips == 0:
+            _zero_when_no_trips(lowering, loop, c)
+    _carry_results(lowering, op, carried, iter_args)
+
+
+@rule(K.WHILE)
+def _while(lowering: Lowering, op: ir.Op) -> None:
+    """A while loop is a `Loop` from 0 whose bound is re-set each iteration: the condition, evaluated
+    before the loop and at the end of every body, sets ub = iv + 1 + cond, so the back edge's
+    `iv + 1 < ub` holds exactly while the condition does. Not software-pipelined (no trip count)."""
+    cond_region, body = op.regions
+    yields = body.ops[-1].operands
+    iv, ub = VReg("iv"), VReg("while_ub")
+    loop = Loop(iv, 0, ub, 1, [], lowering.loc, min_trips=0, num_stages=1)
+    carried = _carry_in(lowering, op, loop, op.operands, body.args, yields, body)
+    for c_arg, b_arg in zip(cond_region.args, body.args):
+        lowering.vals[c_arg.id] = lowering.vals[b_arg.id]
+
+    def condition() -> Operand:
+        """The cond region lowered afresh (its own scope of scalar ops: the carried values change)."""
+        code: list[Node] = []
+        with lowering.nested(code):
+            lowering.block(ir.Block([], cond_region.ops[:-1]))
+            c = lowering.sop("ne", lowering.scalar(cond_region.ops[-1].operands[0]), 0)
+        lowering.out += code
+        return c
+    lowering.emit("mov", d=ub, a=condition())
+    with _inside(lowering, loop):
+        _first_iteration_flags(lowering, carried, iv, 0)
+        lowering.block(ir.Block([], body.ops[:-1]))
+        _carry_update(lowering, loop, carried, yields, body.args)
+        lowering.emit("mov", d=ub, a=lowering.sop("add", lowering.sop("add", iv, 1), condition()))
+    lowering.out.append(loop)
+    for c in carried:
+        if isinstance(c, TileView) and c.space == "l0c":
+            _zero_when_no_trips(lowering, loop, c)
+    _carry_results(lowering, op, carried, body.args)
+
+
+@contextmanager
+def _inside(lowering: Lowering, loop: Loop) -> Iterator[None]:
+    """Lower into `loop`'s body, with its own scope of buffers and scalar ops."""
+    outer_out, outer_scope = lowering.out, lowering.scope
+    lowering.out, lowering.scope = loop.body, loop
+    lowering.cse.append({})
+    try:
+        yield
+    finally:
+        lowering.out, lowering.scope = outer_out, outer_scope
+        lowering.cse.pop()
+
+
+def _carry_in(lowering: Lowering, op: ir.Op, loop: Loop, inits: tuple[ir.Value, ...], iter_args: list[ir.Value],
+              yields: tuple[ir.Value, ...], body: ir.Block) -> list[VReg | TileView]:
+    """Where each loop-carried value lives across iterations (set up before the loop): a register for
+    scalars and for the base offset of index/pointer tiles, a buffer for other tiles."""
     carried: list[VReg | TileView] = []
     has_dot = any(o.kind is K.DOT for o in ir.walk(body))  # its pipelining may run the vector work ahead
-    for init, arg, y in zip(op.operands[3:], iter_args, yields):
+    for init, arg, y in zip(inits, iter_args, yields):
         x = lowering.get(init)
         by_dot = (lowering.producers.get(y.id) or op).kind is K.DOT
         if isinstance(x, PtrTile) and isinstance(x.offsets, TileView):  # gather pointers: carry the pointer
@@ -72,7 +139,7 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
             carried.append(r)
             moved = _rebased(off, r)
             lowering.vals[arg.id] = PtrTile(x.ptr, moved) if isinstance(x, PtrTile) else moved
-        elif isinstance(arg.type, ir.TileType):
+        elif isinstance(arg.type, ir.TileType) or arg.id in lowering.ub_scalars:  # tiles; scalars in UB
             view = _carry_buffer(lowering, arg, init, y)
             carried.append(view)
             lowering.carried[(id(loop), id(view.buffer))] = _update_chain(lowering, body, y) if has_dot else None
@@ -88,16 +155,21 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
             carried.append(r)
             dt = "i32" if isinstance(arg.type, ir.PtrType) else ir.elem_type(arg.type).dtype
             lowering.vals[arg.id] = Scalar(r, dt)
-    outer_out, outer_scope = lowering.out, lowering.scope
-    lowering.out, lowering.scope = loop.body, loop
-    lowering.cse.append({})
-    lowering.vals[iv_arg.id] = Scalar(iv, "i32")
+    return carried
+
+
+def _first_iteration_flags(lowering: Lowering, carried: list[VReg | TileView], iv: VReg, lb: Operand) -> None:
+    """An L0C accumulator's mmad overwrites on the first iteration (iv == lb) and accumulates after."""
     for c in carried:
         if isinstance(c, TileView) and lowering.first_iter.get(id(c.buffer)) == -1:
             first = VReg("first")
             lowering.emit("eq", d=first, a=iv, b=lb)
             lowering.first_iter[id(c.buffer)] = first
-    lowering.block(ir.Block([], body.ops[:-1]))
+
+
+def _carry_update(lowering: Lowering, loop: Loop, carried: list[VReg | TileView], yields: tuple[ir.Value, ...],
+                  iter_args: list[ir.Value]) -> None:
+    """At the end of the body: the next iteration's values into the carried registers and buffers."""
     for c, y in zip(carried, yields):  # a value computed in place in another carried tile: copy it out first,
         x = lowering.get(y)             # or the yield copies below could overwrite it before it is read
         if (isinstance(c, TileView) and isinstance(x, TileView) and x.buffer is not c.buffer
@@ -114,12 +186,10 @@ def _for(lowering: Lowering, op: ir.Op) -> None:
                 raise lowering.error("a loop-carried dot accumulator must be updated as acc = dot(a, b, acc)")
             if c.space == "ub":
                 _copy_into(lowering, y, c)
-    lowering.out, lowering.scope = outer_out, outer_scope
-    lowering.cse.pop()
-    lowering.out.append(loop)
-    for c in carried:
-        if isinstance(c, TileView) and c.space == "l0c" and loop.min_trips == 0:
-            _zero_when_no_trips(lowering, loop, c)
+
+
+def _carry_results(lowering: Lowering, op: ir.Op, carried: list[VReg | TileView],
+                   iter_args: list[ir.Value]) -> None:
     for r, c, arg in zip(op.results, carried, iter_args):
         if isinstance(c, VReg) and isinstance(lowering.get(arg), (Affine, Wrapped, PtrTile)):
             lowering.vals[r.id] = lowering.get(arg)

@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterator
 from isa import MachineSpec, SourceLoc
 from isa import dtype as isa_dtype
 from npulang import ir
+from npulang.backend import access
 from npulang.backend.errors import UnsupportedKernelError
 from npulang.backend.mir import Buffer, BufRef, Loop, MInstr, Node, Region, VReg
 from npulang.backend.values import (
-    Affine, Lowered, Mask, Operand, Ptr, PtrTile, Scalar, TileView, Uniform, Wrapped, dense_strides,
+    Affine, Lowered, Mask, Operand, Ptr, PtrTile, RankError, Scalar, TileView, Uniform, Wrapped, dense_strides,
 )
 
 RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
@@ -50,6 +51,7 @@ class Lowering:
         self.carried: dict[tuple[int, int], set[int] | None] = {}
         self.in_ub: dict[tuple[int, int], TileView] = {}  # (value id, id(scope)) -> its L0C tile copied to UB
         self.feeds_dot: set[int] = set()
+        self.ub_scalars: set[int] = set()  # scalar values held in UB, not registers (see `_ub_scalars`)
         self.out: list[Node] = []
         self.scope: Loop | None = None
         self.first_iter: dict[int, Operand] = {}  # L0C buffer id -> "first iteration" flag
@@ -57,6 +59,9 @@ class Lowering:
         self.acc_inputs: dict[int, tuple[TileView, TileView, str]] = {}
         self.write_into: dict[int, TileView] = {}  # value id -> the loop-carried UB tile it is computed into
         self.notes: list[str] = []
+        self.multiples_of_16: set[VReg] = set()  # registers known to hold multiples of 16 (specialised args)
+        # value id -> why an index, pointer or mask tile could not stay symbolic (for gather/scatter notes)
+        self.why: dict[int, str] = {}
         self.loc: SourceLoc | None = None
         self.op: ir.Op | None = None
         self.count = 0
@@ -72,6 +77,8 @@ class Lowering:
         for i, a in enumerate(self.fn.args):
             reg = VReg(a.name or f"arg{i}")
             self.emit("arg", d=reg, index=i)
+            if self.fn.specialised.get(a.name or "") == 16:
+                self.multiples_of_16.add(reg)
             t = a.type
             self.vals[a.id] = Ptr(reg, i, t.pointee) if isinstance(t, ir.PtrType) else Scalar(reg, t.dtype)
         self.block(self.fn.body)
@@ -86,9 +93,15 @@ class Lowering:
                 for v in op.operands[:2]:
                     self.feeds_dot.add(v.id)
         self.remaining = dict(self.uses)
+        for op in ir.walk(block):  # a while's condition is lowered twice: before the loop and after each body
+            if op.kind is ir.OpKind.WHILE:
+                for inner in ir.walk(op.regions[0]):
+                    for v in inner.operands:
+                        self.remaining[v.id] = self.remaining.get(v.id, 0) + 1
         for op in reversed(list(ir.walk(block))):  # a trans/cast feeding a dot: its input feeds it too
             if op.kind in (ir.OpKind.TRANS,) and op.result.id in self.feeds_dot:
                 self.feeds_dot.add(op.operands[0].id)
+        self.ub_scalars = _ub_scalars(block)
 
     # -- helpers ---------------------------------------------------------------------------------
     def error(self, message: str, hint: str | None = None) -> UnsupportedKernelError:
@@ -120,7 +133,19 @@ class Lowering:
         d = VReg("t")
         self.emit(op, d=d, a=a, b=b)
         self.cse[-1][key] = d
+        if op == "mul" and (self._multiple_of_16(a) or self._multiple_of_16(b)) or \
+                op in ("add", "sub") and self._multiple_of_16(a) and self._multiple_of_16(b):
+            self.multiples_of_16.add(d)
         return d
+
+    def _multiple_of_16(self, x: Operand) -> bool:
+        return x in self.multiples_of_16 if isinstance(x, VReg) else isinstance(x, int) and x % 16 == 0
+
+    def aligned(self, stride: Operand, itemsize: int, burst: int) -> bool:
+        """Whether rows `stride` elements of `itemsize` bytes apart are known to be whole bursts apart."""
+        if isinstance(stride, int):
+            return stride * itemsize % burst == 0
+        return isinstance(stride, VReg) and stride in self.multiples_of_16 and 16 * itemsize % burst == 0
 
     @contextmanager
     def nested(self, block: list[Node]) -> Iterator[None]:
@@ -151,6 +176,11 @@ class Lowering:
             return x.value
         if isinstance(x, Ptr):
             return x.reg
+        if isinstance(x, TileView) and x.shape == ():
+            raise self.error("this scalar lives in UB (loaded from memory, or computed on the vector unit) and "
+                             "the scalar unit cannot read UB, so it cannot steer control flow or a loop bound",
+                             hint="decide with scalars computed from arguments and program ids, or apply "
+                                  "the value per element with npu.where or a mask")
         raise self.error("this value must be a scalar held in a register here "
                          "(not a tile or a reduction result)")
 
@@ -158,12 +188,37 @@ class Lowering:
         for op in block.ops:
             self.op = op
             self.loc = SourceLoc(op.loc.file, op.loc.line)
+            rank = max((len(ir.shape_of(r.type)) for r in op.results), default=0)
+            if rank > 3:
+                raise self.error(f"tiles of rank {rank} are not supported by the backend (rank 1 to 3)",
+                                 hint=_RANK_HINT)
             try:
                 RULES[op.kind](self, op)
             except KeyError:
                 raise self.error(f"no lowering rule for {op.kind.value}") from None
+            except RankError as exc:
+                raise self.error(str(exc), hint=_RANK_HINT) from None
             for v in op.operands:
                 self.remaining[v.id] -= 1
+            self._explain(op)
+
+    def _explain(self, op: ir.Op) -> None:
+        """Record why `op`'s index/pointer/mask result is a tile in a buffer: an operand's reason, else its own."""
+        for r in op.results:
+            x = self.vals.get(r.id)
+            if r.id in self.why or not isinstance(x, (TileView, PtrTile)) or isinstance(x, PtrTile) and \
+                    not isinstance(x.offsets, TileView):
+                continue
+            e = ir.elem_type(r.type)
+            if isinstance(e, ir.ScalarType) and e.dtype not in ("i32", "i1"):
+                continue
+            inherited = next((self.why[v.id] for v in op.operands if v.id in self.why), None)
+            if inherited is None:
+                what = {ir.OpKind.LOAD: "the values are loaded from memory (data-dependent)",
+                        ir.OpKind.REDUCE: "the values come from a reduction"}.get(
+                    op.kind, f"`{op.attrs.get('op', op.attrs.get('pred', op.kind.value))}` is not affine here")
+                inherited = f"line {op.loc.line}: {what}"
+            self.why[r.id] = inherited
 
     # -- materialising tiles in UB -------------------------------------------------------------
     def view(self, v: ir.Value) -> TileView:
@@ -192,8 +247,11 @@ class Lowering:
             return dst
         if isinstance(x, Affine):
             dst = self.new_buffer(shape, "i32", "ub", "iota")
-            r_step, c_step = (0, x.coeffs[0]) if len(shape) == 1 else (x.coeffs[0], x.coeffs[1])
-            self.vector("viota", dst, [], start=x.base, dtype="i32", row_step=r_step, col_step=c_step)
+            slabs = [(dst, x.base)] if len(shape) < 3 else \
+                [(dst.slab(b), self.sop("add", x.base, self.sop("mul", b, x.coeffs[0]))) for b in range(shape[0])]
+            r_step, c_step = (0, x.coeffs[0]) if len(shape) == 1 else x.coeffs[-2:]
+            for view, start in slabs:
+                self.vector("viota", view, [], start=start, dtype="i32", row_step=r_step, col_step=c_step)
             return dst
         if isinstance(x, Mask):
             return self.mask_tile(x)
@@ -216,21 +274,20 @@ class Lowering:
         return out
 
     def mask_tile(self, m: Mask) -> TileView:
-        """A Mask as an i1 tile: iota per bounded dim compared with its limit, and-ed together."""
+        """A Mask as an i1 tile: iota per bounded dim compared with its bounds, and-ed together."""
         out: TileView | None = None
-        for d, lim in enumerate(m.limits):
-            if lim is None:
-                continue
-            coeffs = tuple(1 if e == d and not m.broadcast[d] else 0 for e in range(len(m.shape)))
-            idx = self.to_ub(Affine(0, coeffs, m.shape), m.shape, "i32")
-            cmp = self.new_buffer(m.shape, "i1", "ub", "mask")
-            self.vector("vbin", cmp, [("a", idx), ("b", lim)], op="lt", dtype="i32")
-            if out is None:
+        bounds = access.bounds(m, m.shape, self.sop)
+        for d, (lo, hi) in enumerate(bounds):
+            for pred, edge in (("ge", lo), ("lt", hi)):
+                if edge is None or pred == "ge" and edge == 0:
+                    continue
+                coeffs = tuple(1 if e == d else 0 for e in range(len(m.shape)))
+                idx = self.to_ub(Affine(0, coeffs, m.shape), m.shape, "i32")
+                cmp = self.new_buffer(m.shape, "i1", "ub", "mask")
+                self.vector("vbin", cmp, [("a", idx), ("b", edge)], op=pred, dtype="i32")
+                if out is not None:
+                    self.vector("vbin", cmp, [("a", out), ("b", cmp)], op="and", dtype="i1")
                 out = cmp
-            else:
-                both = self.new_buffer(m.shape, "i1", "ub", "mask")
-                self.vector("vbin", both, [("a", out), ("b", cmp)], op="and", dtype="i1")
-                out = both
         return out if out is not None else self.to_ub(Uniform(1, m.shape, "i1"), m.shape, "i1")
 
     def copy_dense(self, x: TileView) -> TileView:
@@ -248,7 +305,12 @@ class Lowering:
 
     def vector(self, opcode: str, dst: TileView, srcs: list[tuple[str, TileView | Operand]],
                **fields: Any) -> None:
-        """Emit one vector instruction over dst's shape with per-operand strides."""
+        """Emit one vector instruction over dst's shape with per-operand strides (a rank-3 tile: one per slab)."""
+        if len(dst.shape) == 3:
+            for b in range(dst.shape[0]):
+                self.vector(opcode, dst.slab(b), [(n, s.slab(b) if isinstance(s, TileView) else s) for n, s in srcs],
+                            **fields)
+            return
         rows, cols, rs, cs = dst.rows_cols()
         args: dict[str, Any] = dict(fields)
         args.update(dst=dst.ref(), rows=rows, cols=cols, dst_rs=rs, dst_cs=cs)
@@ -317,6 +379,40 @@ def _holds(x: Lowered, buf: Buffer) -> bool:
     if isinstance(x, PtrTile):
         x = x.offsets
     return isinstance(x, TileView) and x.buffer is buf
+
+
+def _ub_scalars(block: ir.Block) -> set[int]:
+    """Ids of the scalar values that live in UB, not in a register: loaded from memory, reduced, or computed
+    from such a value (through loops and ifs too). A loop carries them in a one-element UB tile."""
+    ub: set[int] = set()
+
+    def mark(values: Iterator[ir.Value]) -> bool:
+        new = {v.id for v in values if not isinstance(v.type, (ir.TileType, ir.PtrType, ir.DescType))} - ub
+        ub.update(new)
+        return bool(new)
+    changed = True
+    while changed:  # loop-carried values: until nothing new is marked
+        changed = False
+        for op in ir.walk(block):
+            if op.kind in (ir.OpKind.FOR, ir.OpKind.WHILE):
+                body = op.regions[-1]
+                args = [body.args[1:] if op.kind is ir.OpKind.FOR else body.args]
+                if op.kind is ir.OpKind.WHILE:
+                    args.append(op.regions[0].args)
+                inits = op.operands[3:] if op.kind is ir.OpKind.FOR else op.operands
+                for i, (init, y) in enumerate(zip(inits, body.ops[-1].operands)):
+                    if init.id in ub or y.id in ub:
+                        changed |= mark(iter([op.results[i]] + [a[i] for a in args]))
+            elif op.kind is ir.OpKind.IF:
+                for i, r in enumerate(op.results):
+                    if any(region.ops[-1].operands[i].id in ub for region in op.regions):
+                        changed |= mark(iter([r]))
+            elif op.kind in (ir.OpKind.LOAD, ir.OpKind.REDUCE) or any(v.id in ub for v in op.operands):
+                changed |= mark(iter(op.results))
+    return ub
+
+
+_RANK_HINT = "fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop over them with npu.static_range"
 
 
 def numel(shape: tuple[int, ...]) -> int:

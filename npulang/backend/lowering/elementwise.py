@@ -51,11 +51,15 @@ def _binary(lowering: Lowering, op: ir.Op) -> None:
         if combined is not None:
             lowering.vals[op.result.id] = combined
             return
-    if isinstance(a, Mask) and isinstance(b, Mask) and name == "and":
-        out = access.and_masks(a, b, lowering.sop)
-        if out is not None:
-            lowering.vals[op.result.id] = out
-            return
+    if name == "and" and isinstance(a, Mask) and isinstance(b, Mask):
+        lowering.vals[op.result.id] = access.and_masks(a, b, lowering.sop)
+        return
+    if name == "and" and {type(a), type(b)} == {Mask, Uniform}:  # `mask & (h < H)`: a scalar term
+        m, u = (a, b) if isinstance(a, Mask) else (b, a)
+        lowering.vals[op.result.id] = access.gate_mask(m, u.value, lowering.sop)  # type: ignore[union-attr]
+        return
+    if name == "or" and isinstance(a, Mask) and isinstance(b, Mask):
+        lowering.why[op.result.id] = f"line {op.loc.line}: `|` of masks (only `&` of bounds is a bound)"
     _vbin(lowering, op, _VECTOR_BINARY[name], dt, ir.elem_type(op.operands[0].type).dtype)
     if name == "floordiv" and dt in ir.FLOAT_DTYPES:  # the vector unit's div is true division
         out = lowering.vals[op.result.id]
@@ -80,9 +84,13 @@ def _cmp(lowering: Lowering, op: ir.Op) -> None:
         return
     if isinstance(a, Affine) and isinstance(b, Affine):
         m = access.compare_to_mask(pred, a, b, lowering.sop)
-        if m is not None:
+        if isinstance(m, Mask):
             lowering.vals[op.result.id] = m
             return
+        lowering.why[op.result.id] = f"line {op.loc.line}: mask term `{pred}` not recognised: {m}"
+    elif isinstance(a, Wrapped) or isinstance(b, Wrapped):
+        lowering.why[op.result.id] = f"line {op.loc.line}: mask term `{pred}` not recognised: it compares a " \
+            "wrapped (`%`) index"
     _vbin(lowering, op, pred, "i1", ir.elem_type(op.operands[0].type).dtype)
 
 
@@ -155,8 +163,8 @@ def _where(lowering: Lowering, op: ir.Op) -> None:
 
 
 def _where_bounds(lowering: Lowering, op: ir.Op, mask: Mask, other: Operand, dt: str) -> None:
-    """`where(index < limit, a, scalar)`: `a` in place (or copied), then the out-of-bounds tail of each
-    bounded dim filled with the scalar. No mask tile is built, and usually the tails are empty."""
+    """`where(lo <= index < hi, a, scalar)`: `a` in place (or copied), then the out-of-bounds head and tail
+    of each bounded dim filled with the scalar. No mask tile is built, and usually those are empty."""
     a = lowering.operand(op.operands[1])
     dst = lowering.result_buffer(op, dt, [None, a, None])
     if isinstance(a, TileView):
@@ -165,14 +173,17 @@ def _where_bounds(lowering: Lowering, op: ir.Op, mask: Mask, other: Operand, dt:
     else:
         lowering.vector("vdup", dst, [], value=a, dtype=dt)
     rows, cols, rs, cs = dst.rows_cols()
-    for d, valid in enumerate(access.extents(mask, dst.shape, lowering.sop)):
-        along = d if len(dst.shape) == 2 else 1  # 0: a tail of rows, 1: a tail of columns
+    sop = lowering.sop
+    for d, (lo, hi) in enumerate(access.bounds(mask, dst.shape, sop)):
+        along = d if len(dst.shape) == 2 else 1  # 0: a run of rows, 1: a run of columns
         size = (rows, cols)[along]
-        if valid is None or valid == size:
-            continue
-        off = lowering.sop("mul", valid, ((rs, cs)[along]) * dst.itemsize)
-        tail = lowering.sop("sub", size, valid)
-        shape = {"rows": tail, "cols": cols} if along == 0 else {"rows": rows, "cols": tail}
-        lowering.out.append(MInstr("vdup", {"dst": ref_at(dst, off), "value": other, "dtype": dt, **shape,
-                                            "dst_rs": rs, "dst_cs": cs}, lowering.loc, (), (dst.region(),)))
+        step = ((rs, cs)[along]) * dst.itemsize
+        hi = size if hi is None else hi if lo == 0 else sop("max", hi, lo)  # an empty range fills it all
+        for start, count in ((0, lo), (hi, sop("sub", size, hi))):
+            if count == 0:
+                continue
+            shape = {"rows": count, "cols": cols} if along == 0 else {"rows": rows, "cols": count}
+            lowering.out.append(MInstr("vdup", {"dst": ref_at(dst, sop("mul", start, step)), "value": other,
+                                                "dtype": dt, **shape, "dst_rs": rs, "dst_cs": cs},
+                                       lowering.loc, (), (dst.region(),)))
     lowering.vals[op.result.id] = dst

@@ -92,7 +92,8 @@ def _broadcast(lowering: Lowering, op: ir.Op) -> None:
         return TileView(v.buffer, v.offset, shape, strides, v.dtype, v.cast_to)
     lowering.vals[op.result.id] = _reshaped(lowering, lowering.get(op.operands[0]),
                                             lambda a: access.broadcast_affine(a, shape),
-                                            lambda m: access.broadcast_mask(m, shape), view, shape, lambda d: d)
+                                            lambda m: access.broadcast_mask(m, shape, lowering.sop), view, shape,
+                                            lambda d: d)
 
 
 @rule(K.EXPAND_DIMS)
