@@ -175,7 +175,7 @@ def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | N
     return np.array([arguments.positive_float(op, "scale", scale)], np.float32)
 
 
-def _check_activation(op: str, activation: str | None) -> None:
+def check_activation(op: str, activation: str | None) -> None:
     if activation not in (None, *ACTIVATIONS):
         raise OperatorError(f"kernel_lib.{op}: activation must be None or one of {', '.join(ACTIVATIONS)}, "
                             f"got {activation!r}")
@@ -197,7 +197,7 @@ def gemm(a: np.ndarray, b: np.ndarray, *, c: np.ndarray | None = None, alpha: fl
     a = arguments.array(op, "a", a, INPUT_DTYPES, ndim=2)
     b = arguments.array(op, "b", b, INPUT_DTYPES, ndim=2)
     arguments.same_dtype(op, a=a, b=b)
-    _check_activation(op, activation)
+    check_activation(op, activation)
     m, k = a.shape[::-1] if trans_a else a.shape
     kb, n = b.shape[::-1] if trans_b else b.shape
     if k != kb:
