@@ -83,10 +83,11 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
 
 
 # The search space (npu-tune): output tiles BM × BN and the K step BK (which must divide R·S·CB: the others
-# are pruned before anything compiles). The channel group CB is the rule's, min(16, C): 16 fp16 channels
-# are 32 bytes, one GM burst (the filter matrix is arranged for it on the host).
+# are pruned before anything compiles; 21, 49 and 147 divide the 7×7 stem's 147 taps of 3 channels). The
+# channel group CB is the rule's, min(16, C): 16 fp16 channels are 32 bytes, one GM burst (the filter
+# matrix is arranged for it on the host).
 CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [64, 128, 256], "BN": [64, 128, 256],
-                                                "BK": [16, 32, 48, 64, 96, 112, 128, 144, 192, 256]},
+                                                "BK": [16, 21, 32, 48, 49, 64, 96, 112, 128, 144, 147, 192, 256]},
                      key=["N", "C", "H", "W", "KOUT", "R", "S", "STRIDE", "PAD", "DIL", "LAYOUT", "HAS_BIAS",
                           "ACTIVATION"], prune=_prune)
 

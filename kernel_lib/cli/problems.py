@@ -14,10 +14,11 @@ import ml_dtypes
 import numpy as np
 
 from kernel_lib import activations, normalization
+from kernel_lib.conv2d import problem as conv2d_problem
 from kernel_lib.gemm import GemmCall
 from kernel_lib.softmax import problems as softmax_problems
 from kernel_lib.tuning import Problem, first_fitting
-from kernel_lib.workloads import bert_base
+from kernel_lib.workloads import bert_base, resnet50
 
 DTYPES = {"fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32),
           "int8": np.dtype(np.int8)}
@@ -27,7 +28,7 @@ DTYPES = {"fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16), "f
 class OpSpec:
     """How npu-tune reads a shape for an operator and builds its problem."""
 
-    dims: int  # numbers in a shape: 3 for gemm (MxNxK), 2 for rows x columns, 1 for a length
+    dims: int  # numbers in a shape: 3 for gemm (MxNxK), 2 for rows x columns, 1 for a length, 7 for conv2d
     form: str  # the shape as the help shows it
     dtypes: tuple[str, ...]
     build: Callable[[tuple[int, ...], np.dtype], Problem]
@@ -39,6 +40,13 @@ def _gemm(shape: tuple[int, ...], dtype: np.dtype, batches: int = 1) -> Problem:
     a, b, y = np.zeros((batches, m, k), dtype), np.zeros((batches, k, n), dtype), np.zeros((batches, m, n), out)
     strides = (m * k, k * n, 0, m * n) if batches > 1 else (0, 0, 0, 0)
     return GemmCall(a, b, y, m, n, k, batches=batches, batch_strides=strides).problem()
+
+
+def _conv2d(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+    n, c, h, w, k, r, s, stride, pad = (*shape, 1, 0)[:9] if len(shape) == 7 else (*shape, 0)[:9]
+    x, filt = np.zeros((n, c, h, w), dtype), np.zeros((k, c, r, s), dtype)
+    oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - s) // stride + 1
+    return conv2d_problem(x, filt, None, np.empty((n, oh, ow, k), dtype), stride, pad, 1, None, "NCHW")
 
 
 def _softmax(log: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
@@ -66,25 +74,33 @@ def _activation(name: str) -> Callable[[tuple[int, ...], np.dtype], Problem]:
 FLOATS = ("fp16", "bf16", "fp32")
 OPS: dict[str, OpSpec] = {
     "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),
+    "conv2d": OpSpec(7, "N,C,H,W,K,R,S[,stride[,pad]]", ("fp16", "bf16"), _conv2d),
     "softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(False)),
     "log_softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(True)),
     "layer_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(False)),
     "rms_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(True)),
     **{name: OpSpec(1, "N", FLOATS, _activation(name)) for name in ("relu", "gelu", "silu", "sigmoid", "tanh")},
 }
-WORKLOADS = {"bert-base": "gemm"}  # --workload: the operator its shapes are for
+WORKLOADS = {"bert-base": "gemm", "resnet50": "conv2d"}  # --workload: the operator its shapes are for
 
 
 def parse_shape(op: str, text: str) -> tuple[int, ...]:
-    """`1024x1024x1024` as ints, or a ValueError saying what the operator's shapes look like."""
+    """`1024x1024x1024` (conv2d: `4,64,56,56,64,3,3,1,1`) as ints, or a ValueError saying what the
+    operator's shapes look like."""
     spec = OPS[op]
-    parts = text.lower().split("x")
-    if len(parts) != spec.dims or not all(p.isdigit() and int(p) > 0 for p in parts):
+    parts = text.lower().split("," if op == "conv2d" else "x")
+    counts = (7, 8, 9) if op == "conv2d" else (spec.dims,)
+    if len(parts) not in counts or not all(p.strip().isdigit() and (int(p) > 0 or i == 8)
+                                           for i, p in enumerate(parts)):
         raise ValueError(f"bad shape {text!r} for {op}: expected {spec.form} with positive integers")
     return tuple(int(p) for p in parts)
 
 
 def workload(name: str, dtype: np.dtype) -> list[tuple[str, Problem]]:
-    """(label, problem) for every GEMM of the workload (BERT-base: batch 8 of 128 tokens)."""
+    """(label, problem) for every layer of the workload: BERT-base's GEMMs (batch 8 of 128 tokens) or
+    ResNet-50's convolutions (batch 4)."""
+    if name == "resnet50":
+        return [(f"{c.name} {c.n},{c.c},{c.h},{c.w},{c.k},{c.r},{c.s},{c.stride},{c.pad}",
+                 _conv2d((c.n, c.c, c.h, c.w, c.k, c.r, c.s, c.stride, c.pad), dtype)) for c in resnet50()]
     return [(f"{layer.name} {layer.m}x{layer.n}x{layer.k}" + (f" x{layer.batch}" if layer.batch > 1 else ""),
              _gemm((layer.m, layer.n, layer.k), dtype, layer.batch)) for layer in bert_base()]

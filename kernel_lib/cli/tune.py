@@ -4,6 +4,8 @@
              [--sampler auto|tpe|random|grid] [--seed N] [--machine davinci|FILE.toml] [--db URL]
              [--jobs N] [--json] [--no-verify]
     npu-tune gemm --workload bert-base
+    npu-tune conv2d --shapes "4,64,56,56,64,3,3,1,1;4,3,224,224,64,7,7,2,3"   (N,C,H,W,K,R,S[,stride[,pad]])
+    npu-tune conv2d --workload resnet50
     npu-tune softmax --shapes 4096x4096          (also log_softmax, layer_norm, rms_norm: ROWSxCOLS;
                                                   relu, gelu, silu, sigmoid, tanh: N elements)
 
@@ -78,8 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="npu-tune", description="Tune kernel_lib operators into the tuning database.")
     parser.add_argument("op", choices=sorted(OPS), metavar="OP", help=f"one of: {', '.join(sorted(OPS))}")
     parser.add_argument("--shapes", help="comma-separated shapes: MxNxK (gemm), ROWSxCOLS (softmax, norms), "
-                                         "N (activations)")
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), help="the layer shapes of a network (gemm)")
+                                         "N (activations); conv2d: N,C,H,W,K,R,S[,stride[,pad]] separated by ';'")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS),
+                        help="the layer shapes of a network: bert-base (gemm), resnet50 (conv2d, batch 4)")
     parser.add_argument("--dtype", default="fp16", choices=sorted(DTYPES))
     parser.add_argument("--trials", type=int, help=f"simulations per shape (default {DEFAULT_TRIALS})")
     parser.add_argument("--sampler", default="auto", choices=["auto", "tpe", "random", "grid"],
@@ -118,7 +121,7 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
             parser.error(f"--workload {args.workload} has {WORKLOADS[args.workload]} shapes, not {args.op}")
         labels = [label for label, _ in workload(args.workload, DTYPES[args.dtype])]
         return [Request(label=label, shape=f"{args.workload}:{i}", **common) for i, label in enumerate(labels)]
-    shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
+    shapes = [s.strip() for s in args.shapes.split(";" if args.op == "conv2d" else ",") if s.strip()]
     if not shapes:
         parser.error("--shapes is empty")
     for s in shapes:

@@ -53,6 +53,17 @@ def test_a_rerun_resumes_and_a_larger_budget_adds_only_new_trials(tuning_db):
     assert more["trials"] == 4 and more["cycles"] <= first["cycles"] == again["cycles"]
 
 
+def test_conv2d_shapes_and_the_library_call_then_uses_the_tuned_config(tuning_db):
+    out = results(npu_tune("conv2d", "--shapes", "1,16,8,8,16,3,3,1,1;1,3,16,16,8,7,7,2,3", "--trials", "2",
+                           "--json", db=tuning_db))
+    assert [r["shape"] for r in out] == ["1,16,8,8,16,3,3,1,1", "1,3,16,16,8,7,7,2,3"]
+    assert all(r["trials"] == 2 and set(r["config"]) == {"BM", "BN", "BK"} for r in out)
+    from kernel_lib.cli.problems import DTYPES, OPS
+
+    problem = OPS["conv2d"].build((1, 3, 16, 16, 8, 7, 7, 2, 3), DTYPES["fp16"])
+    assert problem.candidates()[0] == (out[1]["config"], "tuned")
+
+
 def test_the_table_and_two_jobs_sharing_one_store(tuning_db):
     proc = npu_tune("relu", "--shapes", "1000,3000", "--trials", "2", "--jobs", "2", db=tuning_db)
     assert proc.returncode == 0, proc.stderr
@@ -88,6 +99,7 @@ def test_an_interrupted_run_keeps_its_trials_and_the_rerun_resumes(tuning_db):
     (["conv3d", "--shapes", "1x1x1"], "argument OP: invalid choice: 'conv3d'"),
     (["gemm", "--shapes", "64x64"], "bad shape '64x64' for gemm: expected MxNxK with positive integers"),
     (["gemm", "--shapes", "0x4x4"], "bad shape '0x4x4' for gemm"),
+    (["conv2d", "--shapes", "1,3,8,8,4,3"], "bad shape '1,3,8,8,4,3' for conv2d: expected N,C,H,W,K,R,S["),
     (["gemm"], "give exactly one of --shapes and --workload"),
     (["softmax", "--shapes", "4x4", "--dtype", "int8"], "softmax takes --dtype fp16, bf16, fp32, not int8"),
     (["gemm", "--shapes", "4x4x4", "--trials", "0"], "--trials must be a positive integer, got 0"),
