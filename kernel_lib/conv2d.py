@@ -62,18 +62,20 @@ def weight_matrix(w: np.ndarray, cb: int) -> np.ndarray:
                                 .reshape(groups * r * s * cb, kout))
 
 
-def _heuristic(cb: int, r: int, s: int, m: int, kout: int) -> list[dict[str, Any]]:
-    """The rule: output tiles of 128×128 (smaller for small problems) and, for each, the two longest K steps
-    dividing R·S·CB that keep an A block within 16 K elements."""
-    taps = r * s * cb
+def _heuristic(cb: int, r: int, s: int, m: int, ow: int, kout: int) -> list[dict[str, Any]]:
+    """The rule: output tiles of BM × 64, then BM × 128, with BM = 112 when it is a whole number of output rows
+    (112 = 2·56 = 4·28 = 8·14 = 16·7: ResNet's widths; a tile of whole rows reads whole window rows), else
+    128; smaller tiles for small problems; for each, the two longest K steps dividing R·S·CB that keep an A
+    block within 16 K elements."""
     steps = [cb * d for d in range(r * s, 0, -1) if (r * s) % d == 0]
+    bm0 = 112 if 112 % ow == 0 else 128
     out = []
-    for bm, bn in ((128, 128), (64, 128), (64, 64), (32, 32)):
+    for bm, bn in ((bm0, 64), (bm0, 128), (64, 64), (32, 32)):
         if (bm > 2 * max(16, m) or bn > 2 * max(16, kout)) and (bm, bn) != (32, 32):
             continue
         bks = [bk for bk in steps if bm * bk <= 16384] or [min(steps)]
         out += [{"BM": bm, "BN": bn, "BK": bk} for bk in bks[:2]]
-    return out or [{"BM": 32, "BN": 32, "BK": taps}]
+    return out
 
 
 def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
@@ -82,11 +84,12 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
     return [c for c in configs if taps % c.kwargs["BK"] == 0] or configs
 
 
-# The search space (npu-tune): output tiles BM × BN and the K step BK (which must divide R·S·CB: the others
+# The search space (npu-tune): output tiles BM × BN (112 and 224: whole output rows of ResNet's widths) and
+# the K step BK (which must divide R·S·CB: the others
 # are pruned before anything compiles; 21, 49 and 147 divide the 7×7 stem's 147 taps of 3 channels). The
 # channel group CB is the rule's, min(16, C): 16 fp16 channels are 32 bytes, one GM burst (the filter
 # matrix is arranged for it on the host).
-CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [64, 128, 256], "BN": [64, 128, 256],
+CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [64, 112, 128, 224, 256], "BN": [64, 128, 256],
                                                 "BK": [16, 21, 32, 48, 49, 64, 96, 112, 128, 144, 147, 192, 256]},
                      key=["N", "C", "H", "W", "KOUT", "R", "S", "STRIDE", "PAD", "DIL", "LAYOUT", "HAS_BIAS",
                           "ACTIVATION"], prune=_prune)
@@ -115,7 +118,7 @@ def problem(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, y: np.ndarray
     macs = m * kout * c * r * s
     args = (x, weight_matrix(w, cb), y if bias is None else bias, y)
     return Problem(CONV2D, lambda meta: (npu.cdiv(m, meta["BM"]), npu.cdiv(kout, meta["BN"])), args, flags,
-                   _heuristic(cb, r, s, m, kout),
+                   _heuristic(cb, r, s, m, ow, kout),
                    macs / (spec.cube_macs_per_cycle() * spec.cores), "cube", 2 * macs,
                    f"{n},{c},{h},{wd},{kout},{r},{s},{stride},{padding}")
 
