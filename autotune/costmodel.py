@@ -56,6 +56,7 @@ class _Core:
         self.busy: dict[str, int] = defaultdict(int)
         self.gm_read = 0
         self.gm_write = 0
+        self.read_args: set[int] = set()  # pointer arguments a load or gather read from
 
     def end(self) -> int:
         return max([self.issue, *self.done.values()])
@@ -163,6 +164,10 @@ class _Walker:
             v = regs[v.index] if isinstance(v, Reg) else v
             return default if v is None else v
 
+        if op in ("load", "gather"):
+            src: Mem = ins.get("src")
+            address = (regs[src.base.index] if src.base is not None else 0) + src.offset
+            core.read_args.add(int(address) // _PTR_SPACING - 1)
         if op == "load":
             e, rows, cols = _itemsize(get("dtype")), get("rows"), get("cols")
             vr, vc = min(get("valid_rows", rows), rows), min(get("valid_cols", cols), cols)
@@ -276,7 +281,8 @@ def estimate(program: isa.Program, spec: isa.MachineSpec, args: Sequence[Any],
     core = t1 + (waves - 1) * steady
     reads = first.gm_read * (programs - 1) + edge.gm_read
     writes = first.gm_write * (programs - 1) + edge.gm_write
-    distinct = min(reads, sum(a.nbytes for a in args if isinstance(a, np.ndarray)))
+    read = first.read_args | edge.read_args  # an output that is only written is not read from HBM
+    distinct = min(reads, sum(a.nbytes for i, a in enumerate(args) if isinstance(a, np.ndarray) and i in read))
     l2 = math.ceil(reads / spec.l2_bytes_per_cycle)
     hbm = math.ceil((distinct + writes) / spec.hbm_bytes_per_cycle)
     cycles, bound = max((core, "core"), (l2, "l2"), (hbm, "hbm"))

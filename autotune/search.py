@@ -8,8 +8,10 @@ each result; it never proposes a config it was told about, so nothing is evaluat
   (`autotune.costmodel`), re-ranked as results arrive by the ratio of simulated to estimated cycles of the
   nearest evaluated configs; after `head` evaluations every other proposal explores where the model may
   be wrong: first the warm-start configs (the best of the nearest tuned keys), then what a seeded Optuna
-  TPE sampler that has been told every result proposes. (Warm-start configs first cost more evaluations
-  than the model's order on every shape of `benchmarks/tuner.py`, so they explore instead.)
+  TPE sampler that has been told every result proposes. `head` is 16 and the correction uses the 3
+  nearest results: on `benchmarks/tuner.py` exploring earlier (after 8 or 12) or correcting with 1 or 5
+  neighbours needed more evaluations in the worst case, and warm-start configs proposed first cost more
+  than the model's order.
 - `RandomSearch` and `PlainTPE`: the baselines the benchmark compares against.
 """
 
@@ -151,7 +153,7 @@ class ModelGuided(Strategy):
     """
 
     def __init__(self, candidates: Sequence[Config], estimates: Mapping[str, int | None], *, seed: int = 0,
-                 warm: Sequence[Config] = (), head: int = 8, neighbours: int = 3) -> None:
+                 warm: Sequence[Config] = (), head: int = 16, neighbours: int = 3) -> None:
         super().__init__(candidates)
         self.estimates = dict(estimates)
         self.warm = [c for c in warm if c.ident() in self.by_ident]
