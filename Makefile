@@ -24,6 +24,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/sim_speed.py
 	$(BIN)/python benchmarks/kernel_perf.py
 	$(BIN)/python benchmarks/wallclock.py
+	$(BIN)/python benchmarks/library.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -30,6 +30,7 @@ from npulang.runtime.jit import jit
 get_machine = RUNTIME.get_machine
 set_machine = RUNTIME.set_machine
 profile = RUNTIME.profile
+launch_defaults = RUNTIME.launch_defaults
 
 
 def __getattr__(name: str) -> object:
@@ -52,7 +53,8 @@ __all__ = [
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",
     "tanh", "trans", "view", "where", "zeros", "math",
     "make_conv_descriptor",
-    "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "profile", "set_machine",
+    "JITFunction", "LaunchOptions", "Profile", "RunRecord", "get_machine", "jit", "launch_defaults", "profile",
+    "set_machine",
     "BufferOverflowError", "EventIdOverflowError", "RegisterOverflowError", "ResourceError", "UnsupportedKernelError",
     "Config", "autotune",
 ]

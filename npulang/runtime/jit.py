@@ -63,7 +63,8 @@ class JITFunction(KernelDef):
         """
         launch = {k: meta[k] for k in LAUNCH_KEYWORDS.intersection(meta) if k not in self.signature.parameters}
         kernel = {k: v for k, v in meta.items() if k not in launch} if launch else meta
-        given = {**self.defaults, **{k: v for k, v in launch.items() if k in _OPTION_FIELDS}}
+        given = {**self.defaults, **self.runtime.scoped_options(),
+                 **{k: v for k, v in launch.items() if k in _OPTION_FIELDS}}
         if "interpret" not in given or given["interpret"] is None:
             given["interpret"] = os.environ.get("NPU_INTERPRET", "") not in ("", "0")
         try:

@@ -12,11 +12,12 @@ compiler through `npulang.compiler.compile_ir` only, and knows kernels as `Kerne
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 
@@ -31,6 +32,7 @@ from npulang.runtime.record import RunRecord, StallSummary
 from simulator import Device, OutOfBounds, SimError, SimOptions, StallRecord
 
 Grid = tuple[int, ...] | Callable[[dict[str, Any]], tuple[int, ...]]
+SCOPED_OPTIONS = frozenset({"timing_only", "l2", "trace"})  # what `Runtime.launch_defaults` may set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +101,7 @@ class Runtime:
         self._machine: isa.MachineSpec | None = None
         self._devices: dict[str, tuple[Device, threading.Lock]] = {}
         self._lock = threading.Lock()
+        self._scoped = threading.local()  # each thread's stack of `launch_defaults` blocks
 
     # -- the machine ------------------------------------------------------------------------------
     def set_machine(self, machine: str | Path | isa.MachineSpec) -> isa.MachineSpec:
@@ -130,6 +133,31 @@ class Runtime:
     def profile(self) -> Profile:
         """Record every kernel launch inside a `with` block: `prof.cycles`, `prof.launches`."""
         return self.profiles.profile()
+
+    @contextlib.contextmanager
+    def launch_defaults(self, **options: Any) -> Iterator[None]:
+        """Inside the block, this thread's launches default to these options (`timing_only`, `l2`, `trace`);
+        a launch's own keywords still win. For launches made out of reach, inside library calls:
+        `with npu.launch_defaults(timing_only=True, l2="cold"): kernel_lib.gemm(a, b)` times the call
+        without the numpy work (outputs are left as allocated) on a cold L2, as a benchmark needs."""
+        unknown = set(options) - SCOPED_OPTIONS
+        if unknown:
+            raise errors.NpuError(f"launch_defaults({', '.join(sorted(unknown))}=...): only "
+                                  f"{', '.join(sorted(SCOPED_OPTIONS))} can be set for a block")
+        LaunchOptions(**options)  # checked now, not at the first launch
+        stack = self._scoped.__dict__.setdefault("stack", [])
+        stack.append(options)
+        try:
+            yield
+        finally:
+            stack.pop()
+
+    def scoped_options(self) -> dict[str, Any]:
+        """The options of this thread's open `launch_defaults` blocks, the innermost winning."""
+        out: dict[str, Any] = {}
+        for options in getattr(self._scoped, "stack", ()):
+            out.update(options)
+        return out
 
     # -- compiling ------------------------------------------------------------------------------
     def ir(self, kernel: KernelDef, call: BoundCall) -> tuple[ir.Function, str]:

@@ -1,0 +1,154 @@
+"""kernel_lib's performance table: library calls with tuned configs against their rooflines, cold L2.
+
+    python benchmarks/library.py [--trials N] [--db URL] [--quick]
+
+For each row the script first makes sure the tuning database has a config for the shape (it tunes the
+operator's problem with `--trials` simulations when it has none: the same search as `npu-tune`), then
+calls the library function itself (`kernel_lib.gemm(a, b)`, `kernel_lib.softmax(x)`...) inside
+`npu.launch_defaults(timing_only=True, l2="cold")`: the call looks its config up as any user's call does,
+and runs timing-only on a cold L2 (no numpy work: a functional 4096³ GEMM would take minutes of wall time
+for the same cycles). Rooflines: the cube's peak MAC rate over all cores for GEMMs, the bytes every call
+must move (inputs read once, outputs written once) at HBM bandwidth for the memory-bound operators. The
+BERT-base row is FLOP-weighted: the sum of its GEMMs' rooflines over the sum of their cycles (batch 8 of 128
+tokens; the attention GEMMs batched over 96 heads). Prints the Markdown table the README quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import kernel_lib as kl  # noqa: E402
+import npulang as npu  # noqa: E402
+from kernel_lib.cli.problems import DTYPES, OPS, workload  # noqa: E402
+from kernel_lib.tuning import Problem  # noqa: E402
+from tuning_db import open_store  # noqa: E402
+from tuning_db.connection import ENV  # noqa: E402
+
+GEMMS = ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "4096x1024x4096", "1000x3000x777"]
+TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.95, "4096x1024x4096": 0.90,
+           "1000x3000x777": 0.75, "bert-base": 0.90, "softmax": 0.90, "layer_norm": 0.90, "rms_norm": 0.90}
+ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
+
+
+@dataclass
+class Row:
+    name: str
+    problem: str
+    config: str
+    cycles: int
+    roofline: float
+    bound: str
+    target: float
+    seconds: float  # wall time of tuning (if needed) and the timed call
+
+    @property
+    def efficiency(self) -> float:
+        return self.roofline / self.cycles
+
+
+def ensure_tuned(problem: Problem, trials: int, label: str) -> str:
+    """Tune `problem` unless the database has its config; returns the config the library call will use."""
+    source = problem.candidates()[0][1]
+    if source != "tuned":
+        print(f"  tuning {label} ({trials} simulations)...", file=sys.stderr, flush=True)
+        with open_store(os.environ[ENV]) as store:  # one connection for the whole search
+            problem.tune(store, trials=trials, verify=False)
+        source = problem.candidates()[0][1]
+    assert source == "tuned", f"{label}: the library call would not use a tuned config"
+    return " ".join(f"{k}={v}" for k, v in problem.candidates()[0][0].items())
+
+
+def timed(call: Callable[[], object]) -> int:
+    """The cycles of every launch `call` makes, timing-only on a cold L2."""
+    with npu.profile() as prof, npu.launch_defaults(timing_only=True, l2="cold"):
+        call()
+    return int(prof.cycles)
+
+
+def gemm_row(shape: str, trials: int) -> Row:
+    start = time.monotonic()
+    m, n, k = (int(d) for d in shape.split("x"))
+    problem = OPS["gemm"].build((m, n, k), DTYPES["fp16"])
+    config = ensure_tuned(problem, trials, f"gemm {shape}")
+    a, b = np.zeros((m, k), np.float16), np.zeros((k, n), np.float16)
+    cycles = timed(lambda: kl.gemm(a, b))
+    return Row("gemm", f"fp16 {shape}", config, cycles, problem.roofline, "cube", TARGETS[shape],
+               time.monotonic() - start)
+
+
+def bert_row(trials: int) -> Row:
+    start = time.monotonic()
+    roof, cycles = 0.0, 0
+    for label, problem in workload("bert-base", DTYPES["fp16"]):
+        ensure_tuned(problem, trials, label)
+        a, b = problem.args[0], problem.args[1]
+        layer = timed(lambda a=a, b=b: kl.matmul(a, b) if a.ndim == 3 and a.shape[0] > 1 else kl.gemm(a[0], b[0]))
+        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline",
+              file=sys.stderr, flush=True)
+        cycles += layer
+        roof += problem.roofline
+    return Row("gemm (BERT-base, 6 GEMMs)", "fp16, batch 8 × 128 tokens", "tuned per GEMM", cycles, roof, "cube",
+               TARGETS["bert-base"], time.monotonic() - start)
+
+
+def row_op(op: str, dtype: str, trials: int) -> Row:
+    start = time.monotonic()
+    problem = OPS[op].build((4096, 4096), DTYPES[dtype])
+    config = ensure_tuned(problem, trials, f"{op} {dtype}")
+    x = np.zeros((4096, 4096), DTYPES[dtype])
+    w = np.ones(4096, DTYPES[dtype])
+    call = {"softmax": lambda: kl.softmax(x), "layer_norm": lambda: kl.layer_norm(x, 4096, w, w),
+            "rms_norm": lambda: kl.rms_norm(x, 4096, w)}[op]
+    cycles = timed(call)
+    return Row(op, f"{dtype} 4096×4096", config, cycles, problem.roofline, "HBM", TARGETS[op],
+               time.monotonic() - start)
+
+
+def table(rows: list[Row]) -> str:
+    out = ["| operator | problem | config (tuned) | cycles | roofline | % of roofline | target |",
+           "|---|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        met = "met" if r.efficiency >= r.target else "missed"
+        out.append(f"| {r.name} | {r.problem} | {r.config} | {r.cycles:,} | {r.roofline:,.0f} ({r.bound}) | "
+                   f"{100 * r.efficiency:.1f} % | ≥ {100 * r.target:.0f} % {met} |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=20, help="simulations per shape when it needs tuning")
+    parser.add_argument("--db", help="tuning database (default: $NPU_TUNING_DB, else the user cache's)")
+    parser.add_argument("--quick", action="store_true", help="only the 1024³ and 2048³ GEMMs and the fp16 rows")
+    args = parser.parse_args()
+    if args.db:
+        os.environ[ENV] = args.db
+    elif ENV not in os.environ:
+        from tuning_db.connection import default_path
+
+        os.environ[ENV] = str(default_path())
+    rows = []
+    for shape in GEMMS[:2] if args.quick else GEMMS:
+        rows.append(gemm_row(shape, args.trials))
+        print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    if not args.quick:
+        rows.append(bert_row(args.trials))
+    for dtype in ("fp16",) if args.quick else ("fp32", "fp16"):
+        for op in ROW_OPS:
+            rows.append(row_op(op, dtype, args.trials))
+            print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    assert all(r.cycles >= r.roofline for r in rows), "a figure beats its roofline: the model or roofline is wrong"
+    print(table(rows))
+    print(f"\n(tuning database: {os.environ[ENV]}; wall time {sum(r.seconds for r in rows):.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""kernel_lib's command lines: `npu-tune` (`kernel_lib.cli.tune`)."""

@@ -1,0 +1,106 @@
+"""The problems `npu-tune` tunes: an operator name and a shape string in, the operator's `Problem` out.
+
+Each builder makes the same `Problem` the library call makes for that shape (zero-filled operands: tuning
+runs timing-only, and a winner's verification compares the compiled kernel with the interpreter on them),
+so a config tuned here is the one `kernel_lib.<op>(...)` then finds in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import ml_dtypes
+import numpy as np
+
+from kernel_lib import activations, normalization
+from kernel_lib.conv2d import problem as conv2d_problem
+from kernel_lib.gemm import GemmCall
+from kernel_lib.softmax import problems as softmax_problems
+from kernel_lib.tuning import Problem, first_fitting
+from kernel_lib.workloads import bert_base, resnet50
+
+DTYPES = {"fp16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16), "fp32": np.dtype(np.float32),
+          "int8": np.dtype(np.int8)}
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """How npu-tune reads a shape for an operator and builds its problem."""
+
+    dims: int  # numbers in a shape: 3 for gemm (MxNxK), 2 for rows x columns, 1 for a length, 7 for conv2d
+    form: str  # the shape as the help shows it
+    dtypes: tuple[str, ...]
+    build: Callable[[tuple[int, ...], np.dtype], Problem]
+
+
+def _gemm(shape: tuple[int, ...], dtype: np.dtype, batches: int = 1) -> Problem:
+    m, n, k = shape
+    out = np.int32 if dtype == np.int8 else dtype
+    a, b, y = np.zeros((batches, m, k), dtype), np.zeros((batches, k, n), dtype), np.zeros((batches, m, n), out)
+    strides = (m * k, k * n, 0, m * n) if batches > 1 else (0, 0, 0, 0)
+    return GemmCall(a, b, y, m, n, k, batches=batches, batch_strides=strides).problem()
+
+
+def _conv2d(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+    n, c, h, w, k, r, s, stride, pad = (*shape, 1, 0)[:9] if len(shape) == 7 else (*shape, 0)[:9]
+    x, filt = np.zeros((n, c, h, w), dtype), np.zeros((k, c, r, s), dtype)
+    oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - s) // stride + 1
+    return conv2d_problem(x, filt, None, np.empty((n, oh, ow, k), dtype), stride, pad, 1, None, "NCHW")
+
+
+def _softmax(log: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        return first_fitting(softmax_problems(x, np.empty_like(x), log))
+    return build
+
+
+def _norm(rms: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        w = np.zeros(shape[-1], dtype)
+        return first_fitting(normalization.problems(x, w, None if rms else w, np.empty_like(x), shape[-1], 1e-5, rms))
+    return build
+
+
+def _activation(name: str) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        x = np.zeros(shape, dtype)
+        return activations.problem(name, name, x, np.empty_like(x))
+    return build
+
+
+FLOATS = ("fp16", "bf16", "fp32")
+OPS: dict[str, OpSpec] = {
+    "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),
+    "conv2d": OpSpec(7, "N,C,H,W,K,R,S[,stride[,pad]]", ("fp16", "bf16"), _conv2d),
+    "softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(False)),
+    "log_softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(True)),
+    "layer_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(False)),
+    "rms_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(True)),
+    **{name: OpSpec(1, "N", FLOATS, _activation(name)) for name in ("relu", "gelu", "silu", "sigmoid", "tanh")},
+}
+WORKLOADS = {"bert-base": "gemm", "resnet50": "conv2d"}  # --workload: the operator its shapes are for
+
+
+def parse_shape(op: str, text: str) -> tuple[int, ...]:
+    """`1024x1024x1024` (conv2d: `4,64,56,56,64,3,3,1,1`) as ints, or a ValueError saying what the
+    operator's shapes look like."""
+    spec = OPS[op]
+    parts = text.lower().split("," if op == "conv2d" else "x")
+    counts = (7, 8, 9) if op == "conv2d" else (spec.dims,)
+    if len(parts) not in counts or not all(p.strip().isdigit() and (int(p) > 0 or i == 8)
+                                           for i, p in enumerate(parts)):
+        raise ValueError(f"bad shape {text!r} for {op}: expected {spec.form} with positive integers")
+    return tuple(int(p) for p in parts)
+
+
+def workload(name: str, dtype: np.dtype) -> list[tuple[str, Problem]]:
+    """(label, problem) for every layer of the workload: BERT-base's GEMMs (batch 8 of 128 tokens) or
+    ResNet-50's convolutions (batch 4)."""
+    if name == "resnet50":
+        return [(f"{c.name} {c.n},{c.c},{c.h},{c.w},{c.k},{c.r},{c.s},{c.stride},{c.pad}",
+                 _conv2d((c.n, c.c, c.h, c.w, c.k, c.r, c.s, c.stride, c.pad), dtype)) for c in resnet50()]
+    return [(f"{layer.name} {layer.m}x{layer.n}x{layer.k}" + (f" x{layer.batch}" if layer.batch > 1 else ""),
+             _gemm((layer.m, layer.n, layer.k), dtype, layer.batch)) for layer in bert_base()]
