@@ -66,7 +66,7 @@ def _positions(ax, launches: list[RunRecord]) -> None:
     width = 0.8 / len(launches)
     for i, (r, v) in enumerate(zip(launches, verdicts)):
         ax.bar(np.arange(len(units)) + i * width, [v.utilisation[u] for u in units], width,
-               label=f"{_label(r)}: {v.limiter}")
+               label=f"{i + 1}. {_label(r)}: {v.limiter}")  # a name may start with "_", which legends skip
     ax.axhline(1.0, color="k", lw=1)
     ax.set_xticks(np.arange(len(units)) + 0.4 - width / 2, units, rotation=45)
     ax.set(title="roofline position (bound / cycles)", ylabel="share of the launch's cycles", ylim=(0, 1.1))
