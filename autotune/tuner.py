@@ -43,6 +43,11 @@ DEFAULT_SPACE_TRIALS = 20  # a `space=` search stops after this many simulations
 Sampler = Literal["auto", "tpe", "random"]  # auto: ModelGuided; tpe and random: the baselines (autotune.search)
 
 
+def tuning_enabled() -> bool:
+    """NPU_AUTOTUNE turns tuning off with 0, false, off or no (any case); unset or anything else leaves it on."""
+    return os.environ.get("NPU_AUTOTUNE", "1").strip().lower() not in ("0", "false", "off", "no")
+
+
 @dataclass
 class TuneReport:
     """What one tuning did: the winner and how it was found."""
@@ -226,7 +231,7 @@ class Autotuner:
         start = time.monotonic()
         key = key or self.tuning_key(args, kwargs)
         candidates = self._candidates(args, kwargs)
-        offline = os.environ.get("NPU_AUTOTUNE", "1") == "0" or kwargs.get("interpret") \
+        offline = not tuning_enabled() or kwargs.get("interpret") \
             or os.environ.get("NPU_INTERPRET", "") not in ("", "0")
         stored = self._stored_best(key)
         if offline:

@@ -155,6 +155,15 @@ def test_tuning_off_uses_the_database_or_the_cost_model_without_simulating(db, l
     assert offline.last.source == "database" and len(launches.timed) == 3
 
 
+@pytest.mark.parametrize("value,enabled", [("0", False), ("false", False), ("OFF", False), ("no", False),
+                                           ("1", True), ("", True), ("yes", True)])
+def test_npu_autotune_off_spellings(monkeypatch, value, enabled):
+    from autotune.tuner import tuning_enabled
+
+    monkeypatch.setenv("NPU_AUTOTUNE", value)
+    assert tuning_enabled() is enabled
+
+
 def test_triton_surface_configs_pruning_and_perf_model(db, launches):
     configs = [Config({"BM": bm, "BN": 32, "BK": 32}, num_stages=2) for bm in (32, 64, 256)]
     kernel = npu.autotune(configs=configs, key=["M"], db=db,
