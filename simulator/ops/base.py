@@ -245,6 +245,20 @@ def convert(x: Any, to: np.dtype) -> np.ndarray:
     return x.astype(to)
 
 
+def scalar_operand(value: Any, to: np.dtype) -> np.ndarray:
+    """A scalar register's value as a vector operand of dtype `to`: an integer keeps the low bits a lane
+    of `to` holds (two's complement, as a wide register's value narrowed to an int32 lane), so int32
+    arithmetic that overflowed in the scalar unit wraps as it does in the reference semantics; anything
+    else converts as `convert` does."""
+    if is_int(to) and isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        bits = 8 * to.itemsize
+        low = int(value) & ((1 << bits) - 1)
+        if to.kind == "i" and low >= 1 << (bits - 1):
+            low -= 1 << bits
+        return np.asarray(low, dtype=to)
+    return convert(value, to)
+
+
 def compute_dtype(dt: np.dtype) -> np.dtype:
     """Vector math runs in f32 for f16/bf16 (then rounds), in int64 for integers (then wraps)."""
     if dt.kind == "f" or dt.name == "bfloat16":

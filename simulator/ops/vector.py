@@ -18,7 +18,7 @@ from isa.instructions import COMPARISONS
 from simulator.errors import SimError
 from simulator.memory import CoreMemory, span
 from simulator.ops.base import (Access, Env, Plan, PipeOp, check_shape, compute_dtype, convert, fields, is_int,
-                                make_resolver, rule, run_blocks, tile_blocks, vector_cycles)
+                                make_resolver, rule, run_blocks, scalar_operand, tile_blocks, vector_cycles)
 
 BOOL = np.dtype(np.bool_)
 I32 = np.dtype(np.int32)
@@ -50,7 +50,7 @@ class _Tile:
 
     def view(self, a: tuple, mem: CoreMemory, rows: int, cols: int) -> np.ndarray:
         if not self.is_mem:
-            return convert(a[self.pos], self.dt)  # a broadcast scalar, in the instruction's dtype
+            return scalar_operand(a[self.pos], self.dt)  # a broadcast scalar, in the instruction's dtype
         rs, cs = self.strides(a, cols)
         return mem.tile("ub", a[self.pos], rows, cols, rs, cs, self.dt)
 
@@ -89,7 +89,7 @@ def _vector_op(instr: Instr, env: Env, ins: list[_Tile], out: _Tile,
         if scalars:
             values = list(values)
             for i, t in scalars:
-                values[i] = convert(a[t.pos], t.dt)
+                values[i] = scalar_operand(a[t.pos], t.dt)
         dst[...] = compute(values)
 
     return PipeOp(make_resolver(instr), plan, execute)
@@ -227,7 +227,11 @@ def _viota(instr: Instr, env: Env) -> PipeOp:
         rows, cols = a[ROWS], a[COLS]
         r = np.arange(rows, dtype=wide)[:, None] * a[RSTEP]
         c = np.arange(cols, dtype=wide)[None, :] * a[CSTEP]
-        out.view(a, mem, rows, cols)[...] = convert(a[START] + r + c, dt)
+        if is_int(dt):  # integer lanes wrap, as integer arithmetic does (a start past int32 keeps its low bits)
+            start = scalar_operand(a[START], np.dtype(np.int64))
+            out.view(a, mem, rows, cols)[...] = (start + r + c).astype(dt)
+        else:
+            out.view(a, mem, rows, cols)[...] = convert(a[START] + r + c, dt)
 
     return PipeOp(op.resolve, op.plan, execute)
 
