@@ -23,6 +23,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import npulang as npu  # noqa: E402
+from kernel_lib.conv2d import weight_matrix  # noqa: E402  (the library's: one definition of the tap order)
 
 
 @npu.jit
@@ -49,16 +50,6 @@ def conv2d_kernel(x_ptr, w_ptr, y_ptr,
 
 def out_size(size: int, kernel: int, stride: int, pad: int, dil: int) -> int:
     return (size + 2 * pad - dil * (kernel - 1) - 1) // stride + 1
-
-
-def weight_matrix(w: np.ndarray, channel_block: int) -> np.ndarray:
-    """An OIHW filter [K_out, C, R, S] as the descriptor's [K, K_out] matrix: rows in (c1, r, s, c0) order."""
-    kout, c, r, s = w.shape
-    groups = -(-c // channel_block)
-    padded = np.zeros((kout, groups * channel_block, r, s), w.dtype)
-    padded[:, :c] = w
-    blocked = padded.reshape(kout, groups, channel_block, r, s).transpose(1, 3, 4, 2, 0)
-    return np.ascontiguousarray(blocked.reshape(groups * r * s * channel_block, kout))
 
 
 def to_nc1hwc0(x: np.ndarray, channel_block: int) -> np.ndarray:
