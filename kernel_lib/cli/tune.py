@@ -121,7 +121,7 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
             parser.error(f"--workload {args.workload} has {WORKLOADS[args.workload]} shapes, not {args.op}")
         labels = [label for label, _ in workload(args.workload, DTYPES[args.dtype])]
         return [Request(label=label, shape=f"{args.workload}:{i}", **common) for i, label in enumerate(labels)]
-    shapes = [s.strip() for s in args.shapes.split(";" if args.op == "conv2d" else ",") if s.strip()]
+    shapes = [s.strip() for s in args.shapes.split(";" if "," in OPS[args.op].form else ",") if s.strip()]
     if not shapes:
         parser.error("--shapes is empty")
     for s in shapes:
