@@ -109,8 +109,8 @@ def _parse_pool(text: str) -> tuple[Any, ...]:
         c, h, w = w, c, h  # written N,H,W,C
     oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - s) // stride + 1
     if stride < 1 or 2 * pad > min(r, s) or oh < 1 or ow < 1:
-        raise ValueError(f"bad shape {text!r} for max_pool2d/avg_pool2d: a {r}x{s} window with stride {stride} and padding "
-                         f"{pad} (at most half the window) must fit the {h}x{w} input")
+        raise ValueError(f"bad shape {text!r} for max_pool2d/avg_pool2d: a {r}x{s} window with stride {stride} "
+                         f"and padding {pad} (at most half the window) must fit the {h}x{w} input")
     return (n, c, h, w), (r, s), stride, pad, layout, (oh, ow)
 
 
@@ -143,7 +143,7 @@ def _binary(op: str) -> Callable[[tuple[Any, ...], np.dtype], Problem]:
 
 BATCH_NORM_FORM = "NxCxHxW[:nhwc]"
 POOL_FORM = "N,C,H,W,R,S[,stride[,pad]][:nhwc]"
-BINARY_FORM = "SHAPE[:SHAPE_B], e.g. 4096x4096 or 8x64x56x56:64x1x1"
+BINARY_FORM = "SHAPE[:SHAPE_B]"  # e.g. 4096x4096, or 8x64x56x56:64x1x1 (b broadcast against a)
 FLOATS = ("fp16", "bf16", "fp32")
 OPS: dict[str, OpSpec] = {
     "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),

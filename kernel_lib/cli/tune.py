@@ -134,8 +134,8 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
 
 def _problem(request: Request) -> Problem:
     dtype = DTYPES[request.dtype]
-    if ":" in request.shape:
-        name, index = request.shape.split(":")
+    name, _, index = request.shape.partition(":")
+    if name in WORKLOADS:  # "bert-base:3": a workload's row (a shape may hold ":" too, as "64x300:300")
         return workload(name, dtype)[int(index)][1]
     return OPS[request.op].build(parse_shape(request.op, request.shape), dtype)
 

@@ -4,15 +4,23 @@ rule), and the results still match numpy."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import isa
 import kernel_lib as kl
+import npulang as npu
 from autotune import Config
 from kernel_lib.batch_norm import BATCH_NORM
 from kernel_lib.cli.problems import DTYPES, OPS, parse_shape
 from kernel_lib.elementwise import BINARY
 from kernel_lib.pooling import NCHW, NHWC
+from tuning_db import open_store
 
 
 def watch(monkeypatch, kernel) -> list[dict]:
@@ -110,3 +118,45 @@ def test_bad_shapes_say_what_the_operator_takes(op, text, message):
     with pytest.raises(ValueError) as info:
         parse_shape(op, text)
     assert message in str(info.value)
+
+
+def npu_tune(*args: str, db: str) -> list[dict]:
+    proc = subprocess.run([str(Path(sys.executable).parent / "npu-tune"), *args, "--json", "--db", db],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def test_npu_tune_reports_the_hbm_roofline_of_the_new_operators(tuning_db):
+    out = npu_tune("max_pool2d", "--shapes", "2,8,16,16,3,3,2,1;2,16,16,8,2,2:nhwc", "--trials", "2", db=tuning_db)
+    out += npu_tune("add", "--shapes", "64x300,64x300:300", "--trials", "2", db=tuning_db)
+    out += npu_tune("batch_norm", "--shapes", "2x24x7x7", "--trials", "2", db=tuning_db)
+    assert [r["shape"] for r in out] == ["2,8,16,16,3,3,2,1", "2,16,16,8,2,2:nhwc", "64x300", "64x300:300",
+                                         "2x24x7x7"]
+    for r in out:
+        assert r["bound"] == "HBM" and r["tflops"] is None and r["trials"] == 2
+        assert r["cycles"] >= r["roofline_cycles"] > 0 and r["efficiency"] == pytest.approx(
+            r["roofline_cycles"] / r["cycles"])
+    bn = OPS["batch_norm"].build(parse_shape("batch_norm", "2x24x7x7"), DTYPES["fp16"])
+    assert bn.candidates()[0] == (out[-1]["config"], "tuned")
+    moved = 2 * (2 * 24 * 49) * 2 + 4 * 24 * 2  # x read and y written, the four [C] vectors read (fp16)
+    assert bn.roofline == pytest.approx(moved / npu.get_machine().hbm_bytes_per_cycle)
+
+
+def test_npu_tune_with_a_users_machine_file_keys_records_by_that_machine(tuning_db, tmp_path):
+    davinci = (Path(isa.__file__).parent / "presets" / "davinci.toml").read_text()
+    path = tmp_path / "mybox.toml"
+    path.write_text(davinci.replace('name = "davinci"', 'name = "mybox"').replace("cores = 24", "cores = 6"))
+    mine = isa.MachineSpec.load(path)
+    out = npu_tune("relu", "--shapes", "5000", "--trials", "2", "--machine", str(path), db=tuning_db)
+    assert out[0]["machine"] == "mybox"
+    with open_store(tuning_db) as store:
+        assert [k.machine for k in store.keys()] == [mine.fingerprint] != [npu.get_machine().fingerprint]
+    problem = OPS["relu"].build((5000,), DTYPES["fp16"])
+    assert problem.candidates()[0][1] == "heuristic"  # on davinci nothing is tuned
+    npu.set_machine(str(path))
+    try:
+        problem = OPS["relu"].build((5000,), DTYPES["fp16"])
+        assert problem.candidates()[0] == (out[0]["config"], "tuned")
+    finally:
+        npu.set_machine("davinci")
