@@ -23,19 +23,6 @@ from kernel_lib.pooling import NCHW, NHWC
 from tuning_db import open_store
 
 
-def watch(monkeypatch, kernel) -> list[dict]:
-    """The keyword arguments of every launch of `kernel`."""
-    seen: list[dict] = []
-    original = kernel.run
-
-    def run(grid, *args, **kw):
-        seen.append(kw)
-        return original(grid, *args, **kw)
-
-    monkeypatch.setattr(kernel, "run", run)
-    return seen
-
-
 def rand(shape, dtype=np.float32, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
 
@@ -78,7 +65,7 @@ CASES = {  # op, npu-tune shape, (kernel, the library call on data of that shape
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_the_library_call_uses_the_config_tuned_for_its_shape(case, tuning_db, monkeypatch):
+def test_the_library_call_uses_the_config_tuned_for_its_shape(case, tuning_db, launches_of):
     op, shape, make = CASES[case]
     problem = OPS[op].build(parse_shape(op, shape), DTYPES["fp32"])
     assert [source for _, source in problem.candidates()] == ["heuristic"] * len(problem.heuristic)
@@ -88,7 +75,7 @@ def test_the_library_call_uses_the_config_tuned_for_its_shape(case, tuning_db, m
     assert problem.candidates()[0] == (best.all_kwargs(), "tuned")
     assert problem.roofline > 0 and problem.bound == "HBM" and report.cycles >= problem.roofline
     kernel, call, expected = make()
-    launches = watch(monkeypatch, kernel.kernel)
+    launches = launches_of(kernel.kernel)
     got = call()
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     assert len(launches) == 1
