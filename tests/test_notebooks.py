@@ -39,10 +39,11 @@ def test_the_kernel_is_this_interpreter(tmp_path: Path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebook_runs(path: Path, tmp_path: Path):
+def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     nb = nbformat.read(path, as_version=4)
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), \
         f"{path.name}: clear the outputs before committing (Jupyter: Kernel > Restart & Clear Output)"
+    monkeypatch.setenv("NPU_TUNING_DB", str(tmp_path / "tuning.db"))  # the kernel inherits it: not the user's store
     executed = execute(nb, tmp_path)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors  # nbclient raises on the first error; this guards cells marked raises-exception
