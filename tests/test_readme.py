@@ -122,7 +122,9 @@ COMMANDS: dict[str, Run | Elsewhere | NotRun] = {
     r"make demo": NotRun("builds .venv and runs examples/demo.py (tunes and simulates for a minute); make test "
                          "runs in the venv it builds"),
     r"make test": NotRun("this is make test"),
-    r"make bench": NotRun("runs every benchmark (tens of minutes); tests/test_readme_tables.py checks what it writes"),
+    r"make bench": NotRun("runs every benchmark (tens of minutes); tests/test_readme_tables.py checks what it "
+                          "rewrites"),
+    r"python benchmarks/readme_tables\.py --check": Elsewhere("tests/test_readme_tables.py"),
     r"python benchmarks/": NotRun(BENCH),
     r"npu-prof path/to/file\.py:function": Run("npu-prof prof_target.py:launch 4096 --trace t.json --plot p.svg",
                                                "slowest: add["),
