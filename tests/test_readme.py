@@ -4,10 +4,9 @@
   a tuning database of its own there); blocks assert their own results. Some blocks' printed output is
   checked too (`EXPECTED_OUTPUT`).
 - Every command line in the other blocks that starts with `npu-*`, `make` or `python benchmarks/` must be
-  covered by `COMMANDS`: run here on tiny inputs (the same program, in this process, through its console-script
-  entry point), run as written by another test, or listed
-  with the reason it is not run. A new command in the README fails `test_every_command_is_covered` until it
-  is added there.
+  covered by `COMMANDS`: run here on tiny inputs (the same program, in this process, through its
+  console-script entry point), run as written by another test, or listed with the reason it is not run. A
+  new command in the README fails `test_every_command_is_covered` until it is added there.
 - The newcomer path ("From a fresh clone to a tuned conv2d") runs as a shell script.
 """
 
