@@ -285,8 +285,8 @@ class Semantics:
         elems = [ir.elem_type(v.type) for v in (vx, vy, vz)]
         e = promote(promote(elems[0], elems[1]), elems[2]) if all(isinstance(t, ScalarType) for t in elems) else None
         if e is None or not e.is_float:
-            raise type_error(f"fma needs float operands, got {describe(vx)}, {describe(vy)} and {describe(vz)}",
-                             "convert first: x.to(npu.float32)")
+            bad = next(v for v in (vx, vy, vz) if not getattr(ir.elem_type(v.type), "is_float", False))
+            raise type_error(f"fma needs float operands, got {describe(bad)}", "convert first: x.to(npu.float32)")
         if not isinstance(vx.type, TileType):
             return self.binary("add", self.binary("mul", vx, vy), vz)
         vx, vy, vz = (self.cast(v, e.dtype) for v in (vx, vy, vz))
