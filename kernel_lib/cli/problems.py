@@ -14,6 +14,7 @@ import ml_dtypes
 import numpy as np
 
 from kernel_lib import activations, normalization
+from kernel_lib.attention import AttentionCall
 from kernel_lib.conv2d import problem as conv2d_problem
 from kernel_lib.gemm import GemmCall
 from kernel_lib.softmax import problems as softmax_problems
@@ -71,6 +72,14 @@ def _activation(name: str) -> Callable[[tuple[int, ...], np.dtype], Problem]:
     return build
 
 
+def _attention(causal: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        b, h, s, d = shape  # q, k, v [B, H, S, D] as the library call sees them: B·H batches of [S, D]
+        x = np.zeros((b * h, s, d), dtype)
+        return AttentionCall(x, x, x, np.empty_like(x), b * h, (s * d,) * 3, d ** -0.5, causal).problem()
+    return build
+
+
 FLOATS = ("fp16", "bf16", "fp32")
 OPS: dict[str, OpSpec] = {
     "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),
@@ -80,6 +89,8 @@ OPS: dict[str, OpSpec] = {
     "layer_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(False)),
     "rms_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(True)),
     **{name: OpSpec(1, "N", FLOATS, _activation(name)) for name in ("relu", "gelu", "silu", "sigmoid", "tanh")},
+    "attention": OpSpec(4, "BxHxSxD", FLOATS, _attention(False)),
+    "attention_causal": OpSpec(4, "BxHxSxD", FLOATS, _attention(True)),
 }
 WORKLOADS = {"bert-base": "gemm", "resnet50": "conv2d"}  # --workload: the operator its shapes are for
 

@@ -1,10 +1,16 @@
 """attention against a float64 numpy reference, compiled and interpreted: awkward lengths, broadcast batch
-dimensions, causal (top-left) masks, scales of either sign, fp16/bf16/f32; its argument errors; its rule."""
+dimensions, causal (top-left) masks, scales of either sign, fp16/bf16/f32; its argument errors; its rule; npu-tune
+and npu-prof on it."""
 
 from __future__ import annotations
 
 import importlib
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import ml_dtypes
 import numpy as np
@@ -15,6 +21,7 @@ from hypothesis import strategies as st
 import kernel_lib as kl
 import npulang as npu
 from kernel_lib.attention import AttentionCall, unmasked_pairs
+from npulang.profiler import cli as prof_cli
 
 TOLERANCE = {np.float16: 1e-2, ml_dtypes.bfloat16: 4e-2, np.float32: 1e-5}
 
@@ -117,3 +124,25 @@ def test_attention_errors(call, message):
     with pytest.raises(kl.OperatorError) as info:
         call()
     assert str(info.value).startswith(message), str(info.value)
+
+
+def test_npu_tune_attention_saves_the_config_the_library_call_then_uses(tuning_db):
+    env = {**os.environ, "NPU_TUNING_DB": tuning_db}
+    proc = subprocess.run([str(Path(sys.executable).parent / "npu-tune"), "attention_causal", "--shapes", "1x2x96x32",
+                           "--trials", "2", "--json", "--no-verify"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert (result["op"], result["shape"], result["trials"]) == ("attention_causal", "1x2x96x32", 2)
+    assert result["cycles"] >= result["roofline_cycles"] > 0
+    x = np.zeros((2, 96, 32), np.float16)
+    problem = AttentionCall(x, x, x, np.empty_like(x), 2, (96 * 32,) * 3, 32 ** -0.5, True).problem()
+    assert problem.candidates()[0] == (result["config"], "tuned")
+
+
+def test_npu_prof_attention_profiles_the_library_call(capsys):
+    assert {"attention", "attention_causal"} <= set(prof_cli.registered_targets())
+    assert prof_cli.main(["attention", "--shape", "1x2x80x32", "--dtype", "bf16"]) == 0
+    assert "\nslowest: _attention_kernel" in capsys.readouterr().out
+    assert prof_cli.main(["attention_causal", "--shape", "2x80x32"]) == 2
+    assert "expected BxHxSxD with positive integers" in capsys.readouterr().err
