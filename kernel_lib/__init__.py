@@ -22,5 +22,5 @@ from kernel_lib.pooling import avg_pool2d, max_pool2d
 from kernel_lib.rms_norm import rms_norm
 from kernel_lib.softmax import log_softmax, softmax
 
-__all__ = ["OperatorError", "add", "attention", "avg_pool2d", "batch_norm", "conv2d", "gelu", "gemm", "layer_norm", "log_softmax",
-           "matmul", "max_pool2d", "mul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "tanh"]
+__all__ = ["OperatorError", "add", "attention", "avg_pool2d", "batch_norm", "conv2d", "gelu", "gemm", "layer_norm",
+           "log_softmax", "matmul", "max_pool2d", "mul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "tanh"]
