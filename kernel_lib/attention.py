@@ -59,8 +59,8 @@ def _attention_blocks(acc, l_i, m_i, q, k_desc, v_desc, m0, lo, hi, n_k, qk_scal
 def _attention_kernel(q_ptr, k_ptr, v_ptr, o_ptr, n_q, n_k, D, DV, qk_scale, q_batch, k_batch, v_batch,
                       CAUSAL: npu.constexpr, BD: npu.constexpr, BDV: npu.constexpr, BM: npu.constexpr,
                       BN: npu.constexpr, num_stages: npu.constexpr):
-    m0 = npu.program_id(0) * BM
-    batch = npu.program_id(1)
+    batch = npu.program_id(0)  # batches vary fastest: a core's programs then span all query blocks (causal:
+    m0 = npu.program_id(1) * BM  # light and heavy alike), where blocks fastest would give each core a few rows
     q_desc = npu.make_tensor_descriptor(q_ptr + batch * q_batch, shape=[n_q, D], strides=[D, 1], block_shape=[BM, BD])
     k_desc = npu.make_tensor_descriptor(k_ptr + batch * k_batch, shape=[n_k, D], strides=[D, 1], block_shape=[BN, BD])
     v_desc = npu.make_tensor_descriptor(v_ptr + batch * v_batch, shape=[n_k, DV], strides=[DV, 1],
@@ -133,7 +133,7 @@ class AttentionCall:
         spec = npu.get_machine()
         rate = spec.cube_macs_per_cycle(dtype="f32" if self.q.dtype == np.float32 else "f16")
         batches = self.batches
-        return Problem(ATTENTION, lambda meta: (npu.cdiv(n_q, meta["BM"]), batches), args, flags,
+        return Problem(ATTENTION, lambda meta: (batches, npu.cdiv(n_q, meta["BM"])), args, flags,
                        _heuristic(n_q, n_k), macs / (rate * spec.cores), "cube", 2 * macs,
                        f"{batches}x{n_q}x{n_k}x{d}")
 
