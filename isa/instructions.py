@@ -296,16 +296,19 @@ class Instr:
 
     @property
     def opdef(self) -> OpDef:
+        """The opcode's definition: its pipe and its operand fields."""
         return OPCODES[self.op]
 
     @property
     def pipe(self) -> Pipe:
+        """The pipe that executes this instruction (for a flag, the pipe that sets or waits on it)."""
         pipe = OPCODES[self.op].pipe
         if pipe is not None:
             return pipe
         return PIPES[self.args[0] if self.op == "set_flag" else self.args[1]]
 
     def get(self, name: str) -> Any:
+        """The operand named `name` (a field of the opcode's definition)."""
         return self.args[OPCODES[self.op].index[name]]
 
     def __str__(self) -> str:

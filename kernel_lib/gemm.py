@@ -176,6 +176,7 @@ def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | N
 
 
 def check_activation(op: str, activation: str | None) -> None:
+    """Raise OperatorError unless `activation` is None or an epilogue the kernels fuse."""
     if activation not in (None, *ACTIVATIONS):
         raise OperatorError(f"kernel_lib.{op}: activation must be None or one of {', '.join(ACTIVATIONS)}, "
                             f"got {activation!r}")

@@ -34,6 +34,7 @@ def cores() -> int:
 
 
 def pow2_at_least(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
     return 1 << max(0, n - 1).bit_length()
 
 

@@ -41,14 +41,17 @@ class SemanticError(Exception):
 
 
 def type_error(message: str, hint: str | None = None) -> SemanticError:
+    """A TypeMismatchError to raise at the current source location."""
     return SemanticError(errors.TypeMismatchError, message, hint)
 
 
 def shape_error(message: str, hint: str | None = None) -> SemanticError:
+    """A ShapeMismatchError to raise at the current source location."""
     return SemanticError(errors.ShapeMismatchError, message, hint)
 
 
 def constexpr_error(message: str, hint: str | None = None) -> SemanticError:
+    """A ConstexprRequiredError to raise at the current source location."""
     return SemanticError(errors.ConstexprRequiredError, message, hint)
 
 
@@ -67,6 +70,7 @@ def describe(x: Any) -> str:
 
 
 def is_number(x: Any) -> bool:
+    """True for a Python bool, int or float (a literal that adopts a tile's dtype)."""
     return isinstance(x, (bool, int, float))
 
 

@@ -54,6 +54,7 @@ TERMINATORS = (OpKind.YIELD, OpKind.RETURN)
 
 
 def rule(kind: OpKind) -> Callable[[Rule], Rule]:
+    """Register the decorated function as the interpreter's rule for ops of `kind`."""
     def register(fn: Rule) -> Rule:
         RULES[kind] = fn
         return fn

@@ -25,6 +25,7 @@ def _freeze(x: Any) -> Any:
 
 
 class CSE(OpRewriter):
+    """Common subexpression elimination: an op equal to one that dominates it reuses that op's results."""
     name = "cse"
 
     def begin(self, fn: ir.Function) -> None:

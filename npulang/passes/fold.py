@@ -33,6 +33,7 @@ def _python_scalar(x: np.ndarray, t: ir.Type) -> Any:
 
 
 class Fold(OpRewriter):
+    """Constant folding through the interpreter's own rules, and `if`s on constant conditions resolved."""
     name = "fold"
 
     def rewrite(self, op: Op, b: ir.Builder) -> Sequence[Value] | None:
