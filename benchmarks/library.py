@@ -11,6 +11,9 @@ for the same cycles). Rooflines: the cube's peak MAC rate over all cores for GEM
 must move (inputs read once, outputs written once) at HBM bandwidth for the memory-bound operators. The
 BERT-base row is FLOP-weighted: the sum of its GEMMs' rooflines over the sum of their cycles (batch 8 of 128
 tokens; the attention GEMMs batched over 96 heads). Prints the Markdown table the README quotes.
+
+The attention rows (fp16, B=1, H=24, S=2048, D=128) count the cube's MACs of its two matmuls (causal: only
+the (query, key) pairs the mask keeps).
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ GEMMS = ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "4096x1024x4096",
 TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.95, "4096x1024x4096": 0.90,
            "1000x3000x777": 0.75, "bert-base": 0.90, "softmax": 0.90, "layer_norm": 0.90, "rms_norm": 0.90}
 ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
+ATTENTION = (1, 24, 2048, 128)  # B, H, S, D: 24 heads fill the 24 cores
+ATTENTION_TARGET = 0.50
 
 
 @dataclass
@@ -113,6 +118,20 @@ def row_op(op: str, dtype: str, trials: int) -> Row:
                time.monotonic() - start)
 
 
+def attention_row(causal: bool, trials: int) -> Row:
+    """fp16 attention, B=1, H=24, S=2048, D=128; the roofline is the cube's on its two matmuls, 4·B·H·S²·D
+    FLOPs, causal: only the (query, key) pairs the mask keeps (S·(S+1)/2 per head)."""
+    start = time.monotonic()
+    op = "attention_causal" if causal else "attention"
+    problem = OPS[op].build(ATTENTION, DTYPES["fp16"])
+    shape = "x".join(map(str, ATTENTION))
+    config = ensure_tuned(problem, trials, f"{op} {shape}")
+    q = np.zeros(ATTENTION, np.float16)
+    cycles = timed(lambda: kl.attention(q, q, q, causal=causal))
+    return Row(op.replace("_", ", "), "fp16 B=1 H=24 S=2048 D=128", config, cycles, problem.roofline, "cube",
+               ATTENTION_TARGET, time.monotonic() - start)
+
+
 def table(rows: list[Row]) -> str:
     out = ["| operator | problem | config (tuned) | cycles | roofline | % of roofline | target |",
            "|---|---|---|---:|---:|---:|---|"]
@@ -145,6 +164,9 @@ def main() -> None:
         for op in ROW_OPS:
             rows.append(row_op(op, dtype, args.trials))
             print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    for causal in (False, True):
+        rows.append(attention_row(causal, args.trials))
+        print(f"  {rows[-1].name}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
     assert all(r.cycles >= r.roofline for r in rows), "a figure beats its roofline: the model or roofline is wrong"
     print(table(rows))
     print(f"\n(tuning database: {os.environ[ENV]}; wall time {sum(r.seconds for r in rows):.0f} s)")

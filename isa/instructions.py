@@ -251,6 +251,10 @@ def _defs() -> list[OpDef]:
         _pos("op", _N, choices=VECTOR_UNARY), _pos("dst", _M, spaces=ub), _pos("a", _M, spaces=ub),
         _DT, *_SHAPE, *_strides("dst", "a"),
     ), "dst = op(a) elementwise"))
+    d.append(OpDef("vfma", Pipe.V, (
+        _pos("dst", _M, spaces=ub), _pos("a", _M, spaces=ub), _pos("b", _T, spaces=ub), _pos("c", _T, spaces=ub),
+        _DT, *_SHAPE, *_strides("dst", "a", "b", "c"),
+    ), "dst = a * b + c elementwise, rounded once (Ascend's vmla/vmadd/Axpy); float dtypes; stride 0 broadcasts"))
     d.append(OpDef("vsel", Pipe.V, (
         _pos("dst", _M, spaces=ub), _pos("c", _M, spaces=ub), _pos("a", _T, spaces=ub), _pos("b", _T, spaces=ub),
         _DT, *_SHAPE, *_strides("dst", "c", "a", "b"),

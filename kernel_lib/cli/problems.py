@@ -14,6 +14,7 @@ import ml_dtypes
 import numpy as np
 
 from kernel_lib import activations, elementwise, normalization, pooling
+from kernel_lib.attention import AttentionCall
 from kernel_lib.batch_norm import problem as batch_norm_problem
 from kernel_lib.conv2d import problem as conv2d_problem
 from kernel_lib.gemm import GemmCall
@@ -70,6 +71,14 @@ def _activation(name: str) -> Callable[[tuple[int, ...], np.dtype], Problem]:
     def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
         x = np.zeros(shape, dtype)
         return activations.problem(name, name, x, np.empty_like(x))
+    return build
+
+
+def _attention(causal: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
+    def build(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
+        b, h, s, d = shape  # q, k, v [B, H, S, D] as the library call sees them: B·H batches of [S, D]
+        x = np.zeros((b * h, s, d), dtype)
+        return AttentionCall(x, x, x, np.empty_like(x), b * h, (s * d,) * 3, d ** -0.5, causal).problem()
     return build
 
 
@@ -158,6 +167,8 @@ OPS: dict[str, OpSpec] = {
     "avg_pool2d": OpSpec(0, POOL_FORM, FLOATS, _pool(False), _parse_pool),
     "add": OpSpec(0, BINARY_FORM, FLOATS, _binary("add"), _parse_binary),
     "mul": OpSpec(0, BINARY_FORM, FLOATS, _binary("mul"), _parse_binary),
+    "attention": OpSpec(4, "BxHxSxD", FLOATS, _attention(False)),
+    "attention_causal": OpSpec(4, "BxHxSxD", FLOATS, _attention(True)),
 }
 WORKLOADS = {"bert-base": "gemm", "resnet50": "conv2d"}  # --workload: the operator its shapes are for
 

@@ -33,6 +33,9 @@ def _operands(op: str, shape: tuple[int, ...], dtype: np.dtype) -> Callable[[], 
         n, c, h, w, k, r, s, stride, pad = (*shape, 1, 0)[:9] if len(shape) == 7 else (*shape, 0)[:9]
         x, f = rand(n, c, h, w), rand(k, c, r, s) / np.asarray(c * r * s, dtype)
         return lambda: kernel_lib.conv2d(x, f, stride=stride, padding=pad)
+    if op.startswith("attention"):
+        q, k, v = rand(*shape), rand(*shape), rand(*shape)
+        return lambda: kernel_lib.attention(q, k, v, causal=op == "attention_causal")
     x = rand(*shape)
     if op in ("layer_norm", "rms_norm"):
         return lambda: getattr(kernel_lib, op)(x, shape[-1])
@@ -59,3 +62,5 @@ conv2d = _target("conv2d")
 softmax = _target("softmax")
 layer_norm = _target("layer_norm")
 rms_norm = _target("rms_norm")
+attention = _target("attention")
+attention_causal = _target("attention_causal")

@@ -291,6 +291,14 @@ def _cast(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     return (_wrap_int(x, dt),)
 
 
+@rule(OpKind.FMA)
+def _fma(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    """a * b + c rounded once: the product of two f32 (or narrower) values is exact in f64, then the sum
+    rounds to f64 and to the result dtype, bit for bit as the simulator's `vfma` computes it."""
+    x, y, z = (np.asarray(v, dtype=np.float64) for v in a)
+    return (np.asarray(x * y + z).astype(np_dtype(op.result.type)),)
+
+
 @rule(OpKind.WHERE)
 def _where(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
     c, x, y = a

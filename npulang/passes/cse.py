@@ -14,7 +14,7 @@ from npulang.passes.base import OpRewriter
 PURE = frozenset({
     OpKind.CONSTANT, OpKind.PROGRAM_ID, OpKind.NUM_PROGRAMS, OpKind.ARANGE, OpKind.SPLAT, OpKind.BROADCAST,
     OpKind.EXPAND_DIMS, OpKind.RESHAPE, OpKind.TRANS, OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST,
-    OpKind.WHERE, OpKind.ADDPTR, OpKind.DOT, OpKind.REDUCE, OpKind.SCAN,
+    OpKind.WHERE, OpKind.FMA, OpKind.ADDPTR, OpKind.DOT, OpKind.REDUCE, OpKind.SCAN,
 })
 
 
