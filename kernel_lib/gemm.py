@@ -107,13 +107,15 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
     return [c for c in configs if c.kwargs["BM"] <= max(32, 2 * m) and c.kwargs["BN"] <= max(32, 2 * n)] or configs
 
 
-# The search space npu-tune explores: output tiles BM x BN (the L0C accumulator), the K step BK (the
+# The search space npu-tune explores: output tiles BM x BN (the L0C accumulator; 176 = 11 fractals, so that
+# tile counts fill the last wave: 1024² in 128x176 tiles is 48 programs, two full waves of 24 cores,
+# where 128x128 makes 64 programs in three waves for 2.67 and 128x256 32 in two for 1.33), the K step BK (the
 # L0A/L0B operand tiles; larger steps mean fewer, longer DMA commands), GROUP_M (row blocks per group
 # of programs sharing B tiles in L2) and the K loop's pipelining depth. Configs that do not fit the
 # machine's buffers are pruned by compiling only. The key is the problem and its epilogue (a GELU epilogue
 # can cost as much vector time as the K loop takes); a batched call uses its per-batch problem's record.
-GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 256], "BN": [32, 64, 128, 256], "BK": [32, 64, 128],
-                                          "GROUP_M": [1, 8], "num_stages": [2, 3]},
+GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 176, 256], "BN": [32, 64, 128, 176, 256],
+                                          "BK": [32, 64, 128], "GROUP_M": [1, 8], "num_stages": [2, 3]},
                    key=["M", "N", "K", "TRANS_A", "TRANS_B", "HAS_C", "HAS_BIAS", "ACTIVATION", "REQUANT"],
                    prune=_prune)
 
