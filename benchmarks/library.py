@@ -1,6 +1,6 @@
 """kernel_lib's performance table: library calls with tuned configs against their rooflines, cold L2.
 
-    python benchmarks/library.py [--trials N] [--db URL] [--quick]
+    python benchmarks/library.py [--trials N] [--db URL] [--quick] [--only gemm,bert-base,row-ops,attention]
 
 For each row the script first makes sure the tuning database has a config for the shape (it tunes the
 operator's problem with `--trials` simulations when it has none: the same search as `npu-tune`), then
@@ -10,7 +10,10 @@ and runs timing-only on a cold L2 (no numpy work: a functional 4096³ GEMM would
 for the same cycles). Rooflines: the cube's peak MAC rate over all cores for GEMMs, the bytes every call
 must move (inputs read once, outputs written once) at HBM bandwidth for the memory-bound operators. The
 BERT-base row is FLOP-weighted: the sum of its GEMMs' rooflines over the sum of their cycles (batch 8 of 128
-tokens; the attention GEMMs batched over 96 heads). Prints the Markdown table the README quotes.
+tokens; the attention GEMMs batched over 96 heads); for each of its GEMMs the script also prints the time
+its compulsory HBM traffic takes (inputs read once, output written once, at HBM bandwidth), since the
+per-head attention GEMMs are bound by that, not by the cube. Prints the Markdown table the README quotes
+(`--only` prints some of its parts: the whole table is the default).
 
 The attention rows (fp16, B=1, H=24, S=2048, D=128) count the cube's MACs of its two matmuls (causal: only
 the (query, key) pairs the mask keeps).
@@ -42,6 +45,7 @@ TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.9
 ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
 ATTENTION = (1, 24, 2048, 128)  # B, H, S, D: 24 heads fill the 24 cores
 ATTENTION_TARGET = 0.50
+PARTS = ("gemm", "bert-base", "row-ops", "attention")
 
 
 @dataclass
@@ -97,12 +101,19 @@ def bert_row(trials: int) -> Row:
         ensure_tuned(problem, trials, label)
         a, b = problem.args[0], problem.args[1]
         layer = timed(lambda a=a, b=b: kl.matmul(a, b) if a.ndim == 3 and a.shape[0] > 1 else kl.gemm(a[0], b[0]))
-        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline",
-              file=sys.stderr, flush=True)
+        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline; "
+              f"compulsory HBM traffic alone takes {hbm_cycles(a, b):,.0f} cycles", file=sys.stderr, flush=True)
         cycles += layer
         roof += problem.roofline
     return Row("gemm (BERT-base, 6 GEMMs)", "fp16, batch 8 × 128 tokens", "tuned per GEMM", cycles, roof, "cube",
                TARGETS["bert-base"], time.monotonic() - start)
+
+
+def hbm_cycles(a: np.ndarray, b: np.ndarray) -> float:
+    """Cycles to read a and b once and write a @ b (a's dtype) once at the machine's HBM bandwidth."""
+    out = a.shape[:-1] + b.shape[-1:]
+    total = (a.size + b.size + int(np.prod(out))) * a.itemsize
+    return total / npu.get_machine().hbm_bytes_per_cycle
 
 
 def row_op(op: str, dtype: str, trials: int) -> Row:
@@ -147,7 +158,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="simulations per shape when it needs tuning")
     parser.add_argument("--db", help="tuning database (default: $NPU_TUNING_DB, else the user cache's)")
     parser.add_argument("--quick", action="store_true", help="only the 1024³ and 2048³ GEMMs and the fp16 rows")
+    parser.add_argument("--only", type=lambda s: s.split(","), default=list(PARTS),
+                        help=f"comma-separated parts of the table to produce: {', '.join(PARTS)} (default: all)")
     args = parser.parse_args()
+    if set(args.only) - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}, got {','.join(args.only)}")
     if args.db:
         os.environ[ENV] = args.db
     elif ENV not in os.environ:
@@ -155,16 +170,16 @@ def main() -> None:
 
         os.environ[ENV] = str(default_path())
     rows = []
-    for shape in GEMMS[:2] if args.quick else GEMMS:
+    for shape in (GEMMS[:2] if args.quick else GEMMS) if "gemm" in args.only else []:
         rows.append(gemm_row(shape, args.trials))
         print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
-    if not args.quick:
+    if not args.quick and "bert-base" in args.only:
         rows.append(bert_row(args.trials))
-    for dtype in ("fp16",) if args.quick else ("fp32", "fp16"):
+    for dtype in (("fp16",) if args.quick else ("fp32", "fp16")) if "row-ops" in args.only else ():
         for op in ROW_OPS:
             rows.append(row_op(op, dtype, args.trials))
             print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
-    for causal in (False, True):
+    for causal in (False, True) if "attention" in args.only and not args.quick else ():
         rows.append(attention_row(causal, args.trials))
         print(f"  {rows[-1].name}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
     assert all(r.cycles >= r.roofline for r in rows), "a figure beats its roofline: the model or roofline is wrong"
