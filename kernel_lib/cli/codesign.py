@@ -42,7 +42,14 @@ class Layer:
 
     label: str
     shape: str  # as Request.shape: the shape string, or "<workload>:<row>"
-    count: int
+    count: int = 1
+
+    @classmethod
+    def of(cls, op: str, shape: str, count: int = 1) -> Layer:
+        """A layer from a shape as npu-tune takes it (`"1024x768x768"`; conv2d `"4,64,56,56,64,3,3,1,1"`);
+        a ValueError says what the operator's shapes look like."""
+        parse_shape(op, shape)
+        return cls(shape, shape, count)
 
 
 @dataclass(frozen=True)
@@ -123,12 +130,10 @@ def _layers(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[
     shapes = [s.strip() for s in args.shapes.split(";" if op == "conv2d" else ",") if s.strip()]
     if not shapes:
         parser.error("--shapes is empty")
-    for s in shapes:
-        try:
-            parse_shape(op, s)
-        except ValueError as exc:
-            parser.error(str(exc))
-    return op, [Layer(s, s, 1) for s in shapes]
+    try:
+        return op, [Layer.of(op, s) for s in shapes]
+    except ValueError as exc:
+        parser.error(str(exc))
 
 
 def _machines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Variant]:
@@ -144,6 +149,19 @@ def _machines(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
     if len(machines) == 1:
         parser.error("nothing to compare: give --vary FIELD=VALUES or --variant MACHINE")
     return machines
+
+
+def sweep(machines: Sequence[Variant], op: str, layers: Sequence[Layer], *, dtype: str = "fp16",
+          trials: int | None = DEFAULT_TRIALS, sampler: str = "auto", seed: int = 0, db: str | None = None,
+          jobs: int = 1, verify: bool = False, quiet: bool = False) -> tuple[list[VariantResult], list[str]]:
+    """Tune every layer on every machine (`trials=None`: every config of the space) into the store `db`
+    and compare them with machines[0]. Returns the comparison and the one-line reasons of what failed."""
+    requests = [Request(op=op, label=layer.label, shape=layer.shape, dtype=dtype, machine=m.spec, db=db,
+                        trials=trials, sampler=sampler, seed=seed, verify=verify) for m in machines for layer in layers]
+    outcomes = run(requests, db, jobs, "npu-codesign", (lambda _: None) if quiet else None)
+    failures = [f"{m.name}: {o}" for i, m in enumerate(machines)
+                for o in outcomes[i * len(layers):(i + 1) * len(layers)] if isinstance(o, str)]
+    return compare(machines, layers, outcomes), failures
 
 
 def compare(machines: Sequence[Variant], layers: Sequence[Layer],
@@ -201,7 +219,7 @@ def table(results: Sequence[VariantResult]) -> str:
     return "\n".join(rows)
 
 
-def plot(results: Sequence[VariantResult], path: Path, title: str) -> Path:
+def plot(results: Sequence[VariantResult], path: str | Path, title: str = "") -> Path:
     """Each variant's speedup per layer and in total (layers that failed on a variant are drawn at 0)."""
     layers = [layer.layer for layer in results[0].layers]
     speedups = {r.variant: [layer.speedup or 0.0 for layer in r.layers] for r in results[1:]}
@@ -220,19 +238,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--jobs must be a positive integer, got {args.jobs}")
     check_plot_path(args.plot, parser)
     machines = _machines(args, parser)
-    trials = None if args.sampler == "grid" else args.trials
-    requests = [Request(op=op, label=layer.label, shape=layer.shape, dtype=args.dtype, machine=m.spec, db=args.db,
-                        trials=trials, sampler="auto" if args.sampler == "grid" else args.sampler, seed=args.seed,
-                        verify=args.verify) for m in machines for layer in layers]
+    grid = args.sampler == "grid"
     try:
-        outcomes = run(requests, args.db, args.jobs, "npu-codesign", (lambda _: None) if args.json else None)
+        results, failures = sweep(machines, op, layers, dtype=args.dtype, trials=None if grid else args.trials,
+                                  sampler="auto" if grid else args.sampler, seed=args.seed, db=args.db,
+                                  jobs=args.jobs, verify=args.verify, quiet=args.json)
     except TuningDBError as exc:
         parser.error(str(exc).splitlines()[0])
     except KeyboardInterrupt:
         print("npu-codesign: interrupted; every finished evaluation is in the store, re-run to resume",
               file=sys.stderr)
         return 130
-    results = compare(machines, layers, outcomes)
     if args.json:
         for r in results:
             print(json.dumps(asdict(r)), flush=True)
@@ -242,10 +258,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         what = args.workload or f"{op} {args.shapes}"
         print(f"plot: {plot(results, args.plot, f'{what}: speedup over {machines[0].name}')}",
               file=sys.stderr if args.json else sys.stdout)
-    failures = [(m, o) for i, m in enumerate(machines) for o in outcomes[i * len(layers):(i + 1) * len(layers)]
-                if isinstance(o, str)]
-    for machine, failure in failures:
-        print(f"npu-codesign: error: {machine.name}: {failure}", file=sys.stderr)
+    for failure in failures:
+        print(f"npu-codesign: error: {failure}", file=sys.stderr)
     return 1 if failures else 0
 
 
