@@ -45,10 +45,10 @@ def test_a_field_is_its_dotted_path_a_unique_bare_name_or_a_buffer_capacity(name
     assert resolve(name) == path
 
 
-@pytest.mark.parametrize("path,text,value", [("buffers.ub", "128KiB", 131072), ("buffers.ub", "196608", 196608),
-                                             ("buffers.l1", "1MiB", 1 << 20), ("hbm.bytes_per_second", "1.5e12", 1.5e12),
-                                             ("hbm.bytes_per_second", "3T", 3e12), ("clock_ghz", "2", 2.0),
-                                             ("cube.model", "systolic", "systolic")])
+@pytest.mark.parametrize("path,text,value", [
+    ("buffers.ub", "128KiB", 131072), ("buffers.ub", "196608", 196608), ("buffers.l1", "1MiB", 1 << 20),
+    ("hbm.bytes_per_second", "1.5e12", 1.5e12), ("hbm.bytes_per_second", "3T", 3e12), ("clock_ghz", "2", 2.0),
+    ("cube.model", "systolic", "systolic")])
 def test_values_take_units_and_exponents(path, text, value):
     parsed = parse_value(path, text)
     assert parsed == value and type(parsed) is machine_fields()[path]
