@@ -2,7 +2,7 @@
 
     npu-tune gemm --shapes 1024x1024x1024,4096x1024x4096 [--dtype fp16] [--trials N]
              [--sampler auto|tpe|random|grid] [--seed N] [--machine davinci|FILE.toml] [--db URL]
-             [--jobs N] [--json] [--no-verify]
+             [--jobs N] [--json] [--no-verify] [--plot out.png|out.svg]
     npu-tune gemm --workload bert-base
     npu-tune conv2d --shapes "4,64,56,56,64,3,3,1,1;4,3,224,224,64,7,7,2,3"   (N,C,H,W,K,R,S[,stride[,pad]])
     npu-tune conv2d --workload resnet50
@@ -16,7 +16,8 @@ Every evaluation is recorded in the store as it finishes, so an interrupted run 
 re-run resumes (a config is never simulated twice); several npu-tune processes (`--jobs N` here, or on
 other machines through one PostgreSQL URL) share one store. The table gives each shape's best config, its
 cycles, TFLOPS at the machine's clock (operators that do arithmetic), the % of its roofline (cube for
-gemm, HBM for the memory-bound operators), the evaluations behind it and this run's wall time.
+gemm, HBM for the memory-bound operators), the evaluations behind it and this run's wall time. `--plot`
+places every shape on the machine's roofline (FLOPs per byte of its compulsory HBM traffic, achieved TFLOPS).
 """
 
 from __future__ import annotations
@@ -27,12 +28,16 @@ import multiprocessing
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping, NoReturn, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, NoReturn, Sequence
+
+import numpy as np
 
 import isa
 import npulang as npu
 from kernel_lib.cli.problems import DTYPES, OPS, WORKLOADS, parse_shape, workload
 from kernel_lib.tuning import Problem
+from npulang.profiler import RooflinePoint, plot_roofline
 from tuning_db import TuningDBError, TuningStore, open_store
 
 DEFAULT_TRIALS = 20  # simulations per shape unless --trials or --sampler grid says otherwise
@@ -46,7 +51,7 @@ class Request:
     label: str
     shape: str  # the shape as given, or the workload's row
     dtype: str
-    machine: str
+    machine: str | isa.MachineSpec  # a preset name or TOML file, or the spec itself (npu-codesign's variants)
     db: str | None
     trials: int | None  # None: every config (grid)
     sampler: str
@@ -68,6 +73,8 @@ class Result:
     efficiency: float  # roofline / cycles
     bound: str
     tflops: float | None
+    flops: int  # 0 for the memory-bound operators
+    hbm_bytes: int  # compulsory HBM traffic: every distinct operand read or written once
     trials: int  # simulations in the store for this shape (this run's and earlier ones')
     evaluated: int  # simulations this run added
     seconds: float
@@ -101,7 +108,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON object per shape instead of the table")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip running the winner against the interpreter (saves a functional run)")
+    parser.add_argument("--plot", type=Path, metavar="FILE", help="write a roofline of the tuned shapes "
+                                                                  "(.png or .svg, by the file's suffix)")
     return parser
+
+
+PLOT_SUFFIXES = (".png", ".svg")
+
+
+def check_plot_path(path: Path | None, parser: argparse.ArgumentParser) -> None:
+    """Refuse a --plot file matplotlib would not write before tuning, not after."""
+    if path is not None and path.suffix.lower() not in PLOT_SUFFIXES:
+        parser.error(f"--plot {path}: give a file ending in {' or '.join(PLOT_SUFFIXES)}")
 
 
 def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Request]:
@@ -113,13 +131,14 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
         parser.error(f"--trials must be a positive integer, got {args.trials}")
     if args.jobs < 1:
         parser.error(f"--jobs must be a positive integer, got {args.jobs}")
+    check_plot_path(args.plot, parser)
     try:
         npu.set_machine(args.machine) if args.machine else npu.get_machine()
     except (npu.NpuError, isa.MachineSpecError, OSError) as exc:
         parser.error(f"--machine {args.machine}: {str(exc).splitlines()[0]}")
     trials = None if args.sampler == "grid" else args.trials or DEFAULT_TRIALS
     sampler = "auto" if args.sampler == "grid" else args.sampler
-    common = dict(op=args.op, dtype=args.dtype, machine=args.machine or npu.get_machine().name, db=args.db,
+    common = dict(op=args.op, dtype=args.dtype, machine=npu.get_machine(), db=args.db,
                   trials=trials, sampler=sampler, seed=args.seed, verify=args.verify)
     if args.workload is not None:
         if WORKLOADS[args.workload] != args.op:
@@ -147,8 +166,10 @@ def _problem(request: Request) -> Problem:
 
 def tune_one(request: Request, store: TuningStore | None = None) -> Result:
     """Tune one shape (in this process) and describe its best config."""
-    if request.machine != npu.get_machine().name:
-        npu.set_machine(request.machine)
+    wanted = request.machine if isinstance(request.machine, isa.MachineSpec) else isa.MachineSpec.load(
+        request.machine)
+    if wanted.fingerprint != npu.get_machine().fingerprint:  # variants of one machine share its name
+        npu.set_machine(wanted)
     start = time.monotonic()
     problem = _problem(request)
     own = store is None
@@ -166,8 +187,26 @@ def tune_one(request: Request, store: TuningStore | None = None) -> Result:
     seconds = cycles / (spec.clock_ghz * 1e9)
     return Result(request.op, request.label, request.dtype, spec.name, report.best.as_dict(), cycles,
                   problem.roofline, problem.roofline / cycles, problem.bound,
-                  problem.flops / seconds / 1e12 if problem.flops else None,
+                  problem.flops / seconds / 1e12 if problem.flops else None, problem.flops, compulsory_bytes(problem),
                   simulated, len(report.evaluated), time.monotonic() - start)
+
+
+def compulsory_bytes(problem: Problem) -> int:
+    """Bytes every launch of `problem` must move to or from HBM: each distinct operand array once."""
+    arrays = {id(a): a for a in problem.args if isinstance(a, np.ndarray)}
+    return sum(a.nbytes for a in arrays.values())
+
+
+ROOFLINE_DTYPES = {"fp16": "f16", "bf16": "bf16", "fp32": "f32", "int8": "i8"}
+
+
+def plot(results: Sequence[Result], path: Path) -> Path:
+    """The roofline of a run: each tuned shape at its FLOPs per compulsory HBM byte and achieved TFLOPS."""
+    points = [RooflinePoint(f"{r.op} {r.shape}", r.flops, r.hbm_bytes, r.cycles) for r in results]
+    skipped = sum(1 for p in points if not p.flops)
+    note = f"{skipped} shape(s) of operators without a FLOP count (memory-bound) not drawn" if skipped else ""
+    return plot_roofline(npu.get_machine(), points, path, dtype=ROOFLINE_DTYPES[results[0].dtype],
+                         title=f"npu-tune {results[0].op} on {results[0].machine}", note=note)
 
 
 def table(results: Sequence[Result]) -> str:
@@ -188,42 +227,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     requests = _requests(args, parser)
+    try:
+        outcomes = run(requests, args.db, args.jobs, f"npu-tune {args.op}",
+                       (lambda r: print(json.dumps(asdict(r)), flush=True)) if args.json else None)
+    except TuningDBError as exc:
+        parser.error(str(exc).splitlines()[0])
+    except KeyboardInterrupt:
+        print("npu-tune: interrupted; every finished evaluation is in the store, re-run to resume", file=sys.stderr)
+        return 130
+    results = [o for o in outcomes if isinstance(o, Result)]
+    failures = [o for o in outcomes if isinstance(o, str)]
+    if not args.json and results:
+        print(table(results))
+    if args.plot and results:
+        print(f"plot: {plot(results, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+    for failure in failures:
+        print(f"npu-tune: error: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run(requests: Sequence[Request], db: str | None, jobs: int, desc: str,
+        on_result: Callable[[Result], None] | None = None) -> list[Result | str]:
+    """Tune `requests` in order (`jobs` > 1: in that many processes sharing the store) under a progress bar,
+    which `on_result` (e.g. printing JSON) silences. Returns, for each request in order, its result or the
+    one-line reason it failed. A bad store raises `TuningDBError` before any tuning."""
     from tqdm import tqdm  # comes with optuna
 
-    one = args.jobs == 1
+    one = jobs == 1
     per_shape = requests[0].trials
     bar = tqdm(total=len(requests) * per_shape if one and per_shape else len(requests), file=sys.stderr,
-               desc=f"npu-tune {args.op}", unit="sim" if one else "shape", disable=True if args.json else None)
+               desc=desc, unit="sim" if one else "shape", disable=True if on_result else None)
+    outcomes: list[Result | str] = []
+    store = None
     try:
-        store = _Ticking(args.db, bar) if one else None
-    except TuningDBError as exc:
-        bar.close()
-        parser.error(str(exc).splitlines()[0])
-    results: list[Result] = []
-    failures: list[str] = []
-    try:
+        store = _Ticking(db, bar) if one else None
         if store is not None:
             for request in requests:
                 bar.set_postfix_str(request.label)
-                _collect(_attempt(request, store), results, failures, args.json)
+                outcomes.append(_attempt(request, store))
+                _report(outcomes[-1], on_result)
         else:
-            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            with multiprocessing.get_context("spawn").Pool(jobs) as pool:
                 for outcome in pool.imap(_attempt, requests):
-                    _collect(outcome, results, failures, args.json)
+                    outcomes.append(outcome)
+                    _report(outcome, on_result)
                     bar.update()
-    except KeyboardInterrupt:
-        bar.close()
-        print("npu-tune: interrupted; every finished evaluation is in the store, re-run to resume", file=sys.stderr)
-        return 130
     finally:
         bar.close()
         if store is not None:
             store.close()
-    if not args.json and results:
-        print(table(results))
-    for failure in failures:
-        print(f"npu-tune: error: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    return outcomes
 
 
 class _Ticking(TuningStore):
@@ -248,13 +301,9 @@ def _attempt(request: Request, store: TuningStore | None = None) -> Result | str
         return f"{request.label}: {str(exc).splitlines()[0]}"
 
 
-def _collect(outcome: Result | str, results: list[Result], failures: list[str], as_json: bool) -> None:
-    if isinstance(outcome, str):
-        failures.append(outcome)
-        return
-    results.append(outcome)
-    if as_json:
-        print(json.dumps(asdict(outcome)), flush=True)
+def _report(outcome: Result | str, on_result: Callable[[Result], None] | None) -> None:
+    if on_result is not None and isinstance(outcome, Result):
+        on_result(outcome)
 
 
 if __name__ == "__main__":
