@@ -145,6 +145,10 @@ COMMANDS: dict[str, Run | Elsewhere | NotRun] = {
     r"npu-prof attention\|attention_causal": Run("npu-prof attention_causal --shape 1x2x64x32", "verdict:"),
     r"npu-tune attention --shapes": Run("npu-tune attention --shapes 1x2x64x32 --trials 2 --db tune.db",
                                         "| attention | 1x2x64x32 | fp16 |"),
+    r"npu-codesign --op gemm": Run("npu-codesign --op gemm --shapes 64x64x64 --vary ub=128KiB --trials 2 "
+                                   "--db tune.db", "total"),
+    r"npu-codesign --workload": NotRun("re-tunes a whole network on each variant: minutes (bert-base) to an hour"),
+    r"npu-codesign --machine davinci --vary": NotRun("the issue's ResNet-50 sweep: an hour of simulation"),
     r"npu-db list": Run("npu-db list --db tune.db", "kernel_lib."),
     r"npu-db show": Run("npu-db show kernel_lib.softmax._softmax_rows --db tune.db", "best"),
     r"npu-db export": Run("npu-db export out.json --db tune.db", ""),

@@ -54,6 +54,8 @@ class Layer:
 
 @dataclass(frozen=True)
 class LayerResult:
+    """One layer's best tuned cycles on one machine, and its speedup over the base machine."""
+
     layer: str
     count: int
     cycles: int | None  # None: tuning failed on this machine
