@@ -40,9 +40,11 @@ def _norm_rows(x_ptr, w_ptr, b_ptr, y_ptr, n_rows, n_cols, eps, RMS: npu.constex
         else:
             xc = npu.where(mask, x - (npu.sum(x, axis=1) / n_cols)[:, None], 0.0)
         y = xc * npu.rsqrt(npu.sum(xc * xc, axis=1) / n_cols + eps)[:, None]
-        if HAS_W:
+        if HAS_W and HAS_B:  # one vector pass for both (the fp16 kernel is vector-bound)
+            y = npu.fma(y, w[None, :], b[None, :])
+        elif HAS_W:
             y = y * w[None, :]
-        if HAS_B:
+        elif HAS_B:
             y = y + b[None, :]
         npu.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
