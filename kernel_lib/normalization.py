@@ -40,9 +40,11 @@ def _norm_rows(x_ptr, w_ptr, b_ptr, y_ptr, n_rows, n_cols, eps, RMS: npu.constex
         else:
             xc = npu.where(mask, x - (npu.sum(x, axis=1) / n_cols)[:, None], 0.0)
         y = xc * npu.rsqrt(npu.sum(xc * xc, axis=1) / n_cols + eps)[:, None]
-        if HAS_W:
+        if HAS_W and HAS_B:  # one vector pass for both (the fp16 kernel is vector-bound)
+            y = npu.fma(y, w[None, :], b[None, :])
+        elif HAS_W:
             y = y * w[None, :]
-        if HAS_B:
+        elif HAS_B:
             y = y + b[None, :]
         npu.store(y_ptr + offs, y.to(y_ptr.dtype.element_ty), mask=mask)
 
@@ -66,15 +68,18 @@ def _norm_wide(x_ptr, w_ptr, b_ptr, y_ptr, n_rows, n_cols, eps, RMS: npu.constex
             cols = off + npu.arange(0, BN)
             mask = cols < n_cols
             xc = npu.where(mask, npu.load(x_ptr + base + cols, mask=mask, other=0.0).to(npu.float32) - mean, 0.0)
-            acc2 += xc * xc
+            acc2 = npu.fma(xc, xc, acc2)
         rstd = npu.rsqrt(npu.sum(acc2, axis=0) / n_cols + eps)
         for off in npu.range(0, n_cols, BN, num_stages=num_stages):
             cols = off + npu.arange(0, BN)
             mask = cols < n_cols
             y = (npu.load(x_ptr + base + cols, mask=mask, other=0.0).to(npu.float32) - mean) * rstd
-            if HAS_W:
+            if HAS_W and HAS_B:
+                y = npu.fma(y, npu.load(w_ptr + cols, mask=mask, other=0.0).to(npu.float32),
+                            npu.load(b_ptr + cols, mask=mask, other=0.0).to(npu.float32))
+            elif HAS_W:
                 y = y * npu.load(w_ptr + cols, mask=mask, other=0.0).to(npu.float32)
-            if HAS_B:
+            elif HAS_B:
                 y = y + npu.load(b_ptr + cols, mask=mask, other=0.0).to(npu.float32)
             npu.store(y_ptr + base + cols, y.to(y_ptr.dtype.element_ty), mask=mask)
 
