@@ -132,7 +132,9 @@ def _carry_in(lowering: Lowering, op: ir.Op, loop: Loop, inits: tuple[ir.Value, 
             lowering.emit("mov", d=r, a=x.ptr.reg)
             carried.append(r)
             lowering.vals[arg.id] = PtrTile(Ptr(r, x.ptr.arg, x.ptr.pointee), x.offsets)
-        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot:  # index/pointer tiles: the base offset
+        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot and (isinstance(x, PtrTile)
+                                                                          or not _updated_from_data(lowering, body, y)):
+            # index/pointer tiles: the base offset
             off = x.offsets if isinstance(x, PtrTile) else x
             r = VReg(arg.name or "base")
             lowering.emit("mov", d=r, a=_affine_of(off).base)
@@ -156,6 +158,28 @@ def _carry_in(lowering: Lowering, op: ir.Op, loop: Loop, inits: tuple[ir.Value, 
             dt = "i32" if isinstance(arg.type, ir.PtrType) else ir.elem_type(arg.type).dtype
             lowering.vals[arg.id] = Scalar(r, dt)
     return carried
+
+
+# ops whose results are data, not affine in the loop's indices
+_DATA_OPS = (K.LOAD, K.DESC_LOAD, K.CONV_LOAD, K.DOT, K.REDUCE, K.SCAN, K.FOR, K.IF, K.WHILE)
+
+
+def _updated_from_data(lowering: Lowering, body: ir.Block, y: ir.Value) -> bool:
+    """Whether the body computes the yielded `y` from loaded or reduced data (an int32 accumulator that
+    starts as zeros, `acc += x * w`): its carried tile is then data in a buffer, not an index tile."""
+    ops = {id(o) for o in ir.walk(body)}
+    seen: set[int] = set()
+    todo = [y]
+    while todo:
+        v = todo.pop()
+        p = lowering.producers.get(v.id)
+        if v.id in seen or p is None or id(p) not in ops:
+            continue
+        seen.add(v.id)
+        if p.kind in _DATA_OPS:
+            return True
+        todo.extend(p.operands)
+    return False
 
 
 def _first_iteration_flags(lowering: Lowering, carried: list[VReg | TileView], iv: VReg, lb: Operand) -> None:
