@@ -1,6 +1,6 @@
 """kernel_lib's performance table: library calls with tuned configs against their rooflines, cold L2.
 
-    python benchmarks/library.py [--trials N] [--db URL] [--quick]
+    python benchmarks/library.py [--trials N] [--db URL] [--quick | --resnet-only]
 
 For each row the script first makes sure the tuning database has a config for the shape (it tunes the
 operator's problem with `--trials` simulations when it has none: the same search as `npu-tune`), then
@@ -10,7 +10,9 @@ and runs timing-only on a cold L2 (no numpy work: a functional 4096³ GEMM would
 for the same cycles). Rooflines: the cube's peak MAC rate over all cores for GEMMs, the bytes every call
 must move (inputs read once, outputs written once) at HBM bandwidth for the memory-bound operators. The
 BERT-base row is FLOP-weighted: the sum of its GEMMs' rooflines over the sum of their cycles (batch 8 of 128
-tokens; the attention GEMMs batched over 96 heads). Prints the Markdown table the README quotes.
+tokens; the attention GEMMs batched over 96 heads), as are the ResNet-50 rows (batch 4, fp16 NHWC: each distinct
+convolution tuned and timed once, weighted by how often it occurs; the 3×3 body, the 1×1 layers, the 7×7/2 stem
+and all 53 apart, each with its % of the HBM roofline beside). Prints the Markdown table the README quotes.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import kernel_lib as kl  # noqa: E402
 import npulang as npu  # noqa: E402
 from kernel_lib.cli.problems import DTYPES, OPS, workload  # noqa: E402
 from kernel_lib.tuning import Problem  # noqa: E402
+from kernel_lib.workloads import resnet50  # noqa: E402
 from tuning_db import open_store  # noqa: E402
 from tuning_db.connection import ENV  # noqa: E402
 
 GEMMS = ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "4096x1024x4096", "1000x3000x777"]
 TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.95, "4096x1024x4096": 0.90,
-           "1000x3000x777": 0.75, "bert-base": 0.90, "softmax": 0.90, "layer_norm": 0.90, "rms_norm": 0.90}
+           "1000x3000x777": 0.75, "bert-base": 0.90, "resnet50": 0.80, "softmax": 0.90,
+           "layer_norm": 0.90, "rms_norm": 0.90}
 ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
 
 
@@ -100,6 +104,32 @@ def bert_row(trials: int) -> Row:
                TARGETS["bert-base"], time.monotonic() - start)
 
 
+def resnet_rows(trials: int) -> list[Row]:
+    """ResNet-50's convolutions at batch 4, fp16 NHWC, each distinct shape tuned once and timed once, FLOP-weighted
+    by how often it occurs: the 3×3 body, the 1×1 layers, the 7×7/2 stem and the whole network."""
+    start = time.monotonic()
+    parts: dict[str, list[float]] = {"3×3 body": [0, 0, 0], "1×1 layers": [0, 0, 0], "7×7/2 stem": [0, 0, 0]}
+    hbm_rate = npu.get_machine().hbm_bytes_per_cycle
+    for layer, (label, problem) in zip(resnet50(), workload("resnet50", DTYPES["fp16"])):
+        ensure_tuned(problem, trials, label)
+        x, w = problem.args[0], np.zeros((layer.k, layer.c, layer.r, layer.s), np.float16)
+        cycles = timed(lambda x=x, w=w, c=layer: kl.conv2d(x, w, stride=c.stride, padding=c.pad, layout="NHWC"))
+        hbm = (x.nbytes + w.nbytes + problem.args[-1].nbytes) / hbm_rate  # x, w read once, y written once
+        print(f"  {label} ×{layer.count}: {cycles:,} cycles, {100 * problem.roofline / cycles:.1f} % of the cube "
+              f"roofline, {100 * hbm / cycles:.1f} % of the HBM roofline", file=sys.stderr, flush=True)
+        part = parts["7×7/2 stem" if layer.r == 7 else "1×1 layers" if layer.r == 1 else "3×3 body"]
+        part[0] += layer.count * cycles
+        part[1] += layer.count * problem.roofline
+        part[2] += layer.count * hbm
+    rows = []
+    for name, (cycles, roof, hbm) in [*parts.items(), ("all 53 convolutions", [sum(p[i] for p in parts.values())
+                                                                               for i in range(3)])]:
+        rows.append(Row(f"conv2d (ResNet-50, {name})", f"fp16 NHWC, batch 4; HBM roofline {100 * hbm / cycles:.0f} %",
+                        "tuned per shape", int(cycles), roof, "cube", TARGETS["resnet50"], 0.0))
+    rows[-1].seconds = time.monotonic() - start
+    return rows
+
+
 def row_op(op: str, dtype: str, trials: int) -> Row:
     start = time.monotonic()
     problem = OPS[op].build((4096, 4096), DTYPES[dtype])
@@ -128,6 +158,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="simulations per shape when it needs tuning")
     parser.add_argument("--db", help="tuning database (default: $NPU_TUNING_DB, else the user cache's)")
     parser.add_argument("--quick", action="store_true", help="only the 1024³ and 2048³ GEMMs and the fp16 rows")
+    parser.add_argument("--resnet-only", action="store_true", help="only the ResNet-50 conv2d rows")
     args = parser.parse_args()
     if args.db:
         os.environ[ENV] = args.db
@@ -135,19 +166,25 @@ def main() -> None:
         from tuning_db.connection import default_path
 
         os.environ[ENV] = str(default_path())
-    rows = []
-    for shape in GEMMS[:2] if args.quick else GEMMS:
-        rows.append(gemm_row(shape, args.trials))
-        print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
-    if not args.quick:
-        rows.append(bert_row(args.trials))
-    for dtype in ("fp16",) if args.quick else ("fp32", "fp16"):
-        for op in ROW_OPS:
-            rows.append(row_op(op, dtype, args.trials))
-            print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    rows = resnet_rows(args.trials) if args.resnet_only else all_rows(args.trials, args.quick)
     assert all(r.cycles >= r.roofline for r in rows), "a figure beats its roofline: the model or roofline is wrong"
     print(table(rows))
     print(f"\n(tuning database: {os.environ[ENV]}; wall time {sum(r.seconds for r in rows):.0f} s)")
+
+
+def all_rows(trials: int, quick: bool) -> list[Row]:
+    rows = []
+    for shape in GEMMS[:2] if quick else GEMMS:
+        rows.append(gemm_row(shape, trials))
+        print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    if not quick:
+        rows.append(bert_row(trials))
+        rows += resnet_rows(trials)
+    for dtype in ("fp16",) if quick else ("fp32", "fp16"):
+        for op in ROW_OPS:
+            rows.append(row_op(op, dtype, trials))
+            print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    return rows
 
 
 if __name__ == "__main__":

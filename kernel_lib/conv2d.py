@@ -22,7 +22,7 @@ import npulang as npu
 from autotune import Config
 from kernel_lib import arguments
 from kernel_lib.activations import activate
-from kernel_lib.conv2d_vector import requantise, vector_problem
+from kernel_lib.conv2d_vector import requant_mode, requantise, vector_problem
 from kernel_lib.errors import OperatorError
 from kernel_lib.gemm import _out_dtype, _requant_scale, check_activation
 from kernel_lib.tuning import Problem, TunedKernel
@@ -144,7 +144,7 @@ def problem(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, y: np.ndarray
     int8 = x.dtype == np.int8
     flags = {"CB": cb, "N": n, "C": c, "H": h, "W": wd, "KOUT": kout, "R": r, "S": s, "STRIDE": stride, "PAD": padding,
              "DIL": dilation, "LAYOUT": layout, "GROUPS": groups, "HAS_BIAS": bias is not None,
-             "ACTIVATION": activation or "", "REQUANT": "" if scale is None else "tensor" if scale.size == 1 else "channel",
+             "ACTIVATION": activation or "", "REQUANT": requant_mode(scale),
              "ACC": npu.int32 if int8 else npu.float32}
     spec = npu.get_machine()
     macs = m * kout * cg * r * s

@@ -78,6 +78,11 @@ def _vector_kernel(x_ptr, w_ptr, bias_ptr, scale_ptr, y_ptr, C: npu.constexpr, H
               mask=(ox < OW)[:, None] & (g < GROUPS)[None, :])
 
 
+def requant_mode(scale: np.ndarray | None) -> str:
+    """The REQUANT flag of a checked scale: "" (none), "tensor" or "channel"."""
+    return "" if scale is None else "tensor" if scale.size == 1 else "channel"
+
+
 def vector_weights(w: np.ndarray, groups: int) -> np.ndarray:
     """An OIHW filter [K_out, C/groups, R, S] as [R, S, C/groups, K_out/groups, groups]: a tap's weights for a
     block of groups are contiguous (output channel o = g·(K_out/groups) + j)."""
@@ -107,7 +112,7 @@ def vector_problem(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, scale:
     oh, ow = y.shape[2:] if layout == "NCHW" else y.shape[1:3]
     flags = {"C": c, "H": h, "W": wd, "KOUT": kout, "R": r, "S": s, "STRIDE": stride, "PAD": padding,
              "DIL": dilation, "GROUPS": groups, "LAYOUT": layout, "HAS_BIAS": bias is not None,
-             "ACTIVATION": activation or "", "REQUANT": "" if scale is None else "tensor" if scale.size == 1 else "channel",
+             "ACTIVATION": activation or "", "REQUANT": requant_mode(scale),
              "ACC": npu.int32 if x.dtype == np.int8 else npu.float32}
     spec = npu.get_machine()
     macs = n * oh * ow * kout * (c // groups) * r * s
