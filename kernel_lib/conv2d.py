@@ -94,15 +94,16 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
     return [c for c in configs if taps % c.kwargs["BK"] == 0] or configs
 
 
-# The search space (npu-tune): output tiles BM × BN (112 and 224: whole output rows of ResNet's widths) and
-# the K step BK (which must divide R·S·CB: the others
-# are pruned before anything compiles; 21, 49 and 147 divide the 7×7 stem's 147 taps of 3 channels). The
-# channel group CB is the rule's, min(16, C): 16 fp16 channels are 32 bytes, one GM burst (the filter
-# matrix is arranged for it on the host).
-CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [64, 112, 128, 224, 256], "BN": [64, 128, 256],
+# The search space (npu-tune): output tiles BM × BN (56, 98, 112, 196 and 224: whole output rows of ResNet's
+# widths 7, 14, 28 and 56; the small ones give the 14×14 and 7×7 layers enough tiles for 24 cores) and the K step
+# BK (which must divide R·S·CB: the others are pruned before anything compiles; 21, 49 and 147 divide the 7×7
+# stem's 147 taps of 3 channels). The channel block CB is the rule's (`channel_block`): the filter matrix is
+# arranged for it on the host, so it is not searched.
+CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [32, 56, 64, 98, 112, 128, 196, 224, 256],
+                                                "BN": [32, 64, 128, 256],
                                                 "BK": [16, 21, 32, 48, 49, 64, 96, 112, 128, 144, 147, 192, 256]},
-                     key=["N", "C", "H", "W", "KOUT", "R", "S", "STRIDE", "PAD", "DIL", "LAYOUT", "HAS_BIAS",
-                          "ACTIVATION"], prune=_prune)
+                     key=["N", "C", "H", "W", "KOUT", "R", "S", "STRIDE", "PAD", "DIL", "LAYOUT", "GROUPS", "HAS_BIAS",
+                          "ACTIVATION", "REQUANT"], prune=_prune)
 
 
 def _int(op: str, name: str, value: Any, minimum: int) -> int:
@@ -114,11 +115,13 @@ def _int(op: str, name: str, value: Any, minimum: int) -> int:
     return int(pair[0])
 
 
-def channel_block(cg: int, groups: int, dtype: np.dtype) -> int:
-    """Channels per block CB: 32 bytes (16 fp16, 32 int8: one GM burst and the cube's K fractal), fewer for
+def channel_block(cg: int, groups: int, taps: int, dtype: np.dtype) -> int:
+    """Channels per block CB: 32 bytes (16 fp16, 32 int8: one GM burst and the cube's K fractal) when the
+    filter has several taps (R·S·CB columns of a window must fit a K step within L0A), 256 bytes for a 1×1
+    filter (its window is a plain [positions, CB] matrix: longer K steps, fewer DMA commands); fewer for
     fewer channels; with groups, the largest divisor of a group's channels within that, so that a group is
     a whole number of blocks."""
-    unit = 32 // dtype.itemsize
+    unit = 32 // dtype.itemsize * (8 if taps == 1 else 1)
     if groups == 1:
         return min(unit, cg)
     return max(d for d in range(1, min(unit, cg) + 1) if cg % d == 0)
@@ -140,7 +143,7 @@ def problem(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, y: np.ndarray
         return vector_problem(x, w, bias, scale, y, (stride, padding, dilation), groups, activation, layout)
     _, oh, ow, _ = y.shape
     m = n * oh * ow
-    cb = channel_block(cg, groups, x.dtype)
+    cb = channel_block(cg, groups, r * s, x.dtype)
     int8 = x.dtype == np.int8
     flags = {"CB": cb, "N": n, "C": c, "H": h, "W": wd, "KOUT": kout, "R": r, "S": s, "STRIDE": stride, "PAD": padding,
              "DIL": dilation, "LAYOUT": layout, "GROUPS": groups, "HAS_BIAS": bias is not None,
