@@ -94,12 +94,12 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
     return [c for c in configs if taps % c.kwargs["BK"] == 0] or configs
 
 
-# The search space (npu-tune): output tiles BM × BN (56, 98, 112, 196 and 224: whole output rows of ResNet's
-# widths 7, 14, 28 and 56; the small ones give the 14×14 and 7×7 layers enough tiles for 24 cores) and the K step
+# The search space (npu-tune): output tiles BM × BN (56 to 224: whole output rows of ResNet's widths 7, 14, 28 and
+# 56, in sizes that cut the 14×14 and 7×7 layers into enough tiles for 24 cores) and the K step
 # BK (which must divide R·S·CB: the others are pruned before anything compiles; 21, 49 and 147 divide the 7×7
 # stem's 147 taps of 3 channels). The channel block CB is the rule's (`channel_block`): the filter matrix is
 # arranged for it on the host, so it is not searched.
-CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [32, 56, 64, 98, 112, 128, 196, 224, 256],
+CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [32, 56, 64, 70, 84, 98, 112, 128, 140, 168, 196, 224, 256],
                                                 "BN": [32, 64, 128, 256],
                                                 "BK": [16, 21, 32, 48, 49, 64, 96, 112, 128, 144, 147, 192, 256]},
                      key=["N", "C", "H", "W", "KOUT", "R", "S", "STRIDE", "PAD", "DIL", "LAYOUT", "GROUPS", "HAS_BIAS",
