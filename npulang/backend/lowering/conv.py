@@ -26,9 +26,10 @@ from npulang.backend.values import Operand, Ptr, TileView
 from npulang.ir.conv import ConvGeometry
 
 K = ir.OpKind
-# A block spanning at most this many images gets one window per image, unrolled (each window's flags take
-# event ids, 8 per pipe pair, twice with num_stages=2); more images go through one window in an inner loop,
-# which keeps the K loop around the block from being pipelined
+# A block larger than an image and spanning at most this many images gets one window per image, unrolled
+# (each window's flags take event ids, 8 per pipe pair, twice with num_stages=2); more images, or blocks that
+# only sometimes cross into a second image, go through one window in an inner loop (which keeps the K loop
+# around the block from being pipelined, but costs nothing while it runs no iteration)
 UNROLLED_SEGMENTS = 3
 
 
@@ -89,8 +90,9 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
     segments = WindowPlan.of(g).segments
     # the block's last image, if it exists: a ragged block's rows past M load no window
     last = sop("min", sop("div", sop("add", m, bm - 1), per_image), g.shape[0] - 1) if segments > 1 else first
-    if 1 < segments <= UNROLLED_SEGMENTS:  # later images, each through a window of its own under a guard: no
-        # inner loop, so the K loop around the block stays the innermost loop with DMA and is software-pipelined
+    if 1 < segments <= UNROLLED_SEGMENTS and per_image < bm:  # every block spans images (small maps): later
+        # images each through a window of its own under a guard, no inner loop, so the K loop around the block
+        # stays the innermost loop with DMA and is software-pipelined
         for i in range(1, segments):
             image = sop("add", first, i)
             window = lowering.new_buffer(*block.window_shape())
