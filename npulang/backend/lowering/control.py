@@ -4,7 +4,7 @@ buffers, dot accumulators kept in L0C), if (scalar results), yield/return, and d
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from isa import SourceLoc
 from isa.dtypes import DTYPES, accumulator
@@ -168,6 +168,12 @@ def _updated_from_data(lowering: Lowering, body: ir.Block, y: ir.Value) -> bool:
     """Whether the body computes the yielded `y` from loaded or reduced data (an int32 accumulator that
     starts as zeros, `acc += x * w`): its carried tile is then data in a buffer, not an index tile."""
     ops = {id(o) for o in ir.walk(body)}
+    return any(p.kind in _DATA_OPS for _, p in _producers_back(lowering, ops, y, lambda p, v: list(p.operands)))
+
+
+def _producers_back(lowering: Lowering, ops: set[int], y: ir.Value,
+                    follow: Callable[[ir.Op, ir.Value], list[ir.Value]]) -> Iterator[tuple[ir.Value, ir.Op]]:
+    """(value, producer) from `y` back through the producers among `ops`, into the operands `follow` picks."""
     seen: set[int] = set()
     todo = [y]
     while todo:
@@ -176,10 +182,8 @@ def _updated_from_data(lowering: Lowering, body: ir.Block, y: ir.Value) -> bool:
         if v.id in seen or p is None or id(p) not in ops:
             continue
         seen.add(v.id)
-        if p.kind in _DATA_OPS:
-            return True
-        todo.extend(p.operands)
-    return False
+        yield v, p
+        todo += follow(p, v)
 
 
 def _first_iteration_flags(lowering: Lowering, carried: list[VReg | TileView], iv: VReg, lb: Operand) -> None:
@@ -224,20 +228,12 @@ def _carry_results(lowering: Lowering, op: ir.Op, carried: list[VReg | TileView]
 def _update_chain(lowering: Lowering, body: ir.Block, y: ir.Value) -> set[int]:
     """Ids of the body's values that flow into the yielded `y` through elementwise ops (and a dot's
     accumulator): the values that may be computed in place in y's carried tile."""
-    ops = {id(o) for o in body.ops}
-    chain: set[int] = set()
-    todo = [y]
-    while todo:
-        v = todo.pop()
-        p = lowering.producers.get(v.id)
-        if v.id in chain or p is None or id(p) not in ops:
-            continue
-        chain.add(v.id)
+    def follow(p: ir.Op, v: ir.Value) -> list[ir.Value]:
         if p.kind in _ELEMENTWISE:
-            todo += [u for u in p.operands if ir.shape_of(u.type) == ir.shape_of(v.type)]
-        elif p.kind is K.DOT and len(p.operands) > 2:
-            todo.append(p.operands[2])
-    return chain
+            return [u for u in p.operands if ir.shape_of(u.type) == ir.shape_of(v.type)]
+        return [p.operands[2]] if p.kind is K.DOT and len(p.operands) > 2 else []
+
+    return {v.id for v, _ in _producers_back(lowering, {id(o) for o in body.ops}, y, follow)}
 
 
 def _zero_when_no_trips(lowering: Lowering, loop: Loop, acc: TileView) -> None:
