@@ -168,11 +168,11 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *, stri
     """activation(conv2d(x, w) + bias), as `torch.nn.functional.conv2d` (cross-correlation), grouped too.
 
     x is [N, C, H, W] ("NCHW") or [N, H, W, C] ("NHWC"), w is OIHW [K_out, C/groups, R, S], bias [K_out].
-    fp16/bf16 accumulate in fp32 and return x's dtype; int8 accumulate in int32 and return `out_dtype`
-    (default int32; `np.int8` requantises as `kernel_lib.gemm` does: y = clamp(floor(acc · scale + 0.5),
-    -128, 127) with `scale` a float or a float32 [K_out] array; the bias then has the output's dtype, as
-    gemm's). The result is in x's layout. stride, padding (zeros) and dilation are ints or equal (h, w)
-    pairs. `groups` divides C and K_out (groups = C is depthwise, K_out = C · multiplier).
+    fp16/bf16 accumulate in fp32 and return `out_dtype` (default x's dtype); int8 accumulate in int32 and
+    return `out_dtype` (default int32; `np.int8` requantises as `kernel_lib.gemm` does: y =
+    clamp(floor(acc · scale + 0.5), -128, 127) with `scale` a float or a float32 [K_out] array). The bias
+    has the output's dtype, as gemm's. The result is in x's layout. stride, padding (zeros) and dilation are
+    ints or equal (h, w) pairs. `groups` divides C and K_out (groups = C is depthwise, K_out = C · multiplier).
     """
     op = "conv2d"
     x = arguments.array(op, "x", x, DTYPES, ndim=4)

@@ -105,8 +105,12 @@ def test_bf16_conv2d_matches_numpy(mode, groups, cg):
     x = rng.standard_normal((1, groups * cg, 6, 6)).astype(ml_dtypes.bfloat16)
     w = (rng.standard_normal((groups * 4, cg, 3, 3)) / np.sqrt(9 * cg)).astype(ml_dtypes.bfloat16)
     got = run(x, w, "NHWC", padding=1, groups=groups)
+    want = grouped_reference(x, w, 1, 1, 1, groups)
     assert got.dtype == ml_dtypes.bfloat16
-    np.testing.assert_allclose(got.astype(np.float64), grouped_reference(x, w, 1, 1, 1, groups), rtol=2e-2, atol=3e-2)
+    np.testing.assert_allclose(got.astype(np.float64), want, rtol=2e-2, atol=3e-2)
+    wide = run(x, w, "NCHW", padding=1, groups=groups, out_dtype=np.float32)  # the fp32 accumulator, not rounded
+    assert wide.dtype == np.float32
+    np.testing.assert_allclose(wide, want, rtol=1e-4, atol=1e-4)
 
 
 def test_the_rule_picks_the_cube_for_wide_groups_and_the_vector_unit_for_narrow_ones():
