@@ -1,6 +1,6 @@
 """kernel_lib's performance table: library calls with tuned configs against their rooflines, cold L2.
 
-    python benchmarks/library.py [--trials N] [--db URL] [--quick | --resnet-only]
+    python benchmarks/library.py [--trials N] [--db URL] [--quick] [--only gemm,bert-base,resnet50,row-ops,attention]
 
 For each row the script first makes sure the tuning database has a config for the shape (it tunes the
 operator's problem with `--trials` simulations when it has none: the same search as `npu-tune`), then
@@ -10,9 +10,17 @@ and runs timing-only on a cold L2 (no numpy work: a functional 4096³ GEMM would
 for the same cycles). Rooflines: the cube's peak MAC rate over all cores for GEMMs, the bytes every call
 must move (inputs read once, outputs written once) at HBM bandwidth for the memory-bound operators. The
 BERT-base row is FLOP-weighted: the sum of its GEMMs' rooflines over the sum of their cycles (batch 8 of 128
-tokens; the attention GEMMs batched over 96 heads), as are the ResNet-50 rows (batch 4, fp16 NHWC: each distinct
-convolution tuned and timed once, weighted by how often it occurs; the 3×3 body, the 1×1 layers, the 7×7/2 stem
-and all 53 apart, each with its % of the HBM roofline beside). Prints the Markdown table the README quotes.
+tokens; the attention GEMMs batched over 96 heads); for each of its GEMMs the script also prints the time
+its compulsory HBM traffic takes (inputs read once, output written once, at HBM bandwidth), since the
+per-head attention GEMMs are bound by that, not by the cube. Prints the Markdown table the README quotes
+(`--only` prints some of its parts: the whole table is the default).
+
+The ResNet-50 rows are FLOP-weighted too (batch 4, fp16 NHWC: each distinct convolution tuned and timed once,
+weighted by how often it occurs; the 3×3 body, the 1×1 layers, the 7×7/2 stem and all 53 apart, each with its %
+of the HBM roofline and of max(cube, HBM) beside).
+
+The attention rows (fp16, B=1, H=24, S=2048, D=128) count the cube's MACs of its two matmuls (causal: only
+the (query, key) pairs the mask keeps).
 """
 
 from __future__ import annotations
@@ -41,6 +49,9 @@ TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.9
            "1000x3000x777": 0.75, "bert-base": 0.90, "resnet50": 0.80, "softmax": 0.90,
            "layer_norm": 0.90, "rms_norm": 0.90}
 ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
+ATTENTION = (1, 24, 2048, 128)  # B, H, S, D: 24 heads fill the 24 cores
+ATTENTION_TARGET = 0.50
+PARTS = ("gemm", "bert-base", "resnet50", "row-ops", "attention")
 
 
 @dataclass
@@ -96,12 +107,19 @@ def bert_row(trials: int) -> Row:
         ensure_tuned(problem, trials, label)
         a, b = problem.args[0], problem.args[1]
         layer = timed(lambda a=a, b=b: kl.matmul(a, b) if a.ndim == 3 and a.shape[0] > 1 else kl.gemm(a[0], b[0]))
-        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline",
-              file=sys.stderr, flush=True)
+        print(f"  {label}: {layer:,} cycles, {100 * problem.roofline / layer:.1f} % of the cube roofline; "
+              f"compulsory HBM traffic alone takes {hbm_cycles(a, b):,.0f} cycles", file=sys.stderr, flush=True)
         cycles += layer
         roof += problem.roofline
     return Row("gemm (BERT-base, 6 GEMMs)", "fp16, batch 8 × 128 tokens", "tuned per GEMM", cycles, roof, "cube",
                TARGETS["bert-base"], time.monotonic() - start)
+
+
+def hbm_cycles(a: np.ndarray, b: np.ndarray) -> float:
+    """Cycles to read a and b once and write a @ b (a's dtype) once at the machine's HBM bandwidth."""
+    out = a.shape[:-1] + b.shape[-1:]
+    total = (a.size + b.size + int(np.prod(out))) * a.itemsize
+    return total / npu.get_machine().hbm_bytes_per_cycle
 
 
 def resnet_rows(trials: int) -> list[Row]:
@@ -145,6 +163,20 @@ def row_op(op: str, dtype: str, trials: int) -> Row:
                time.monotonic() - start)
 
 
+def attention_row(causal: bool, trials: int) -> Row:
+    """fp16 attention, B=1, H=24, S=2048, D=128; the roofline is the cube's on its two matmuls, 4·B·H·S²·D
+    FLOPs, causal: only the (query, key) pairs the mask keeps (S·(S+1)/2 per head)."""
+    start = time.monotonic()
+    op = "attention_causal" if causal else "attention"
+    problem = OPS[op].build(ATTENTION, DTYPES["fp16"])
+    shape = "x".join(map(str, ATTENTION))
+    config = ensure_tuned(problem, trials, f"{op} {shape}")
+    q = np.zeros(ATTENTION, np.float16)
+    cycles = timed(lambda: kl.attention(q, q, q, causal=causal))
+    return Row(op.replace("_", ", "), "fp16 B=1 H=24 S=2048 D=128", config, cycles, problem.roofline, "cube",
+               ATTENTION_TARGET, time.monotonic() - start)
+
+
 def table(rows: list[Row]) -> str:
     out = ["| operator | problem | config (tuned) | cycles | roofline | % of roofline | target |",
            "|---|---|---|---:|---:|---:|---|"]
@@ -160,33 +192,35 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="simulations per shape when it needs tuning")
     parser.add_argument("--db", help="tuning database (default: $NPU_TUNING_DB, else the user cache's)")
     parser.add_argument("--quick", action="store_true", help="only the 1024³ and 2048³ GEMMs and the fp16 rows")
-    parser.add_argument("--resnet-only", action="store_true", help="only the ResNet-50 conv2d rows")
+    parser.add_argument("--only", type=lambda s: s.split(","), default=list(PARTS),
+                        help=f"comma-separated parts of the table to produce: {', '.join(PARTS)} (default: all)")
     args = parser.parse_args()
+    if set(args.only) - set(PARTS):
+        parser.error(f"--only takes {', '.join(PARTS)}, got {','.join(args.only)}")
     if args.db:
         os.environ[ENV] = args.db
     elif ENV not in os.environ:
         from tuning_db.connection import default_path
 
         os.environ[ENV] = str(default_path())
-    rows = resnet_rows(args.trials) if args.resnet_only else all_rows(args.trials, args.quick)
+    rows = []
+    for shape in (GEMMS[:2] if args.quick else GEMMS) if "gemm" in args.only else []:
+        rows.append(gemm_row(shape, args.trials))
+        print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    if not args.quick and "bert-base" in args.only:
+        rows.append(bert_row(args.trials))
+    if not args.quick and "resnet50" in args.only:
+        rows += resnet_rows(args.trials)
+    for dtype in (("fp16",) if args.quick else ("fp32", "fp16")) if "row-ops" in args.only else ():
+        for op in ROW_OPS:
+            rows.append(row_op(op, dtype, args.trials))
+            print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
+    for causal in (False, True) if "attention" in args.only and not args.quick else ():
+        rows.append(attention_row(causal, args.trials))
+        print(f"  {rows[-1].name}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
     assert all(r.cycles >= r.roofline for r in rows), "a figure beats its roofline: the model or roofline is wrong"
     print(table(rows))
     print(f"\n(tuning database: {os.environ[ENV]}; wall time {sum(r.seconds for r in rows):.0f} s)")
-
-
-def all_rows(trials: int, quick: bool) -> list[Row]:
-    rows = []
-    for shape in GEMMS[:2] if quick else GEMMS:
-        rows.append(gemm_row(shape, trials))
-        print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
-    if not quick:
-        rows.append(bert_row(trials))
-        rows += resnet_rows(trials)
-    for dtype in ("fp16",) if quick else ("fp32", "fp16"):
-        for op in ROW_OPS:
-            rows.append(row_op(op, dtype, trials))
-            print(f"  {op} {dtype}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
-    return rows
 
 
 if __name__ == "__main__":

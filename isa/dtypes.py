@@ -18,6 +18,7 @@ class DType:
 
     @property
     def itemsize(self) -> int:
+        """Bytes per element."""
         return self.np.itemsize
 
     def __str__(self) -> str:

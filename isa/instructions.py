@@ -251,6 +251,10 @@ def _defs() -> list[OpDef]:
         _pos("op", _N, choices=VECTOR_UNARY), _pos("dst", _M, spaces=ub), _pos("a", _M, spaces=ub),
         _DT, *_SHAPE, *_strides("dst", "a"),
     ), "dst = op(a) elementwise"))
+    d.append(OpDef("vfma", Pipe.V, (
+        _pos("dst", _M, spaces=ub), _pos("a", _M, spaces=ub), _pos("b", _T, spaces=ub), _pos("c", _T, spaces=ub),
+        _DT, *_SHAPE, *_strides("dst", "a", "b", "c"),
+    ), "dst = a * b + c elementwise, rounded once (Ascend's vmla/vmadd/Axpy); float dtypes; stride 0 broadcasts"))
     d.append(OpDef("vsel", Pipe.V, (
         _pos("dst", _M, spaces=ub), _pos("c", _M, spaces=ub), _pos("a", _T, spaces=ub), _pos("b", _T, spaces=ub),
         _DT, *_SHAPE, *_strides("dst", "c", "a", "b"),
@@ -292,16 +296,19 @@ class Instr:
 
     @property
     def opdef(self) -> OpDef:
+        """The opcode's definition: its pipe and its operand fields."""
         return OPCODES[self.op]
 
     @property
     def pipe(self) -> Pipe:
+        """The pipe that executes this instruction (for a flag, the pipe that sets or waits on it)."""
         pipe = OPCODES[self.op].pipe
         if pipe is not None:
             return pipe
         return PIPES[self.args[0] if self.op == "set_flag" else self.args[1]]
 
     def get(self, name: str) -> Any:
+        """The operand named `name` (a field of the opcode's definition)."""
         return self.args[OPCODES[self.op].index[name]]
 
     def __str__(self) -> str:

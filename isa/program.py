@@ -74,6 +74,7 @@ class Program:
                 raise ProgramError(f"{self.name}: label {name!r} points outside the program ({index})")
 
     def instructions(self) -> list[Instr]:
+        """Every instruction of the program, bundle by bundle, in issue order."""
         return [ins for b in self.bundles for ins in b.instrs]
 
     def validate(self, spec: MachineSpec) -> None:

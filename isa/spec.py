@@ -26,6 +26,7 @@ class MachineSpecError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class ScalarSpec:
+    """The scalar unit: its registers, its issue queue depth per pipe and the cycles a taken branch costs."""
     registers: int
     queue_depth: int
     branch_penalty: int
@@ -94,6 +95,7 @@ class BufferSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class L2Spec:
+    """The shared L2 cache: its size, its line size and its bandwidth as a multiple of HBM's."""
     bytes: int
     line_bytes: int
     bandwidth_x_hbm: float
@@ -101,11 +103,13 @@ class L2Spec:
 
 @dataclass(frozen=True, kw_only=True)
 class HbmSpec:
+    """HBM (device memory) bandwidth, shared by all cores."""
     bytes_per_second: float
 
 
 @dataclass(frozen=True, kw_only=True)
 class GmSpec:
+    """Global memory as a DMA sees it: the burst every transfer is rounded up to."""
     burst_bytes: int
 
 
@@ -121,6 +125,7 @@ class DmaSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Mte1Spec:
+    """The MTE1 pipe (L1 -> L0A/L0B moves, img2col): its rates per destination, command set-up and latency."""
     l0a_bytes_per_cycle: int
     l0b_bytes_per_cycle: int
     command_cycles: int  # as DmaSpec.command_cycles
@@ -129,6 +134,7 @@ class Mte1Spec:
 
 @dataclass(frozen=True, kw_only=True)
 class SyncSpec:
+    """Flags between pipes: the event ids each ordered pair of pipes has."""
     event_ids: int
 
 
@@ -205,10 +211,12 @@ class MachineSpec:
     # -- derived rates (bytes per cycle, device-wide) -------------------------------------------
     @property
     def hbm_bytes_per_cycle(self) -> float:
+        """HBM bandwidth in bytes per core clock cycle (the whole device's)."""
         return self.hbm.bytes_per_second / (self.clock_ghz * 1e9)
 
     @property
     def l2_bytes_per_cycle(self) -> float:
+        """L2 bandwidth in bytes per core clock cycle (the whole device's)."""
         return self.hbm_bytes_per_cycle * self.l2.bandwidth_x_hbm
 
     # -- the cube, whatever its timing model ----------------------------------------------------
@@ -238,9 +246,11 @@ class MachineSpec:
         return self.cube.m * self.cube.n * self.cube_k(dt)
 
     def buffer_bytes(self, space: str) -> int:
+        """The capacity of an on-chip buffer (`l1`, `l0a`, `l0b`, `l0c`, `ub`) in bytes."""
         return getattr(self.buffers, space)
 
     def buffer_alignment(self, space: str) -> int:
+        """The byte alignment every allocation in an on-chip buffer must have."""
         return getattr(self.alignment, space)
 
 

@@ -11,6 +11,7 @@ see their cycles. `from kernel_lib import softmax` and
 """
 
 from kernel_lib.activations import gelu, relu, sigmoid, silu, tanh
+from kernel_lib.attention import attention
 from kernel_lib.batch_norm import batch_norm
 from kernel_lib.conv2d import conv2d
 from kernel_lib.elementwise import add, mul
@@ -21,5 +22,5 @@ from kernel_lib.pooling import avg_pool2d, max_pool2d
 from kernel_lib.rms_norm import rms_norm
 from kernel_lib.softmax import log_softmax, softmax
 
-__all__ = ["OperatorError", "add", "avg_pool2d", "batch_norm", "conv2d", "gelu", "gemm", "layer_norm", "log_softmax",
-           "matmul", "max_pool2d", "mul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "tanh"]
+__all__ = ["OperatorError", "add", "attention", "avg_pool2d", "batch_norm", "conv2d", "gelu", "gemm", "layer_norm",
+           "log_softmax", "matmul", "max_pool2d", "mul", "relu", "rms_norm", "sigmoid", "silu", "softmax", "tanh"]

@@ -18,6 +18,7 @@ FLOAT_DTYPES: tuple[np.dtype, ...] = (np.dtype(np.float16), np.dtype(ml_dtypes.b
 
 
 def dtype_names(dtypes: Sequence[np.dtype]) -> str:
+    """The dtypes as an error message lists them: `float16, bfloat16 or float32`."""
     names = [str(d) for d in dtypes]
     return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
@@ -53,6 +54,7 @@ def same_dtype(op: str, **arrays: np.ndarray | None) -> None:
 
 
 def shape(op: str, name: str, x: np.ndarray | None, expected: tuple[int, ...]) -> None:
+    """Raise OperatorError unless `x` is None or has exactly the `expected` shape."""
     if x is not None and x.shape != expected:
         raise OperatorError(f"kernel_lib.{op}: {name} must have shape {expected}, got {x.shape}")
 
@@ -67,6 +69,7 @@ def axis(op: str, value: Any, ndim: int) -> int:
 
 
 def positive_float(op: str, name: str, value: Any) -> float:
+    """`value` as a float; OperatorError naming the operator and argument unless it is a number > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
         raise OperatorError(f"kernel_lib.{op}: {name} must be a positive number, got {value!r}")
     return float(value)

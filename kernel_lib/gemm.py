@@ -92,13 +92,28 @@ def _out_dtype(op: str, a: np.ndarray, out_dtype: Any) -> np.dtype:
     return dt
 
 
-def _heuristic(m: int, n: int) -> list[dict[str, Any]]:
-    """The rule: tiles largest first (big tiles move fewer bytes per MAC), those no more than twice the
-    problem's M and N (small problems take small tiles), GROUP_M=8, double-buffered K loop."""
-    tiles = [(128, 256, 32), (128, 128, 64), (128, 128, 32), (64, 128, 32), (64, 64, 32), (32, 32, 32),
-             (16, 16, 32)]
+def _heuristic(m: int, n: int, k: int, batches: int, dtype: str) -> list[dict[str, Any]]:
+    """The rule: of the tiles no more than twice the problem's M and N (small problems take small tiles),
+    the quickest by a wave estimate first, GROUP_M=8, double-buffered K loop. The estimate is waves of
+    programs over the cores times the K steps times the slower of a step's cube time and its MTE2 time
+    (A and B tiles at the machine's MTE2 rate plus two commands' set-up): 128x176 fills 1024² in two full
+    waves where 128x256 leaves a third of the last empty; ties keep the larger tile."""
+    tiles = [(128, 256, 32), (128, 176, 64), (128, 128, 64), (128, 128, 32), (64, 128, 32), (64, 64, 32),
+             (32, 32, 32), (16, 16, 32)]
     fitting = [t for t in tiles if t[0] <= max(16, m) * 2 and t[1] <= max(16, n) * 2] or tiles[-1:]
-    return [{"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "num_stages": 2} for bm, bn, bk in fitting]
+    spec = npu.get_machine()
+    gm, gn, _ = spec.cube_tile(dtype)
+    size = {"i8": 1, "f32": 4}.get(dtype, 2)
+
+    def estimate(tile: tuple[int, int, int]) -> float:
+        bm, bn, bk = tile
+        waves = -(-npu.cdiv(m, bm) * npu.cdiv(n, bn) * batches // spec.cores)
+        cube = npu.cdiv(bm, gm) * gm * npu.cdiv(bn, gn) * gn * bk / spec.cube_macs_per_cycle(dtype=dtype)
+        mte2 = (bm + bn) * bk * size / spec.mte2.bytes_per_cycle + 2 * spec.mte2.command_cycles
+        return waves * npu.cdiv(k, bk) * max(cube, mte2)
+
+    ranked = sorted(fitting, key=lambda t: (estimate(t), -t[0] * t[1]))
+    return [{"BM": bm, "BN": bn, "BK": bk, "GROUP_M": 8, "num_stages": 2} for bm, bn, bk in ranked]
 
 
 def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
@@ -107,13 +122,15 @@ def _prune(configs: list[Config], named: dict[str, Any]) -> list[Config]:
     return [c for c in configs if c.kwargs["BM"] <= max(32, 2 * m) and c.kwargs["BN"] <= max(32, 2 * n)] or configs
 
 
-# The search space npu-tune explores: output tiles BM x BN (the L0C accumulator), the K step BK (the
+# The search space npu-tune explores: output tiles BM x BN (the L0C accumulator; 176 = 11 fractals, so that
+# tile counts fill the last wave: 1024² in 128x176 tiles is 48 programs, two full waves of 24 cores,
+# where 128x128 makes 64 programs in three waves for 2.67 and 128x256 32 in two for 1.33), the K step BK (the
 # L0A/L0B operand tiles; larger steps mean fewer, longer DMA commands), GROUP_M (row blocks per group
 # of programs sharing B tiles in L2) and the K loop's pipelining depth. Configs that do not fit the
 # machine's buffers are pruned by compiling only. The key is the problem and its epilogue (a GELU epilogue
 # can cost as much vector time as the K loop takes); a batched call uses its per-batch problem's record.
-GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 256], "BN": [32, 64, 128, 256], "BK": [32, 64, 128],
-                                          "GROUP_M": [1, 8], "num_stages": [2, 3]},
+GEMM = TunedKernel("gemm", _gemm_kernel, {"BM": [32, 64, 128, 176, 256], "BN": [32, 64, 128, 176, 256],
+                                          "BK": [32, 64, 128], "GROUP_M": [1, 8], "num_stages": [2, 3]},
                    key=["M", "N", "K", "TRANS_A", "TRANS_B", "HAS_C", "HAS_BIAS", "ACTIVATION", "REQUANT"],
                    prune=_prune)
 
@@ -155,8 +172,8 @@ class GemmCall:
         dtype = {"int8": "i8", "float32": "f32"}.get(str(self.a.dtype), "f16")
         macs = batches * m * n * k
         return Problem(GEMM, lambda meta: (npu.cdiv(m, meta["BM"]) * npu.cdiv(n, meta["BN"]), batches), args, flags,
-                       _heuristic(m, n), macs / (spec.cube_macs_per_cycle(dtype=dtype) * spec.cores), "cube",
-                       2 * macs, f"{m}x{n}x{k}")
+                       _heuristic(m, n, k, batches, dtype), macs / (spec.cube_macs_per_cycle(dtype=dtype) * spec.cores),
+                       "cube", 2 * macs, f"{m}x{n}x{k}")
 
 
 def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | None) -> np.ndarray | None:
@@ -176,6 +193,7 @@ def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | N
 
 
 def check_activation(op: str, activation: str | None) -> None:
+    """Raise OperatorError unless `activation` is None or an epilogue the kernels fuse."""
     if activation not in (None, *ACTIVATIONS):
         raise OperatorError(f"kernel_lib.{op}: activation must be None or one of {', '.join(ACTIVATIONS)}, "
                             f"got {activation!r}")

@@ -34,14 +34,15 @@ def cores() -> int:
 
 
 def pow2_at_least(n: int) -> int:
+    """The smallest power of two >= n (1 for n <= 1)."""
     return 1 << max(0, n - 1).bit_length()
 
 
 def row_rules(n_cols: int) -> tuple[list[Meta], list[Meta]]:
     """The rule of the row operators (softmax, norms): one pass with the most rows per block (BR) that keeps
     a block within 8192 elements, so short rows still move large DMA blocks, double-buffered, else single-
-    buffered (a 4096-wide fp16 layer norm fits UB only so); rows too long for one pass on chip go in
-    chunks (BN) of 4096, else 2048, else 1024, double-buffered."""
+    buffered (the first that compiles is used: a block whose fp32 temporaries overflow UB does not); rows too
+    long for one pass on chip go in chunks (BN) of 4096, else 2048, else 1024, double-buffered."""
     bn = pow2_at_least(n_cols)
     one_pass = [{"BR": br, "num_stages": stages} for br in (32, 16, 8, 4, 2, 1) if br * bn <= 8192 or br == 1
                 for stages in (2, 1)]

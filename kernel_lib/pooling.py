@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 
 import npulang as npu
+from autotune import Config
 from kernel_lib import arguments
 from kernel_lib.errors import OperatorError
-from kernel_lib.launching import cores, launch_first_fitting, pow2_at_least
+from kernel_lib.launching import cores, pow2_at_least
+from kernel_lib.tuning import Problem, TunedKernel
 
 
 @npu.jit
@@ -87,6 +89,32 @@ def _pool_nchw(x_ptr, y_ptr, P, H, W, OH, OW, R: npu.constexpr, S: npu.constexpr
                   mask=out_mask)
 
 
+def _prune_nhwc(configs: list[Config], named: dict[str, Any]) -> list[Config]:
+    """Tiles wider than the output row or the channels (rounded up to a power of two) only move padding."""
+    ow, c = named["OW"], named["C"]
+    return [k for k in configs if k.kwargs["BW"] <= pow2_at_least(ow) and k.kwargs["BC"] <= max(
+        16, pow2_at_least(c))] or configs
+
+
+def _prune_nchw(configs: list[Config], named: dict[str, Any]) -> list[Config]:
+    """Tiles taller or wider than the output plane (rounded up to a power of two) only move padding."""
+    oh, ow = named["OH"], named["OW"]
+    return [k for k in configs if k.kwargs["BH"] <= pow2_at_least(oh) and k.kwargs["BW"] <= max(
+        8, pow2_at_least(ow))] or configs
+
+
+# The search spaces (npu-tune): output tiles ([BW, BC] of one output row for NHWC, [BH, BW] of one channel
+# plane for NCHW) and the tile loop's pipelining depth. The key: the problem's sizes and the window
+# (size, stride, padding, dilation, max or average).
+WINDOW = ["R", "S", "STRIDE", "PAD", "DIL", "MAX"]
+NHWC = TunedKernel("pool2d", _pool_nhwc, {"BW": [1, 2, 4, 8, 16, 32, 64], "BC": [16, 32, 64, 128, 256],
+                                          "num_stages": [1, 2, 3]},
+                   key=["N", "H", "W", "C", "OH", "OW", *WINDOW], prune=_prune_nhwc)
+NCHW = TunedKernel("pool2d", _pool_nchw, {"BH": [1, 2, 4, 8, 16, 32, 64], "BW": [8, 16, 32, 64, 128, 256],
+                                          "num_stages": [1, 2, 3]},
+                   key=["P", "H", "W", "OH", "OW", *WINDOW], prune=_prune_nchw)
+
+
 def _pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
@@ -114,19 +142,34 @@ def _pool(op: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any, d
     ow = (w + 2 * pad_w - dil_w * (s - 1) - 1) // stride_w + 1
     if oh < 1 or ow < 1:
         raise OperatorError(f"kernel_lib.{op}: a {r}x{s} window does not fit the {h}x{w} input")
-    common = {"R": r, "S": s, "STRIDE": stride_h, "PAD": pad_h, "DIL": dil_h, "MAX": is_max, "DIVISOR": r * s,
-              "num_stages": 2}
-    if layout == "NHWC":
-        y = np.empty((n, oh, ow, c), x.dtype)
-        bc = min(pow2_at_least(c), 256)
-        candidates = [{**common, "BW": bw, "BC": bc} for bw in (min(pow2_at_least(ow), 4096 // bc), 8, 1)]
-        launch_first_fitting(op, _pool_nhwc, lambda meta: (cores(),), (x, y, n, h, w, c, oh, ow), candidates)
-    else:
-        y = np.empty((n, c, oh, ow), x.dtype)
-        bw = min(pow2_at_least(ow), 256)
-        candidates = [{**common, "BH": bh, "BW": bw} for bh in (min(pow2_at_least(oh), 4096 // bw), 8, 1)]
-        launch_first_fitting(op, _pool_nchw, lambda meta: (cores(),), (x, y, n * c, h, w, oh, ow), candidates)
+    y = np.empty((n, c, oh, ow) if layout == "NCHW" else (n, oh, ow, c), x.dtype)
+    problem(op, x, y, (r, s), stride_h, pad_h, dil_h, layout, is_max).launch()
     return y
+
+
+def problem(op: str, x: np.ndarray, y: np.ndarray, window: tuple[int, int], stride: int, pad: int, dil: int,
+            layout: str, is_max: bool) -> Problem:
+    """The launch of one pooling over checked arguments (y has the output's shape). The rule: NHWC tiles of
+    up to 256 channels and the output row's width within 4096 elements, else 8 or 1 columns; NCHW tiles of
+    up to 256 columns and as many output rows as keep 4096 elements, else 8 or 1 rows; double-buffered.
+    Roofline: x read once, y written once."""
+    flags = {"R": window[0], "S": window[1], "STRIDE": stride, "PAD": pad, "DIL": dil, "MAX": is_max,
+             "DIVISOR": window[0] * window[1]}
+    roof = (x.nbytes + y.nbytes) / npu.get_machine().hbm_bytes_per_cycle
+    shape = ",".join(map(str, (*x.shape, *window, stride, pad))) + (f",dilation={dil}" if dil > 1 else "")
+    grid = lambda meta: (cores(),)  # noqa: E731  (persistent: one program per core)
+    if layout == "NHWC":
+        n, h, w, c = x.shape
+        oh, ow = y.shape[1:3]
+        bc = min(pow2_at_least(c), 256)
+        rule = [{"BW": bw, "BC": bc, "num_stages": 2} for bw in (min(pow2_at_least(ow), 4096 // bc), 8, 1)]
+        return Problem(NHWC, grid, (x, y, n, h, w, c, oh, ow), flags, rule, roof, "HBM", shape=shape + ":nhwc",
+                       op=op)
+    n, c, h, w = x.shape
+    oh, ow = y.shape[2:]
+    bw = min(pow2_at_least(ow), 256)
+    rule = [{"BH": bh, "BW": bw, "num_stages": 2} for bh in (min(pow2_at_least(oh), 4096 // bw), 8, 1)]
+    return Problem(NCHW, grid, (x, y, n * c, h, w, oh, ow), flags, rule, roof, "HBM", shape=shape, op=op)
 
 
 def max_pool2d(x: np.ndarray, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None,

@@ -12,7 +12,7 @@ from npulang.errors import (
 )
 from npulang.language import (
     abs, arange, argmax, argmin, bfloat16, broadcast_to, cdiv, ceil, constexpr, cos, cumsum, device_print, dot, dtype,
-    erf, exp, exp2, expand_dims, float16, float32, floor, full, int1, int8, int32, load, log, log2,
+    erf, exp, exp2, expand_dims, float16, float32, floor, fma, full, int1, int8, int32, load, log, log2,
     make_tensor_descriptor, max, max_constancy, max_contiguous, maximum, min, minimum, multiple_of, num_programs,
     permute, program_id, range, reshape, rsqrt, sigmoid, sin, sqrt, static_assert, static_print, static_range,
     store, sum, tanh, trans, view, where, zeros,
@@ -47,7 +47,7 @@ __all__ = [
     "CompilationError", "ConstexprRequiredError", "NpuError", "NpuRuntimeError", "OutOfBoundsError",
     "ShapeMismatchError", "TypeMismatchError", "UnsupportedSyntaxError",
     "abs", "arange", "argmax", "argmin", "bfloat16", "broadcast_to", "cdiv", "ceil", "constexpr", "cos", "cumsum",
-    "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "full",
+    "device_print", "dot", "dtype", "erf", "exp", "exp2", "expand_dims", "float16", "float32", "floor", "fma", "full",
     "int1", "int8", "int32", "load", "log", "log2", "make_tensor_descriptor", "max", "max_constancy",
     "max_contiguous", "maximum", "min", "minimum", "multiple_of", "num_programs", "permute", "program_id", "range",
     "reshape", "rsqrt", "sigmoid", "sin", "sqrt", "static_assert", "static_print", "static_range", "store", "sum",

@@ -185,6 +185,15 @@ def where(condition: Any, x: Any, y: Any) -> Any:
 
 
 @builtin
+def fma(x: Any, y: Any, z: Any) -> Any:
+    """Elementwise `x * y + z` rounded once (as Triton's `tl.fma`): float operands, broadcast together.
+
+    On tiles it is one vector instruction (`vfma`), one pass over the data where `x * y + z` takes two. On
+    scalars alone it is `x * y + z` on the scalar unit, which has no fused operation (two roundings).
+    """
+
+
+@builtin
 def maximum(x: Any, y: Any, propagate_nan: Any = None) -> Any:
     """Elementwise maximum (`propagate_nan` is accepted and ignored)."""
 

@@ -4,8 +4,8 @@ The same builtins as `npu.*` under the names `tl.math` gives them; nothing here 
 """
 
 from npulang.language import (
-    abs, cdiv, ceil, cos, erf, exp, exp2, floor, log, log2, maximum, minimum, rsqrt, sigmoid, sin, sqrt, tanh,
+    abs, cdiv, ceil, cos, erf, exp, exp2, floor, fma, log, log2, maximum, minimum, rsqrt, sigmoid, sin, sqrt, tanh,
 )
 
-__all__ = ["abs", "cdiv", "ceil", "cos", "erf", "exp", "exp2", "floor", "log", "log2", "maximum", "minimum",
+__all__ = ["abs", "cdiv", "ceil", "cos", "erf", "exp", "exp2", "floor", "fma", "log", "log2", "maximum", "minimum",
            "rsqrt", "sigmoid", "sin", "sqrt", "tanh"]

@@ -385,6 +385,7 @@ def source(prepared: Prepared, spec: MachineSpec, bounded: bool = True) -> str:
 
 
 class CompiledProgram(NamedTuple):
+    """A program compiled to one generated Python function per basic block, and each block's scalar instructions."""
     bind: Callable[..., list]  # see `generate`
     block_scalars: tuple[tuple[int, ...], ...]  # per block, its scalar instructions' indices
 

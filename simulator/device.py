@@ -64,6 +64,7 @@ class RunResult:
 
     @property
     def traced(self) -> bool:
+        """True if the run recorded a trace (`SimOptions(trace=True)`)."""
         return self._trace is not None
 
     def stall_reasons(self) -> list[chrome_trace.StallRecord]:

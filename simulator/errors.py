@@ -40,4 +40,5 @@ def describe(instr: Instr) -> str:
 
 
 def context(core: int, pid: tuple[int, int, int]) -> str:
+    """Where an error happened, as messages name it: the core and the program id."""
     return f"core {core}, program {pid}"

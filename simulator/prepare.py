@@ -56,6 +56,7 @@ class Op:
 
 
 class ScalarStep(NamedTuple):
+    """One scalar-unit instruction made ready to run: its step function, whether it is a barrier, its lowered form."""
     index: int
     instr: Instr
     step: Callable[[list, Any], int | None] | None

@@ -38,6 +38,7 @@ class StallRecord(NamedTuple):
 
 
 def flag_name(instr: Instr) -> str:
+    """A flag instruction's flag as traces and stall reports name it: `mte2->v #0`."""
     src, dst, event = instr.args[:3]
     return f"{src}->{dst} #{event}"
 
@@ -129,6 +130,7 @@ def trace_events(events: Sequence[Event], instrs: Sequence[Instr],
 
 def write_trace(path: str | Path, events: Sequence[Event], instrs: Sequence[Instr],
                 stalls: Sequence[Stall] = ()) -> None:
+    """Write a run's events, flag flows and stalls as Chrome trace-event JSON (Perfetto opens it)."""
     data = {"traceEvents": trace_events(events, instrs, stalls), "displayTimeUnit": "ns",
             "otherData": {"time_unit": "cycles"}}
     Path(path).write_text(json.dumps(data))

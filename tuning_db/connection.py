@@ -57,6 +57,7 @@ def describe(url: URL) -> str:
 
 
 def make_engine(url: URL) -> Engine:
+    """A SQLAlchemy engine for `url`: SQLite with WAL and busy timeouts, PostgreSQL with a connect timeout."""
     if url.get_backend_name() == "postgresql" and "connect_timeout" not in url.query:
         # libpq waits forever for a host that drops packets: fail in seconds instead (the URL may override)
         return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})

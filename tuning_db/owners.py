@@ -19,6 +19,7 @@ PROC = Path("/proc")
 
 @dataclass(frozen=True)
 class Owner:
+    """The process holding a claim: host, pid, process start time and a random token (pids are reused)."""
     host: str
     pid: int
     start: str  # "" where the platform does not tell

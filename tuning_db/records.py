@@ -47,6 +47,7 @@ def check_scalars(mapping: Any, what: str) -> dict[str, Scalar]:
 
 
 def check_dtypes(dtypes: Any, what: str) -> tuple[str, ...]:
+    """`dtypes` as a tuple of dtype names; ValueError naming `what` otherwise."""
     if isinstance(dtypes, str) or not isinstance(dtypes, (list, tuple)):
         raise ValueError(f"{what}: dtypes must be a sequence of dtype names, not {dtypes!r}")
     for d in dtypes:
@@ -99,11 +100,13 @@ class TuningKey:
         return hash(self._identity())
 
     def to_json(self) -> dict[str, Any]:
+        """The key as plain JSON data (`from_json` reads it back)."""
         return {"kernel": self.kernel, "source_hash": self.source_hash, "key": dict(self.key),
                 "dtypes": list(self.dtypes), "machine": self.machine, "compiler_version": self.compiler_version}
 
     @staticmethod
     def from_json(data: Any) -> TuningKey:
+        """A TuningKey from its `to_json` form, validated; ValueError on anything else."""
         if not isinstance(data, Mapping):
             raise ValueError(f"a tuning key must be an object, not {data!r}")
         fields = ("kernel", "source_hash", "key", "dtypes", "machine", "compiler_version")
@@ -140,6 +143,7 @@ class Trial:
         object.__setattr__(self, "created", utc(self.created, "trial created"))
 
     def to_json(self) -> dict[str, Any]:
+        """The trial as plain JSON data, as `npu-db export` writes it."""
         return {"config": dict(self.config), "cycles": self.cycles, "failure": self.failure, "state": self.state,
                 "wall_seconds": self.wall_seconds, "created": self.created.isoformat()}
 
@@ -165,6 +169,7 @@ class BestRecord:
         object.__setattr__(self, "updated", utc(self.updated, "best record updated"))
 
     def to_json(self) -> dict[str, Any]:
+        """The best record, with its key, as plain JSON data, as `npu-db export` writes it."""
         return {**self.key.to_json(), "config": dict(self.config), "cycles": self.cycles, "trials": self.trials,
                 "updated": self.updated.isoformat()}
 
@@ -200,5 +205,6 @@ class Machine:
         object.__setattr__(self, "registered", utc(self.registered, "machine registered"))
 
     def to_json(self) -> dict[str, Any]:
+        """The machine as plain JSON data, as `npu-db export` writes it."""
         return {"name": self.name, "fingerprint": self.fingerprint, "spec": dict(self.spec),
                 "registered": self.registered.isoformat()}

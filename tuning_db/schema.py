@@ -26,6 +26,7 @@ APPLICATION = "npulang-tuning"
 
 
 class Base(DeclarativeBase):
+    """The declarative base of the tuning database's tables (all named `npu_*`)."""
     pass
 
 
@@ -141,10 +142,12 @@ def found_version(conn: Connection) -> int | None:
 
 
 def newest_version(steps: Sequence[Migration] | None = None) -> int:
+    """The schema version this code writes: 1 plus one per migration step."""
     return 1 + len(MIGRATIONS if steps is None else steps)
 
 
 def check_version(version: int, steps: Sequence[Migration] | None = None) -> None:
+    """Raise NotOurs for a database of a schema version newer than this code knows."""
     newest = newest_version(steps)
     if version > newest:
         raise NotOurs(f"has schema version {version}, newer than this npulang reads (up to {newest}): "

@@ -34,6 +34,7 @@ def export_document(store: TuningStore, kernel: str | None = None) -> dict[str, 
 
 @dataclass(frozen=True)
 class Imported:
+    """How many machines, keys, trials and best records an `npu-db import` added."""
     machines: int
     keys: int
     trials: int

@@ -8,6 +8,9 @@
     npu-tune conv2d --workload resnet50
     npu-tune softmax --shapes 4096x4096          (also log_softmax, layer_norm, rms_norm: ROWSxCOLS;
                                                   relu, gelu, silu, sigmoid, tanh: N elements)
+    npu-tune batch_norm --shapes 8x256x56x56     (NxCxHxW, or NxHxWxC:nhwc)
+    npu-tune max_pool2d --shapes "8,64,112,112,3,3,2,1"   (also avg_pool2d: N,C,H,W,R,S[,stride[,pad]][:nhwc])
+    npu-tune add --shapes 4096x4096,8x64x56x56:64x1x1     (also mul: a's shape[:b's shape])
 
 Every evaluation is recorded in the store as it finishes, so an interrupted run keeps what it found and a
 re-run resumes (a config is never simulated twice); several npu-tune processes (`--jobs N` here, or on
@@ -80,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="npu-tune", description="Tune kernel_lib operators into the tuning database.")
     parser.add_argument("op", choices=sorted(OPS), metavar="OP", help=f"one of: {', '.join(sorted(OPS))}")
     parser.add_argument("--shapes", help="comma-separated shapes: MxNxK (gemm), ROWSxCOLS (softmax, norms), "
-                                         "N (activations); conv2d: N,C,H,W,K,R,S[,stride[,pad]] separated by ';'")
+                                         "N (activations), NxCxHxW[:nhwc] (batch_norm), SHAPE[:SHAPE_B] (add, "
+                                         "mul); separated by ';': conv2d N,C,H,W,K,R,S[,stride[,pad]], pooling "
+                                         "N,C,H,W,R,S[,stride[,pad]][:nhwc]")
     parser.add_argument("--workload", choices=sorted(WORKLOADS),
                         help="the layer shapes of a network: bert-base (gemm), resnet50 (conv2d, batch 4)")
     parser.add_argument("--dtype", default="fp16", choices=sorted(DTYPES))
@@ -121,7 +126,7 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
             parser.error(f"--workload {args.workload} has {WORKLOADS[args.workload]} shapes, not {args.op}")
         labels = [label for label, _ in workload(args.workload, DTYPES[args.dtype])]
         return [Request(label=label, shape=f"{args.workload}:{i}", **common) for i, label in enumerate(labels)]
-    shapes = [s.strip() for s in args.shapes.split(";" if args.op == "conv2d" else ",") if s.strip()]
+    shapes = [s.strip() for s in args.shapes.split(";" if "," in OPS[args.op].form else ",") if s.strip()]
     if not shapes:
         parser.error("--shapes is empty")
     for s in shapes:
@@ -134,8 +139,8 @@ def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list
 
 def _problem(request: Request) -> Problem:
     dtype = DTYPES[request.dtype]
-    if ":" in request.shape:
-        name, index = request.shape.split(":")
+    name, _, index = request.shape.partition(":")
+    if name in WORKLOADS:  # "bert-base:3": a workload's row (a shape may hold ":" too, as "64x300:300")
         return workload(name, dtype)[int(index)][1]
     return OPS[request.op].build(parse_shape(request.op, request.shape), dtype)
 

@@ -15,6 +15,8 @@ from importlib import resources
 
 @dataclass(frozen=True)
 class ConvLayer:
+    """One convolution of a network's workload file: its name, input (n, c, h, w), filter (k, r, s), stride,
+    padding, and how many times the network has it (`count`)."""
     name: str
     n: int
     c: int
@@ -36,6 +38,7 @@ class ConvLayer:
 
 @dataclass(frozen=True)
 class GemmLayer:
+    """One GEMM of a network's workload file: its name, M, N, K and how many of it run batched."""
     name: str
     m: int
     n: int

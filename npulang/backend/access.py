@@ -17,15 +17,18 @@ ScalarOp = Callable[[str, Operand, Operand], Operand]
 
 
 def broadcast_affine(a: Affine, shape: tuple[int, ...]) -> Affine:
+    """The affine index of `a` broadcast to `shape`: broadcast dims get coefficient 0."""
     coeffs = tuple(0 if n == 1 and m != 1 else c for c, n, m in zip(a.coeffs, a.shape, shape))
     return Affine(a.base, coeffs, shape)
 
 
 def expand_affine(a: Affine, axis: int) -> Affine:
+    """The affine index of `a` with a size-1 dim inserted at `axis`."""
     return Affine(a.base, a.coeffs[:axis] + (0,) + a.coeffs[axis:], a.shape[:axis] + (1,) + a.shape[axis:])
 
 
 def trans_affine(a: Affine, perm: tuple[int, ...]) -> Affine:
+    """The affine index of `a` with its dims permuted by `perm`."""
     return Affine(a.base, tuple(a.coeffs[p] for p in perm), tuple(a.shape[p] for p in perm))
 
 
@@ -173,6 +176,7 @@ def broadcast_mask(m: Mask, shape: tuple[int, ...], sop: ScalarOp) -> Mask:
 
 
 def expand_mask(m: Mask, axis: int) -> Mask:
+    """The bound mask `m` with a size-1, unbounded dim inserted at `axis`."""
     lows = None if m.lows is None else m.lows[:axis] + (None,) + m.lows[axis:]
     return Mask(m.limits[:axis] + (None,) + m.limits[axis:], m.shape[:axis] + (1,) + m.shape[axis:], lows, m.gate)
 

@@ -167,6 +167,7 @@ class TileView:
 
 
 def dense_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """Row-major element strides of a contiguous tile of this shape."""
     out, acc = [], 1
     for n in reversed(shape):
         out.append(acc)
@@ -175,6 +176,7 @@ def dense_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def rows_cols(shape: tuple[int, ...]) -> tuple[int, int]:
+    """A tile of rank <= 2 as (rows, cols) for 2-D DMA and vector instructions (a scalar is 1x1)."""
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:

@@ -299,6 +299,13 @@ def _where(gen: CodeGenerator, condition: Any, x: Any, y: Any) -> Any:
     return gen.sem.where(condition, x, y)
 
 
+@implements(lang.fma)
+def _fma(gen: CodeGenerator, x: Any, y: Any, z: Any) -> Any:
+    if not any(isinstance(v, Value) for v in (x, y, z)):
+        return x * y + z
+    return gen.sem.fma(x, y, z)
+
+
 def _minmax(op: str) -> Impl:
     def impl(gen: CodeGenerator, x: Any, y: Any, propagate_nan: Any = None) -> Any:
         if not isinstance(x, Value) and not isinstance(y, Value):

@@ -28,15 +28,18 @@ def missing_hint(module: types.ModuleType, attr: str) -> str | None:
 
 
 def ends_in_bare_return(stmts: list[ast.stmt]) -> bool:
+    """True if the statements end in `return` with no value (an early exit)."""
     last = stmts[-1] if stmts else None
     return isinstance(last, ast.Return) and last.value is None
 
 
 def same_constexpr(a: Any, b: Any) -> bool:
+    """Equal constexprs of the same type (so `1` and `True`, or `1` and `1.0`, differ)."""
     return type(a) is type(b) and a == b
 
 
 def unchanged(before: Any, after: Any) -> bool:
+    """True if a name still holds the same thing: the same IR value, or an equal constexpr."""
     if isinstance(before, Value) or isinstance(after, Value):
         return before is after
     return same_constexpr(before, after)

@@ -41,14 +41,17 @@ class SemanticError(Exception):
 
 
 def type_error(message: str, hint: str | None = None) -> SemanticError:
+    """A TypeMismatchError to raise at the current source location."""
     return SemanticError(errors.TypeMismatchError, message, hint)
 
 
 def shape_error(message: str, hint: str | None = None) -> SemanticError:
+    """A ShapeMismatchError to raise at the current source location."""
     return SemanticError(errors.ShapeMismatchError, message, hint)
 
 
 def constexpr_error(message: str, hint: str | None = None) -> SemanticError:
+    """A ConstexprRequiredError to raise at the current source location."""
     return SemanticError(errors.ConstexprRequiredError, message, hint)
 
 
@@ -67,6 +70,7 @@ def describe(x: Any) -> str:
 
 
 def is_number(x: Any) -> bool:
+    """True for a Python bool, int or float (a literal that adopts a tile's dtype)."""
     return isinstance(x, (bool, int, float))
 
 
@@ -277,6 +281,20 @@ class Semantics:
     def logical_not(self, x: Any) -> Value:
         """Python's `not` on a runtime value: true where it is zero."""
         return self.b.value(OpKind.UNARY, (self.to_bool(x),), op="not")
+
+    def fma(self, x: Any, y: Any, z: Any) -> Value:
+        """`x * y + z` rounded once, the three promoted to one float type and broadcast together; on scalars
+        alone a multiply and an add (the scalar unit has no fused operation)."""
+        vx, vy, vz = self._common(x, y, z)
+        elems = [ir.elem_type(v.type) for v in (vx, vy, vz)]
+        e = promote(promote(elems[0], elems[1]), elems[2]) if all(isinstance(t, ScalarType) for t in elems) else None
+        if e is None or not e.is_float:
+            bad = next(v for v in (vx, vy, vz) if not getattr(ir.elem_type(v.type), "is_float", False))
+            raise type_error(f"fma needs float operands, got {describe(bad)}", "convert first: x.to(npu.float32)")
+        if not isinstance(vx.type, TileType):
+            return self.binary("add", self.binary("mul", vx, vy), vz)
+        vx, vy, vz = (self.cast(v, e.dtype) for v in (vx, vy, vz))
+        return self.b.value(OpKind.FMA, (vx, vy, vz))
 
     def where(self, cond: Any, x: Any, y: Any) -> Value:
         """`x` where `cond` else `y`, all three broadcast together."""

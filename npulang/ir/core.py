@@ -199,6 +199,7 @@ class OpKind(enum.Enum):
     UNARY = "unary"                # (x) {op}
     CAST = "cast"                  # (x) {dtype}
     WHERE = "where"                # (cond: i1, a, b), a and b of one type
+    FMA = "fma"                    # (a, b, c) of one float type: a * b + c rounded once
     # -- memory
     ADDPTR = "addptr"              # (ptr, offset: i32 of the same shape); offset counts elements
     LOAD = "load"                  # (ptr[, mask[, other]]) -> pointee
@@ -391,6 +392,12 @@ def infer_result_types(kind: OpKind, operands: tuple[Value, ...], attrs: dict[st
         _expect(n == 1 and attrs.get("dtype") in DTYPES, f"bad cast dtype {attrs.get('dtype')!r}")
         _expect(isinstance(elem_type(operands[0].type), ScalarType), "cast of a pointer")
         return (with_elem(operands[0].type, ScalarType(attrs["dtype"])),)
+    if kind is OpKind.FMA:
+        _expect(n == 3, "fma takes (a, b, c)")
+        t = _same_types("fma", operands)
+        e = elem_type(t)
+        _expect(isinstance(e, ScalarType) and e.is_float, f"fma needs float operands, got {t}")
+        return (t,)
     if kind is OpKind.WHERE:
         _expect(n == 3, "where takes (cond, a, b)")
         t = _same_types("where", operands[1:])

@@ -54,6 +54,7 @@ TERMINATORS = (OpKind.YIELD, OpKind.RETURN)
 
 
 def rule(kind: OpKind) -> Callable[[Rule], Rule]:
+    """Register the decorated function as the interpreter's rule for ops of `kind`."""
     def register(fn: Rule) -> Rule:
         RULES[kind] = fn
         return fn
@@ -288,6 +289,14 @@ def _cast(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
         f = np.nan_to_num(np.trunc(x.astype(np.float64)), nan=0.0)
         return (np.clip(f, info.min, info.max).astype(dt),)
     return (_wrap_int(x, dt),)
+
+
+@rule(OpKind.FMA)
+def _fma(p: Program, op: Op, a: list[Any]) -> tuple[Any, ...]:
+    """a * b + c rounded once: the product of two f32 (or narrower) values is exact in f64, then the sum
+    rounds to f64 and to the result dtype, bit for bit as the simulator's `vfma` computes it."""
+    x, y, z = (np.asarray(v, dtype=np.float64) for v in a)
+    return (np.asarray(x * y + z).astype(np_dtype(op.result.type)),)
 
 
 @rule(OpKind.WHERE)

@@ -25,6 +25,8 @@ def _is_neg_zero(c: object) -> bool:
 
 
 class Canonicalize(OpRewriter):
+    """Replace local identities (`x + 0`, `x * 1`, a cast or reshape that changes nothing...) by their operand:
+    a smaller IR, the same result bits (the module docstring lists them)."""
     name = "canonicalize"
 
     def rewrite(self, op: Op, b: ir.Builder) -> Sequence[Value] | None:

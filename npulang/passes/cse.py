@@ -14,7 +14,7 @@ from npulang.passes.base import OpRewriter
 PURE = frozenset({
     OpKind.CONSTANT, OpKind.PROGRAM_ID, OpKind.NUM_PROGRAMS, OpKind.ARANGE, OpKind.SPLAT, OpKind.BROADCAST,
     OpKind.EXPAND_DIMS, OpKind.RESHAPE, OpKind.TRANS, OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST,
-    OpKind.WHERE, OpKind.ADDPTR, OpKind.DOT, OpKind.REDUCE, OpKind.SCAN,
+    OpKind.WHERE, OpKind.FMA, OpKind.ADDPTR, OpKind.DOT, OpKind.REDUCE, OpKind.SCAN,
 })
 
 
@@ -25,6 +25,7 @@ def _freeze(x: Any) -> Any:
 
 
 class CSE(OpRewriter):
+    """Common subexpression elimination: an op equal to one that dominates it reuses that op's results."""
     name = "cse"
 
     def begin(self, fn: ir.Function) -> None:

@@ -20,6 +20,7 @@ def _has_effects(op: Op) -> bool:
 
 
 class DCE(Pass):
+    """Dead code elimination: drop ops without side effects whose results nothing uses."""
     name = "dce"
 
     def run(self, fn: Function) -> Function:

@@ -17,7 +17,7 @@ from npulang.ir import interpreter
 from npulang.ir import Op, OpKind, Value
 from npulang.passes.base import OpRewriter
 
-_FOLDABLE = (OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST, OpKind.WHERE, OpKind.SPLAT,
+_FOLDABLE = (OpKind.BINARY, OpKind.CMP, OpKind.UNARY, OpKind.CAST, OpKind.WHERE, OpKind.FMA, OpKind.SPLAT,
              OpKind.BROADCAST,
              OpKind.EXPAND_DIMS, OpKind.RESHAPE, OpKind.TRANS)
 
@@ -33,6 +33,7 @@ def _python_scalar(x: np.ndarray, t: ir.Type) -> Any:
 
 
 class Fold(OpRewriter):
+    """Constant folding through the interpreter's own rules, and `if`s on constant conditions resolved."""
     name = "fold"
 
     def rewrite(self, op: Op, b: ir.Builder) -> Sequence[Value] | None:

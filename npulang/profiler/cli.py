@@ -73,6 +73,8 @@ def resolve(target: str, args: Sequence[str]) -> Callable[[], Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`npu-prof`: run the target under `npu.profile()`, print every launch's report and the summary; the exit status.
+    """
     parser = argparse.ArgumentParser(prog="npu-prof", description=__doc__.split("\n\n")[0])
     parser.add_argument("target", help="path/to/file.py:function, or a registered target such as gemm")
     parser.add_argument("args", nargs="*", help="the function's arguments (Python literals)")

@@ -65,6 +65,7 @@ class RunRecord:
 
     @property
     def interpreted(self) -> bool:
+        """True for a launch run by the IR interpreter (no cycles, no timing)."""
         return self.cycles is None
 
     @property

@@ -92,7 +92,8 @@ def _advice(run: RunRecord, unit: str, bounds: dict[str, float]) -> str:
         loads, mean = _mean(run, "mte2")
         mmads, cube = _mean(run, "m")
         fixed = spec.mte2.command_cycles
-        out = f"{loads:,} loads of {mean:.0f} cycles on average ({fixed} of each is command set-up)"
+        out = (f"{loads:,} loads of {mean:.0f} cycles on average ({fixed} of each is command set-up)" if loads
+               else f"MTE2 busy {bounds['MTE2']:,.0f} cycles ({fixed} of each load is command set-up)")
         if mmads:
             ratio = bounds["MTE2"] / max(1, bounds["cube"])
             out += f", {ratio:.1f} MTE2 cycles per cube cycle ({mmads:,} mmads of {cube:.0f} cycles)"
@@ -104,12 +105,14 @@ def _advice(run: RunRecord, unit: str, bounds: dict[str, float]) -> str:
         return out + (" or num_stages=3 so loads run further ahead of the cube" if mmads else "")
     if unit == "cube":
         mmads, cube = _mean(run, "m")
-        return (f"{mmads:,} mmads of {cube:.0f} cycles on average: the cube is the busiest unit; overlap the rest "
+        counted = f"{mmads:,} mmads of {cube:.0f} cycles on average: " if mmads else ""
+        return (f"{counted}the cube is the busiest unit; overlap the rest "
                 f"(num_stages) to near its roof, then only fewer padded fractals (tiles multiple of "
                 f"{spec.cube.m}) or a faster dtype help")
     if unit == "vector":
         ops, mean = _mean(run, "v")
-        return (f"{ops:,} vector instructions of {mean:.0f} cycles on average; fuse elementwise steps, keep "
+        counted = f"{ops:,} vector instructions of {mean:.0f} cycles on average; " if ops else ""
+        return (f"{counted}fuse elementwise steps, keep "
                 f"values in UB between them, or move work to the cube")
     if unit in ("MTE3", "FIX"):
         return f"the {unit} pipe writes results back; store larger tiles (fewer commands) or in a narrower dtype"

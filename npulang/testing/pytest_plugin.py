@@ -27,6 +27,7 @@ _SAVED_ENV = pytest.StashKey[str | None]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add `--npu-interpret` to pytest's options."""
     group = parser.getgroup("npulang")
     group.addoption("--npu-interpret", action="store_true", default=False,
                     help="run every npulang kernel launch in the IR interpreter instead of compiled on the "
@@ -35,6 +36,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before Hypothesis' own plugin loads --hypothesis-profile
 def pytest_configure(config: pytest.Config) -> None:
+    """Register the `npu_compiled` marker; under --npu-interpret set NPU_INTERPRET=1; load the Hypothesis profile."""
     config.addinivalue_line("markers", "npu_compiled: needs the compiled run (cycles, assembly); skipped under "
                                        "--npu-interpret")
     if config.getoption("--npu-interpret"):
@@ -44,6 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    """Restore NPU_INTERPRET as it was before the session."""
     if _SAVED_ENV in config.stash:
         saved = config.stash[_SAVED_ENV]
         if saved is None:
@@ -53,6 +56,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under --npu-interpret, skip the tests marked `npu_compiled`."""
     if not config.getoption("--npu-interpret"):
         return
     skip = pytest.mark.skip(reason="needs the compiled run; this session is interpreted (--npu-interpret)")

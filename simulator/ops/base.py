@@ -57,6 +57,7 @@ class ScalarOp:
 
 @dataclass(frozen=True, slots=True)
 class SyncOp:
+    """A `set_flag` or `wait_flag` decoded: the pipes it links and its event id."""
     is_set: bool
     src: int
     dst: int
@@ -176,6 +177,7 @@ def active_lanes(mem: CoreMemory, a: tuple, idx_at: int, mask_at: int, n: int, h
 
 
 def check_shape(**dims: int) -> None:
+    """Raise SimError unless every given dimension is a non-negative int."""
     for name, value in dims.items():
         if not isinstance(value, int) or value < 0:
             raise SimError(f"{name} must be a non-negative integer, got {value!r}")
@@ -226,6 +228,7 @@ def vector_cycles(blocks: int, bytes_per_cycle: int, block: int) -> int:
 
 
 def is_int(dt: np.dtype) -> bool:
+    """True for an integer dtype."""
     return dt.kind in "iu"
 
 

@@ -1,9 +1,11 @@
 """V pipe: elementwise, select, cast, reduce, fill, iota, copy and print on UB tiles.
 
 Tiles are rows x cols with element strides (None: rs = cols, cs = 1; 0 broadcasts). Math on f16/bf16
-runs in f32 and rounds once; integer math runs in int64 and wraps to the dtype; casts follow
-`convert`. Occupancy is one cycle per repeat: the operand that touches the most 32-byte blocks
-(`tile_blocks`: contiguous runs pack 8 blocks a repeat, strided elements take a block each) sets it.
+runs in f32 and rounds once (`vfma`'s a * b + c in f64, rounded once); integer math runs in int64 and
+wraps to the dtype; casts follow `convert`. Occupancy is one cycle per repeat: the operand that touches
+the most 32-byte blocks (`tile_blocks`: contiguous runs pack 8 blocks a repeat, strided elements take a
+block each) sets it; `vfma` is charged so too, as a binary op is (one repeat per 256 B of its busiest
+operand: the rate of Ascend's vmla).
 """
 
 from __future__ import annotations
@@ -186,6 +188,23 @@ def _vun(instr: Instr, env: Env) -> PipeOp:
         return fn(np.asarray(v[0], dtype=cd)).astype(dt, copy=False)
 
     return _vector_op(instr, env, [_Tile(instr, "a", dt)], _Tile(instr, "dst", dt), compute)
+
+
+# -- fused multiply-add -----------------------------------------------------------------------------
+def fma(a: np.ndarray, b: np.ndarray, c: np.ndarray, dt: np.dtype) -> np.ndarray:
+    """a * b + c rounded once to `dt`: the product of two f32 (or narrower) values is exact in f64, and the
+    sum is rounded to f64 and then to `dt`, as the IR interpreter's `fma` rule does."""
+    wide = np.float64
+    return (np.asarray(a, dtype=wide) * np.asarray(b, dtype=wide) + np.asarray(c, dtype=wide)).astype(dt)
+
+
+@rule("vfma")
+def _vfma(instr: Instr, env: Env) -> PipeOp:
+    dt = DTYPES[instr.get("dtype")].np
+    if is_int(dt) or dt == BOOL:
+        raise SimError(f"vfma needs a float dtype, not {instr.get('dtype')}")
+    ins = [_Tile(instr, "a", dt), _Tile(instr, "b", dt), _Tile(instr, "c", dt)]
+    return _vector_op(instr, env, ins, _Tile(instr, "dst", dt), lambda v: fma(v[0], v[1], v[2], dt))
 
 
 # -- select, cast, copy, fill, iota -----------------------------------------------------------------

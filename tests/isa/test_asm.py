@@ -56,6 +56,7 @@ done:
     gather ub[0], gm[s0], idx=ub[1024], dtype=f16, n=64, mask=ub[2048] || vun exp, ub[0], ub[0], dtype=f16, rows=2, cols=32
     scatter gm[s1-64], ub[0], idx=ub[1024], dtype=f32, n=s9 || vsel ub[0], ub[64], ub[128], 0.0, dtype=f32, rows=1, cols=16, b_rs=0, b_cs=0
     vcast ub[0], ub[512], from_dtype=f16, dtype=f32, rows=4, cols=16
+    vfma ub[0], ub[512], 0.5, ub[1024], dtype=f32, rows=4, cols=16, c_rs=1, c_cs=0
     vred argmax, ub[0], ub[512], dtype=f32, rows=4, cols=16, axis=0
     vdup ub[0], s9, dtype=i32, rows=1, cols=8
     viota ub[64], 0, dtype=i32, rows=4, cols=8, row_step=8

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import kernel_lib as kl
+from kernel_lib.gemm import GemmCall, _heuristic
 
 SIDES = st.sampled_from([1, 5, 16, 17, 33, 64, 100])
 
@@ -98,3 +99,32 @@ def test_bad_gemm_calls(call, message):
     with pytest.raises(kl.OperatorError) as info:
         call()
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize("bm,bn", [(128, 176), (176, 128)])
+@pytest.mark.parametrize("interpret", [False, True])
+def test_gemm_wave_filling_tiles(bm, bn, interpret):
+    """The space's 176-wide tiles (11 fractals: 48 of them fill two waves of 24 cores at 1024³) on a shape
+    that leaves ragged tiles in M, N and K, compiled and interpreted."""
+    a, b = rand((200, 150), np.float16, 0), rand((150, 300), np.float16, 1)
+    y = np.empty((200, 300), np.float16)
+    problem = GemmCall(a, b, y, 200, 300, 150).problem()
+    meta = {**problem.flags, "BM": bm, "BN": bn, "BK": 64, "GROUP_M": 8, "num_stages": 2}
+    problem.tuned.kernel[problem.grid(meta)](*problem.args, **meta, interpret=interpret)
+    np.testing.assert_allclose(f32(y), f32(a) @ f32(b), rtol=2e-3, atol=2e-2)
+
+
+def test_rule_ranks_tiles_by_waves():
+    """Untuned, 1024³ takes the tile whose 48 programs fill two waves of 24 cores, and it simulates faster
+    than the largest tile (32 programs: a third of the second wave empty); tiny problems take tiny tiles."""
+    rule = _heuristic(1024, 1024, 1024, 1, "f16")
+    assert (rule[0]["BM"], rule[0]["BN"]) == (128, 176)
+    assert all(c["BM"] <= 32 and c["BN"] <= 32 for c in _heuristic(5, 7, 9, 1, "f16"))
+    a, b = np.zeros((1024, 1024), np.float16), np.zeros((1024, 1024), np.float16)
+    y = np.empty((1024, 1024), np.float16)
+    problem = GemmCall(a, b, y, 1024, 1024, 1024).problem()
+    cycles = []
+    for meta in (rule[0], {"BM": 128, "BN": 256, "BK": 32, "GROUP_M": 8, "num_stages": 2}):
+        full = {**problem.flags, **meta}
+        cycles.append(problem.tuned.kernel[problem.grid(full)](*problem.args, **full, timing_only=True).cycles)
+    assert cycles[0] < cycles[1]

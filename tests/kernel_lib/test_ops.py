@@ -76,6 +76,16 @@ def test_norm_rows_longer_than_on_chip_run_in_chunks():
     close(kl.rms_norm(x, 40_000, w, eps=1e-6), ref_norm(x, 1, w, None, 1e-6, True), np.float32)
 
 
+@pytest.mark.parametrize("mean", [1e3, 1e4])
+def test_layer_norm_of_rows_with_a_large_mean_stays_accurate(mean):
+    """The variance is taken around the mean (two passes): E[x²] - mean² would lose it to cancellation
+    (at mean 1000 an error of 0.16, at 10⁴ a negative variance)."""
+    x = data((4, 4096), np.float32) + np.float32(mean)
+    x64 = x.astype(np.float64)
+    expected = (x64 - x64.mean(axis=1, keepdims=True)) / np.sqrt(x64.var(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(kl.layer_norm(x, 4096), expected, rtol=0, atol=1e-3)
+
+
 @SETTINGS
 @given(n=SIDES, c=SIDES, h=st.sampled_from([1, 3, 7]), w=st.sampled_from([1, 5, 8]),
        layout=st.sampled_from(["NCHW", "NHWC"]), dtype=st.sampled_from(FLOATS))

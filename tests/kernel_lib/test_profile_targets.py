@@ -15,6 +15,22 @@ def test_npu_prof_gemm_profiles_the_library_call(capsys):
     assert "_gemm_kernel" in out and "\nslowest: _gemm_kernel" in out
 
 
+def test_a_target_runs_timing_only_unless_asked_and_the_profile_is_the_same(capsys, monkeypatch):
+    import npulang as npu
+
+    modes = []
+    launch = npu.launch_defaults
+
+    def spy(**options):
+        modes.append(options.get("timing_only"))
+        return launch(**options)
+    monkeypatch.setattr(npu, "launch_defaults", spy)
+    assert cli.main(["gemm", "--shape", "96x80x64"]) == 0
+    timing_only = capsys.readouterr().out
+    assert cli.main(["gemm", "--shape", "96x80x64", "--functional"]) == 0
+    assert capsys.readouterr().out == timing_only and modes == [True]
+
+
 def test_npu_prof_conv2d_and_a_bad_shape(capsys):
     assert cli.main(["conv2d", "--shape", "1,16,8,8,16,3,3,1,1"]) == 0
     assert "_conv2d_kernel" in capsys.readouterr().out

@@ -20,18 +20,9 @@ def gemm_problem(m: int, n: int, k: int):
 
 
 @pytest.fixture
-def launches(monkeypatch) -> list[dict]:
+def launches(launches_of) -> list[dict]:
     """The keyword arguments of every launch of the gemm kernel."""
-    seen: list[dict] = []
-    kernel = GEMM.kernel
-    original = kernel.run
-
-    def run(grid, *args, **kw):
-        seen.append(kw)
-        return original(grid, *args, **kw)
-
-    monkeypatch.setattr(kernel, "run", run)
-    return seen
+    return launches_of(GEMM.kernel)
 
 
 def config_of(kw: dict) -> Config:

@@ -126,6 +126,14 @@ def exp_of_ints_in_a_callee(x_ptr, n, BLOCK: npu.constexpr):
     npu.store(x_ptr + npu.arange(0, BLOCK), y)
 
 
+@invalid(errors.TypeMismatchError, "fma needs float operands, got 1-D tile<8xi32>",
+         at="npu.fma", hint="convert first: x.to(npu.float32)")
+@npu.jit
+def fma_of_ints(x_ptr, n, BLOCK: npu.constexpr):
+    y = npu.fma(npu.arange(0, BLOCK), n, 1)  # <-
+    npu.store(x_ptr + npu.arange(0, BLOCK), y)
+
+
 @invalid(errors.TypeMismatchError, "load needs a pointer or a tile of pointers, got i32 scalar",
          at="npu.load")
 @npu.jit

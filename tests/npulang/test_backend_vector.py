@@ -168,3 +168,45 @@ def test_an_int_accumulator_from_zeros_is_data_not_an_index_tile() -> None:
     run_compiled(int_window_sums_kernel, (1,), [x, out, 100], ROWS=3, BLOCK=32)
     padded = np.concatenate([x.astype(np.int32), np.zeros((3, 28), np.int32)], axis=1)
     np.testing.assert_array_equal(out, 3 * padded.reshape(3, 4, 32).sum(axis=(0, 1)))
+
+
+@npu.jit
+def fma_kernel(x_ptr, y_ptr, row_ptr, out_ptr, s, R: npu.constexpr, C: npu.constexpr, FORM: npu.constexpr):
+    """The forms flash attention uses: tile · scalar − row, tile · row + tile, and a scalar first operand."""
+    r = npu.arange(0, R)
+    c = npu.arange(0, C)
+    x = npu.load(x_ptr + r[:, None] * C + c[None, :])
+    y = npu.load(y_ptr + r[:, None] * C + c[None, :])
+    row = npu.load(row_ptr + r)
+    if FORM == "scale":
+        out = npu.fma(x, s, -row[:, None])
+    elif FORM == "rescale":
+        out = npu.fma(x, row[:, None], y)
+    else:
+        out = npu.fma(s, x, 1.5)
+    npu.store(out_ptr + r[:, None] * C + c[None, :], out)
+
+
+@settings(max_examples=10, deadline=None)
+@given(form=st.sampled_from(["scale", "rescale", "scalar_first"]), dtype=st.sampled_from(["float32", "float16"]),
+       data=st.data())
+def test_fma_is_one_vector_instruction_rounded_once(form: str, dtype: str, data: st.DataObject) -> None:
+    """Compiled (one `vfma`, race detector on) and interpreted agree bit for bit, and with a * b + c in f64
+    rounded once."""
+    x, y = data.draw(arrays(dtype, (8, 64))), data.draw(arrays(dtype, (8, 64)))
+    row = data.draw(arrays(dtype, (8,)))
+    s = 0.3
+    outs = []
+    for interpret in (False, True):
+        out = np.zeros_like(x)
+        fma_kernel[(1,)](x, y, row, out, s, R=8, C=64, FORM=form, interpret=interpret)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    wide = [a.astype(np.float64) for a in (x, y, row)]
+    s32 = np.float64(np.float32(s))  # an f32 scalar argument: with it the fma runs in f32 (Triton's promotion)
+    want = {"scale": wide[0] * s32 - wide[2][:, None], "rescale": wide[0] * wide[2][:, None] + wide[1],
+            "scalar_first": s32 * wide[0] + 1.5}[form]
+    computed_in = dtype if form == "rescale" else "float32"
+    np.testing.assert_array_equal(outs[0], want.astype(computed_in).astype(dtype))
+    asm = fma_kernel.inspect(x, y, row, np.zeros_like(x), s, R=8, C=64, FORM=form).asm
+    assert asm.count("vfma") >= 1 and "vbin mul" not in asm

@@ -62,6 +62,14 @@ def test_a_matmul_with_a_tiny_block_k_is_mte2_bound_and_told_to_lengthen_its_loa
     assert untraced.verdict.limiter == "MTE2" and "(untraced: this pipe's busy time includes" in untraced.verdict.advice
 
 
+def test_a_verdict_outside_a_profile_gives_no_per_instruction_figures_it_does_not_have() -> None:
+    n = 1024
+    a, b, c = np.zeros((n, n), np.float16), np.zeros((n, n), np.float16), np.zeros((n, n), np.float32)
+    run = matmul[(n // 128, n // 128)](a, b, c, n, n, n, BM=128, BN=128, BK=16, timing_only=True)
+    assert not run.op_cycles and run.verdict.limiter == "MTE2"
+    assert "0 loads" not in run.verdict.advice and " 0 cycles on average" not in run.verdict.advice
+
+
 def test_a_kernel_multiplying_resident_tiles_is_cube_bound() -> None:
     B, P, R = 128, 24, 16
     rng = np.random.default_rng(1)

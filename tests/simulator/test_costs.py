@@ -170,6 +170,7 @@ STRIDED = [
     "vbin mul, ub[0], ub[8192], 2.0, dtype=f32, rows=16, cols=8, a_cs=3",
     "vun sqrt, ub[0], ub[8192], dtype=f32, rows=16, cols=8, a_rs=1, a_cs=16",
     "vsel ub[0], ub[16384], ub[8192], 0.0, dtype=f32, rows=16, cols=8, dst_cs=2",
+    "vfma ub[0], ub[8192], 0.5, ub[16384], dtype=f32, rows=16, cols=8, a_cs=2",
     "vcast ub[0], ub[8192], from_dtype=f16, dtype=f32, rows=16, cols=8, a_cs=2",
     "vcopy ub[0], ub[8192], dtype=f32, rows=16, cols=8, dst_cs=4",
     "vdup ub[0], 1.0, dtype=f32, rows=16, cols=8, dst_cs=2",

@@ -155,6 +155,41 @@ def test_vred(op: str, axis: int, dt: str, a: tuple, seed: int) -> None:
     np.testing.assert_allclose(out.astype(np.float64), ref.astype(np.float64), rtol=1e-3 if dt == "f16" else 1e-6)
 
 
+@SETTINGS
+@given(dt=st.sampled_from(["f32", "f16", "bf16"]), a=tile(), b_scalar=st.booleans(), c_row=st.booleans(),
+       seed=st.integers(0, 99))
+def test_vfma(dt: str, a: tuple, b_scalar: bool, c_row: bool, seed: int) -> None:
+    """a * b + c, rounded once: b a tile or a scalar, c a tile or one value per row broadcast (stride 0)."""
+    rows, cols, rs, cs = a
+    npdt = FLOATS[dt]
+    xa = values(npdt, rows * max(rs, 1) + cols * cs, seed)
+    xb, xc = values(npdt, rows * cols, seed + 1), values(npdt, rows * cols, seed + 2)
+    out = np.zeros(rows * cols, npdt)
+    b_text = "-0.75" if b_scalar else "{in1}"
+    c_strides = ", c_rs=1, c_cs=0" if c_row else ""
+    run_vector(f"vfma {{out}}, {{in0}}, {b_text}, {{in2}}, dtype={dt}, rows={rows}, cols={cols}, a_rs={rs}, "
+               f"a_cs={cs}{c_strides}", [xa, xb, xc], out)
+    lhs = strided(xa, rows, cols, rs, cs).astype(np.float64)
+    mul = np.float64(-0.75) if b_scalar else xb.reshape(rows, cols).astype(np.float64)
+    add = (xc[:rows, None] if c_row else xc.reshape(rows, cols)).astype(np.float64)
+    np.testing.assert_array_equal(out.reshape(rows, cols), (lhs * mul + add).astype(npdt))
+
+
+def test_vfma_rounds_once() -> None:
+    """(1 + 2^-12)² - 1 in f32: a separate multiply rounds the 2^-24 term away, the fused op keeps it."""
+    x = np.full(8, 1 + 2.0 ** -12, np.float32)
+    out = np.zeros(8, np.float32)
+    run_vector("vfma {out}, {in0}, {in0}, -1.0, dtype=f32, rows=1, cols=8", [x], out)
+    np.testing.assert_array_equal(out, np.full(8, 2.0 ** -11 + 2.0 ** -24, np.float32))
+    assert float(np.float32(x[0] * x[0]) - 1) != 2.0 ** -11 + 2.0 ** -24
+
+
+def test_vfma_rejects_integers() -> None:
+    with pytest.raises(Exception, match="vfma needs a float dtype, not i32"):
+        run_vector("vfma {out}, {in0}, 2, 1, dtype=i32, rows=1, cols=8", [np.zeros(8, np.int32)],
+                   np.zeros(8, np.int32))
+
+
 def test_vsel_vdup_viota_vcopy() -> None:
     c = np.array([1, 0, 1, 0, 0, 1], np.bool_)
     a = np.arange(6, dtype=np.float32)

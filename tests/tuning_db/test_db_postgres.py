@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -20,6 +23,7 @@ from pytest_postgresql import factories
 from sqlalchemy import URL, make_url
 
 from tuning_db import TuningDBError, TuningKey, open_store
+from tuning_db.records import canonical_json
 
 SERVER = make_url(os.environ.get("NPU_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
 REQUIRED = os.environ.get("NPU_REQUIRE_POSTGRES") == "1"
@@ -100,3 +104,70 @@ def test_our_tables_live_beside_others_but_an_unknown_version_is_refused(pg_url:
         assert f"{SERVER.host}:{SERVER.port}/{make_url(pg_url).database}" in str(info.value)
         assert raw.execute("SELECT version FROM npu_schema_version").fetchone() == (7,)
         assert json.loads(raw.execute("SELECT config_json FROM npu_trials").fetchone()[0]) == {"BM": 1}
+
+
+NPU_TUNE = str(Path(sys.executable).parent / "npu-tune")
+TUNE_ARGS = ["relu", "--sampler", "grid", "--no-verify", "--json", "--dtype", "fp16"]  # 15 configs a shape
+
+
+def npu_tune(db: str, shapes: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([NPU_TUNE, *TUNE_ARGS, "--shapes", shapes, "--db", db], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def reported(proc: subprocess.Popen[str]) -> dict[str, int]:
+    """Simulations this npu-tune run made, by shape, from its --json lines."""
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    return {r["shape"]: r["evaluated"] for r in map(json.loads, out.splitlines())}
+
+
+def owners(pg_url: str) -> dict[tuple[str, int], list[str]]:
+    """(the relu kernel's key json, owner pid) -> the states of the trials that process recorded."""
+    out: dict[tuple[str, int], list[str]] = {}
+    with psycopg.connect(make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)) as raw:
+        for key, pid, state in raw.execute("SELECT k.key_json, t.owner_pid, t.state FROM npu_trials t "
+                                           "JOIN npu_tuning_keys k ON t.key_id = k.id"):
+            out.setdefault((key, pid), []).append(state)
+    return out
+
+
+def test_npu_tune_processes_sharing_postgresql_lose_and_repeat_nothing_when_one_is_killed(pg_url, tmp_path):
+    """Two npu-tune runs tune overlapping shapes at once; one is SIGKILLed mid-run and re-run. Every config of
+    every shape is then simulated exactly once, and the best records equal a single-process run's."""
+    first, second = "1500000,2000000", "2000000,2500000"  # both tune 2000000
+    killed, survivor = npu_tune(pg_url, first), npu_tune(pg_url, second)
+    deadline = time.monotonic() + 300
+    while killed.poll() is None and time.monotonic() < deadline:  # until it has recorded a few simulations
+        time.sleep(0.05)
+        try:
+            if sum(len(s) for (_, pid), s in owners(pg_url).items() if pid == killed.pid) >= 3:
+                break
+        except psycopg.errors.UndefinedTable:  # (the store's tables are not made yet)
+            continue
+    assert killed.poll() is None, "the run to kill finished before it could be killed: make its shapes larger"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    rerun = npu_tune(pg_url, first)
+    runs = {survivor.pid: reported(survivor), rerun.pid: reported(rerun)}
+    reference = str(tmp_path / "one.db")
+    solo = subprocess.run([NPU_TUNE, *TUNE_ARGS, "--shapes", "1500000,2000000,2500000", "--db", reference],
+                          capture_output=True, text=True, timeout=600)
+    assert solo.returncode == 0, solo.stderr
+    by_owner = owners(pg_url)
+    assert any(pid == killed.pid for _, pid in by_owner)  # the killed run's finished simulations were kept
+    with open_store(pg_url) as shared, open_store(reference) as alone:
+        expected = {canonical_json(r.key.key): r for r in alone.all_best()}
+        assert len(expected) == 3
+        for record in shared.all_best():
+            key = canonical_json(record.key.key)
+            trials = shared.trials(record.key)
+            assert sorted(t.state for t in trials) == ["done"] * 15  # every config, once (no claim left behind)
+            assert {canonical_json(t.config): t.cycles for t in trials} == {
+                canonical_json(t.config): t.cycles for t in alone.trials(expected[key].key)}
+            assert (record.config, record.cycles, record.trials) == (
+                expected[key].config, expected[key].cycles, expected[key].trials)
+            shape = str(record.key.key["n"])
+            for pid, counts in runs.items():  # what a finished run says it simulated, it alone recorded
+                assert counts.get(shape, 0) == len(by_owner.get((key, pid), [])), (shape, pid)
+        assert sorted(canonical_json(r.key.key) for r in shared.all_best()) == sorted(expected)

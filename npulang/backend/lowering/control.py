@@ -44,7 +44,7 @@ def _copy_into(lowering: Lowering, v: ir.Value, dst: TileView) -> None:
         lowering.vector("vcopy", dst, [("a", lowering.view(v))], dtype=dst.dtype)
 
 
-_ELEMENTWISE = (K.BINARY, K.UNARY, K.CAST, K.WHERE)
+_ELEMENTWISE = (K.BINARY, K.UNARY, K.CAST, K.WHERE, K.FMA)
 
 
 @rule(K.FOR)

@@ -32,6 +32,7 @@ RULES: dict[ir.OpKind, Callable[[Lowering, ir.Op], None]] = {}
 
 
 def rule(kind: ir.OpKind) -> Callable[[Callable[[Lowering, ir.Op], None]], Callable[[Lowering, ir.Op], None]]:
+    """Register the decorated function as the lowering rule of ops of `kind` (one rule per kind)."""
     def register(fn: Callable[[Lowering, ir.Op], None]) -> Callable[[Lowering, ir.Op], None]:
         RULES[kind] = fn
         return fn
@@ -416,6 +417,7 @@ _RANK_HINT = "fold the leading dims into rows, e.g. x.reshape(B * M, N), or loop
 
 
 def numel(shape: tuple[int, ...]) -> int:
+    """Number of elements of a tile of this shape."""
     n = 1
     for d in shape:
         n *= d

@@ -1,4 +1,4 @@
-"""Lowering rules for elementwise ops (binary, cmp, unary, cast, where): index-tile arithmetic stays
+"""Lowering rules for elementwise ops (binary, cmp, unary, cast, where, fma): index-tile arithmetic stays
 symbolic; everything else is one vector instruction over a UB tile."""
 
 from __future__ import annotations
@@ -175,6 +175,18 @@ def _where(lowering: Lowering, op: ir.Op) -> None:
     a, b = lowering.operand(op.operands[1]), lowering.operand(op.operands[2])
     dst = lowering.result_buffer(op, dt, [c, a, b])
     lowering.vector("vsel", dst, [("c", c), ("a", a), ("b", b)], dtype=dt)
+    lowering.vals[op.result.id] = dst
+
+
+@rule(K.FMA)
+def _fma(lowering: Lowering, op: ir.Op) -> None:
+    """`a * b + c` as one `vfma`: `b` and `c` may be scalars or broadcast rows, `a` is a tile."""
+    dt = ir.elem_type(op.result.type).dtype
+    a, b, c = (lowering.operand(v) for v in op.operands)
+    if not isinstance(a, TileView):
+        a, b = (b, a) if isinstance(b, TileView) else (lowering.view(op.operands[0]), b)
+    dst = lowering.result_buffer(op, dt, [a, b, c])
+    lowering.vector("vfma", dst, [("a", a), ("b", b), ("c", c)], dtype=dt)
     lowering.vals[op.result.id] = dst
 
 
