@@ -1,6 +1,6 @@
 """kernel_lib's performance table: library calls with tuned configs against their rooflines, cold L2.
 
-    python benchmarks/library.py [--trials N] [--db URL] [--quick] [--only gemm,bert-base,row-ops,attention]
+    python benchmarks/library.py [--trials N] [--db URL] [--quick] [--only gemm,bert-base,resnet50,row-ops,attention]
 
 For each row the script first makes sure the tuning database has a config for the shape (it tunes the
 operator's problem with `--trials` simulations when it has none: the same search as `npu-tune`), then
@@ -14,6 +14,10 @@ tokens; the attention GEMMs batched over 96 heads); for each of its GEMMs the sc
 its compulsory HBM traffic takes (inputs read once, output written once, at HBM bandwidth), since the
 per-head attention GEMMs are bound by that, not by the cube. Prints the Markdown table the README quotes
 (`--only` prints some of its parts: the whole table is the default).
+
+The ResNet-50 rows are FLOP-weighted too (batch 4, fp16 NHWC: each distinct convolution tuned and timed once,
+weighted by how often it occurs; the 3×3 body, the 1×1 layers, the 7×7/2 stem and all 53 apart, each with its %
+of the HBM roofline and of max(cube, HBM) beside).
 
 The attention rows (fp16, B=1, H=24, S=2048, D=128) count the cube's MACs of its two matmuls (causal: only
 the (query, key) pairs the mask keeps).
@@ -36,16 +40,18 @@ import kernel_lib as kl  # noqa: E402
 import npulang as npu  # noqa: E402
 from kernel_lib.cli.problems import DTYPES, OPS, workload  # noqa: E402
 from kernel_lib.tuning import Problem  # noqa: E402
+from kernel_lib.workloads import resnet50  # noqa: E402
 from tuning_db import open_store  # noqa: E402
 from tuning_db.connection import ENV  # noqa: E402
 
 GEMMS = ["1024x1024x1024", "2048x2048x2048", "4096x4096x4096", "4096x1024x4096", "1000x3000x777"]
 TARGETS = {"1024x1024x1024": 0.80, "2048x2048x2048": 0.90, "4096x4096x4096": 0.95, "4096x1024x4096": 0.90,
-           "1000x3000x777": 0.75, "bert-base": 0.90, "softmax": 0.90, "layer_norm": 0.90, "rms_norm": 0.90}
+           "1000x3000x777": 0.75, "bert-base": 0.90, "resnet50": 0.80, "softmax": 0.90,
+           "layer_norm": 0.90, "rms_norm": 0.90}
 ROW_OPS = ["softmax", "layer_norm", "rms_norm"]
 ATTENTION = (1, 24, 2048, 128)  # B, H, S, D: 24 heads fill the 24 cores
 ATTENTION_TARGET = 0.50
-PARTS = ("gemm", "bert-base", "row-ops", "attention")
+PARTS = ("gemm", "bert-base", "resnet50", "row-ops", "attention")
 
 
 @dataclass
@@ -116,6 +122,34 @@ def hbm_cycles(a: np.ndarray, b: np.ndarray) -> float:
     return total / npu.get_machine().hbm_bytes_per_cycle
 
 
+def resnet_rows(trials: int) -> list[Row]:
+    """ResNet-50's convolutions at batch 4, fp16 NHWC, each distinct shape tuned once and timed once, FLOP-weighted
+    by how often it occurs: the 3×3 body, the 1×1 layers, the 7×7/2 stem and the whole network. Beside the % of
+    the cube roofline (the target's), each row gives its % of the HBM roofline and of the larger of the two
+    per layer (what the layer can reach at best: most 1×1 layers and the stem are memory-bound at batch 4)."""
+    start = time.monotonic()
+    parts: dict[str, list[float]] = {"3×3 body": [0, 0, 0, 0], "1×1 layers": [0, 0, 0, 0], "7×7/2 stem": [0, 0, 0, 0]}
+    hbm_rate = npu.get_machine().hbm_bytes_per_cycle
+    for layer, (label, problem) in zip(resnet50(), workload("resnet50", DTYPES["fp16"])):
+        ensure_tuned(problem, trials, label)
+        x, w = problem.args[0], np.zeros((layer.k, layer.c, layer.r, layer.s), np.float16)
+        cycles = timed(lambda x=x, w=w, c=layer: kl.conv2d(x, w, stride=c.stride, padding=c.pad, layout="NHWC"))
+        hbm = (x.nbytes + w.nbytes + problem.args[-1].nbytes) / hbm_rate  # x, w read once, y written once
+        print(f"  {label} ×{layer.count}: {cycles:,} cycles, {100 * problem.roofline / cycles:.1f} % of the cube "
+              f"roofline, {100 * hbm / cycles:.1f} % of the HBM roofline", file=sys.stderr, flush=True)
+        part = parts["7×7/2 stem" if layer.r == 7 else "1×1 layers" if layer.r == 1 else "3×3 body"]
+        for i, v in enumerate((cycles, problem.roofline, hbm, max(problem.roofline, hbm))):
+            part[i] += layer.count * v
+    rows = []
+    total = [sum(p[i] for p in parts.values()) for i in range(4)]
+    for name, (cycles, roof, hbm, best) in [*parts.items(), ("all 53 convolutions", total)]:
+        rows.append(Row(f"conv2d (ResNet-50, {name})", f"fp16 NHWC, batch 4 (HBM roofline {100 * hbm / cycles:.0f} %, "
+                        f"max(cube, HBM) {100 * best / cycles:.0f} %)", "tuned per shape", int(cycles), roof, "cube",
+                        TARGETS["resnet50"], 0.0))
+    rows[-1].seconds = time.monotonic() - start
+    return rows
+
+
 def row_op(op: str, dtype: str, trials: int) -> Row:
     start = time.monotonic()
     problem = OPS[op].build((4096, 4096), DTYPES[dtype])
@@ -175,6 +209,8 @@ def main() -> None:
         print(f"  {rows[-1].problem}: {100 * rows[-1].efficiency:.1f} %", file=sys.stderr, flush=True)
     if not args.quick and "bert-base" in args.only:
         rows.append(bert_row(args.trials))
+    if not args.quick and "resnet50" in args.only:
+        rows += resnet_rows(args.trials)
     for dtype in (("fp16",) if args.quick else ("fp32", "fp16")) if "row-ops" in args.only else ():
         for op in ROW_OPS:
             rows.append(row_op(op, dtype, args.trials))

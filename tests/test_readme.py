@@ -258,5 +258,5 @@ def test_newcomer_path(tmp_path: Path):
     rows = n * ((h + 2 * pad - r) // stride + 1) * ((w + 2 * pad - s) // stride + 1)
     grid = [-(-rows // int(tuned.group(2))), -(-k // int(tuned.group(3))), 1]
     assert f"_conv2d_kernel{grid}: {tuned.group(4)} cycles" in out, out  # the tuned config, not the rule
-    assert "\n  verdict: latency-bound: " in out and "\nslowest: _conv2d_kernel" in out, out  # as the README says
+    assert "\n  verdict: cube-bound (" in out and "\nslowest: _conv2d_kernel" in out, out  # as the README says
     assert (tmp_path / "conv.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

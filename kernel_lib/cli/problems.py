@@ -47,9 +47,10 @@ def _gemm(shape: tuple[int, ...], dtype: np.dtype, batches: int = 1) -> Problem:
 
 def _conv2d(shape: tuple[int, ...], dtype: np.dtype) -> Problem:
     n, c, h, w, k, r, s, stride, pad = (*shape, 1, 0)[:9] if len(shape) == 7 else (*shape, 0)[:9]
-    x, filt = np.zeros((n, c, h, w), dtype), np.zeros((k, c, r, s), dtype)
+    x, filt = np.zeros((n, h, w, c), dtype), np.zeros((k, c, r, s), dtype)  # NHWC: the layout the cube reads fast
     oh, ow = (h + 2 * pad - r) // stride + 1, (w + 2 * pad - s) // stride + 1
-    return conv2d_problem(x, filt, None, np.empty((n, oh, ow, k), dtype), stride, pad, 1, None, "NCHW")
+    out = np.int32 if dtype == np.int8 else dtype
+    return conv2d_problem(x, filt, None, np.empty((n, oh, ow, k), out), stride, pad, 1, None, "NHWC")
 
 
 def _softmax(log: bool) -> Callable[[tuple[int, ...], np.dtype], Problem]:
@@ -156,7 +157,7 @@ BINARY_FORM = "SHAPE[:SHAPE_B]"  # e.g. 4096x4096, or 8x64x56x56:64x1x1 (b broad
 FLOATS = ("fp16", "bf16", "fp32")
 OPS: dict[str, OpSpec] = {
     "gemm": OpSpec(3, "MxNxK", (*FLOATS, "int8"), _gemm),
-    "conv2d": OpSpec(7, "N,C,H,W,K,R,S[,stride[,pad]]", ("fp16", "bf16"), _conv2d),
+    "conv2d": OpSpec(7, "N,C,H,W,K,R,S[,stride[,pad]]", ("fp16", "bf16", "int8"), _conv2d),
     "softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(False)),
     "log_softmax": OpSpec(2, "ROWSxCOLS", FLOATS, _softmax(True)),
     "layer_norm": OpSpec(2, "ROWSxCOLS", FLOATS, _norm(False)),

@@ -34,8 +34,8 @@ def _operands(op: str, shape: tuple[int, ...], dtype: np.dtype) -> Callable[[], 
         return lambda: kernel_lib.gemm(a, b)
     if op == "conv2d":
         n, c, h, w, k, r, s, stride, pad = (*shape, 1, 0)[:9] if len(shape) == 7 else (*shape, 0)[:9]
-        x, f = rand(n, c, h, w), rand(k, c, r, s) / np.asarray(c * r * s, dtype)
-        return lambda: kernel_lib.conv2d(x, f, stride=stride, padding=pad)
+        x, f = rand(n, h, w, c), rand(k, c, r, s) / np.asarray(c * r * s, dtype)
+        return lambda: kernel_lib.conv2d(x, f, stride=stride, padding=pad, layout="NHWC")  # as npu-tune tunes it
     if op.startswith("attention"):
         q, k, v = rand(*shape), rand(*shape), rand(*shape)
         return lambda: kernel_lib.attention(q, k, v, causal=op == "attention_causal")

@@ -48,10 +48,11 @@ W = np.zeros((8, 4, 3, 3), np.float16)
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: kl.conv2d(X.astype(np.float32), W), "kernel_lib.conv2d: x has dtype float32; conv2d takes float16 or "
-                                                 "bfloat16"),
-    (lambda: kl.conv2d(X, W[:, :3]), "kernel_lib.conv2d: w has 3 input channels, x has 4"),
-    (lambda: kl.conv2d(X, W, groups=4), "kernel_lib.conv2d: groups=4 is not supported yet (only groups=1)"),
+    (lambda: kl.conv2d(X.astype(np.float32), W), "kernel_lib.conv2d: x has dtype float32; conv2d takes float16, "
+                                                 "bfloat16 or int8"),
+    (lambda: kl.conv2d(X, W[:, :3]), "kernel_lib.conv2d: w has 3 input channels per group, x has 4 "
+                                         "channels in 1 group(s)"),
+    (lambda: kl.conv2d(X, W, groups=4), "kernel_lib.conv2d: w has 4 input channels per group, x has 4 channels in 4"),
     (lambda: kl.conv2d(X, W, stride=(1, 2)), "kernel_lib.conv2d: stride must be the same along H and W"),
     (lambda: kl.conv2d(X, W, layout="CHWN"), "kernel_lib.conv2d: layout must be 'NCHW' or 'NHWC'"),
     (lambda: kl.conv2d(X, W, np.zeros(7, np.float16)), "kernel_lib.conv2d: bias must have shape (8,)"),

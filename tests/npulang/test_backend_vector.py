@@ -148,6 +148,29 @@ def test_kernel_without_loops_is_unchanged_by_flag_placement() -> None:
 
 
 @npu.jit
+def int_window_sums_kernel(x_ptr, out_ptr, n, ROWS: npu.constexpr, BLOCK: npu.constexpr):
+    """out[i] = Σ_r Σ_start 3·x[r, start + i]: an int32 accumulator that starts as zeros and is updated from
+    loaded int8 data in nested loops (as a depthwise convolution's taps are)."""
+    offs = npu.arange(0, BLOCK)
+    acc = npu.zeros((BLOCK,), dtype=npu.int32)
+    for r in range(ROWS):
+        for start in range(0, n, BLOCK):
+            x = npu.load(x_ptr + r * n + start + offs, mask=start + offs < n, other=0)
+            acc = acc + x.to(npu.int32) * 3
+    npu.store(out_ptr + offs, acc)
+
+
+def test_an_int_accumulator_from_zeros_is_data_not_an_index_tile() -> None:
+    """A carried int32 tile that starts as zeros (which lowers as an affine index tile) but is updated from
+    loads lives in a buffer; it was rejected as an index tile that 'must advance by the same amount'."""
+    x = np.random.default_rng(3).integers(-128, 128, (3, 100)).astype(np.int8)
+    out = np.zeros(32, np.int32)
+    run_compiled(int_window_sums_kernel, (1,), [x, out, 100], ROWS=3, BLOCK=32)
+    padded = np.concatenate([x.astype(np.int32), np.zeros((3, 28), np.int32)], axis=1)
+    np.testing.assert_array_equal(out, 3 * padded.reshape(3, 4, 32).sum(axis=(0, 1)))
+
+
+@npu.jit
 def fma_kernel(x_ptr, y_ptr, row_ptr, out_ptr, s, R: npu.constexpr, C: npu.constexpr, FORM: npu.constexpr):
     """The forms flash attention uses: tile · scalar − row, tile · row + tile, and a scalar first operand."""
     r = npu.arange(0, R)

@@ -247,3 +247,18 @@ def test_a_ragged_block_loads_no_window_for_images_past_the_last(tmp_path):
     events = json.loads(run.write_trace(tmp_path / "t.json").read_text())
     events = events["traceEvents"] if isinstance(events, dict) else events
     assert sum(e.get("name") == "img2col" for e in events) == 3
+
+
+def test_blocks_larger_than_an_image_unroll_their_windows_up_to_three():
+    """4x4 output maps (16 positions): a 32-row block spans 3 images, each loaded through its own guarded
+    window with no loop inside the K loop; a 64-row block spans 5 and keeps an inner loop over images."""
+    x, w, xin = _inputs(7, 5, 16, 4, 4, 16, 3, 3, "NHWC")
+    loops = {}
+    for bm in (32, 64):
+        y, _ = cv.conv2d(xin, w, pad=1, layout="NHWC", bm=bm, bn=16)
+        np.testing.assert_allclose(y.astype(np.float32), cv.reference(x, w, 1, 1, 1), rtol=1e-2, atol=5e-2)
+        asm = cv.conv2d_kernel.inspect(xin, cv.weight_matrix(w, 16), np.zeros_like(y), N=5, C=16, H=4, W=4, KOUT=16,
+                                       R=3, S=3, STRIDE=1, PAD=1, DIL=1, LAYOUT="NHWC", CB=16, BM=bm, BN=16,
+                                       BK=144).asm
+        loops[bm] = len(re.findall(r"^L\d+:", asm, re.M))  # loop labels
+    assert loops[64] > loops[32], loops

@@ -4,7 +4,7 @@ buffers, dot accumulators kept in L0C), if (scalar results), yield/return, and d
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from isa import SourceLoc
 from isa.dtypes import DTYPES, accumulator
@@ -132,7 +132,9 @@ def _carry_in(lowering: Lowering, op: ir.Op, loop: Loop, inits: tuple[ir.Value, 
             lowering.emit("mov", d=r, a=x.ptr.reg)
             carried.append(r)
             lowering.vals[arg.id] = PtrTile(Ptr(r, x.ptr.arg, x.ptr.pointee), x.offsets)
-        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot:  # index/pointer tiles: the base offset
+        elif isinstance(x, (Affine, Wrapped, PtrTile)) and not by_dot and (isinstance(x, PtrTile)
+                                                                          or not _updated_from_data(lowering, body, y)):
+            # index/pointer tiles: the base offset
             off = x.offsets if isinstance(x, PtrTile) else x
             r = VReg(arg.name or "base")
             lowering.emit("mov", d=r, a=_affine_of(off).base)
@@ -156,6 +158,32 @@ def _carry_in(lowering: Lowering, op: ir.Op, loop: Loop, inits: tuple[ir.Value, 
             dt = "i32" if isinstance(arg.type, ir.PtrType) else ir.elem_type(arg.type).dtype
             lowering.vals[arg.id] = Scalar(r, dt)
     return carried
+
+
+# ops whose results are data, not affine in the loop's indices
+_DATA_OPS = (K.LOAD, K.DESC_LOAD, K.CONV_LOAD, K.DOT, K.REDUCE, K.SCAN, K.FOR, K.IF, K.WHILE)
+
+
+def _updated_from_data(lowering: Lowering, body: ir.Block, y: ir.Value) -> bool:
+    """Whether the body computes the yielded `y` from loaded or reduced data (an int32 accumulator that
+    starts as zeros, `acc += x * w`): its carried tile is then data in a buffer, not an index tile."""
+    ops = {id(o) for o in ir.walk(body)}
+    return any(p.kind in _DATA_OPS for _, p in _producers_back(lowering, ops, y, lambda p, v: list(p.operands)))
+
+
+def _producers_back(lowering: Lowering, ops: set[int], y: ir.Value,
+                    follow: Callable[[ir.Op, ir.Value], list[ir.Value]]) -> Iterator[tuple[ir.Value, ir.Op]]:
+    """(value, producer) from `y` back through the producers among `ops`, into the operands `follow` picks."""
+    seen: set[int] = set()
+    todo = [y]
+    while todo:
+        v = todo.pop()
+        p = lowering.producers.get(v.id)
+        if v.id in seen or p is None or id(p) not in ops:
+            continue
+        seen.add(v.id)
+        yield v, p
+        todo += follow(p, v)
 
 
 def _first_iteration_flags(lowering: Lowering, carried: list[VReg | TileView], iv: VReg, lb: Operand) -> None:
@@ -200,20 +228,12 @@ def _carry_results(lowering: Lowering, op: ir.Op, carried: list[VReg | TileView]
 def _update_chain(lowering: Lowering, body: ir.Block, y: ir.Value) -> set[int]:
     """Ids of the body's values that flow into the yielded `y` through elementwise ops (and a dot's
     accumulator): the values that may be computed in place in y's carried tile."""
-    ops = {id(o) for o in body.ops}
-    chain: set[int] = set()
-    todo = [y]
-    while todo:
-        v = todo.pop()
-        p = lowering.producers.get(v.id)
-        if v.id in chain or p is None or id(p) not in ops:
-            continue
-        chain.add(v.id)
+    def follow(p: ir.Op, v: ir.Value) -> list[ir.Value]:
         if p.kind in _ELEMENTWISE:
-            todo += [u for u in p.operands if ir.shape_of(u.type) == ir.shape_of(v.type)]
-        elif p.kind is K.DOT and len(p.operands) > 2:
-            todo.append(p.operands[2])
-    return chain
+            return [u for u in p.operands if ir.shape_of(u.type) == ir.shape_of(v.type)]
+        return [p.operands[2]] if p.kind is K.DOT and len(p.operands) > 2 else []
+
+    return {v.id for v, _ in _producers_back(lowering, {id(o) for o in body.ops}, y, follow)}
 
 
 def _zero_when_no_trips(lowering: Lowering, loop: Loop, acc: TileView) -> None:

@@ -21,11 +21,16 @@ from isa import dtype as isa_dtype
 from npulang import ir
 from npulang.backend.lowering.core import Lowering, ref_at, rule
 from npulang.backend.lowering.memory import _gm_address as gm_address  # the one pointer-to-GmRef rule
-from npulang.backend.mir import If, Loop, Region, VReg
+from npulang.backend.mir import If, Loop, Node, Region, VReg
 from npulang.backend.values import Operand, Ptr, TileView
 from npulang.ir.conv import ConvGeometry
 
 K = ir.OpKind
+# A block larger than an image and spanning at most this many images gets one window per image, unrolled
+# (each window's flags take event ids, 8 per pipe pair, twice with num_stages=2); more images, or blocks that
+# only sometimes cross into a second image, go through one window in an inner loop (which keeps the K loop
+# around the block from being pipelined, but costs nothing while it runs no iteration)
+UNROLLED_SEGMENTS = 3
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,24 @@ def _conv_load(lowering: Lowering, op: ir.Op) -> None:
     first = sop("div", m, per_image)
     block = _Block(lowering, d, dst, m, sop("rem", k, g.group_taps), group, c_lo, channels)
     block.segment(first, lowering.new_buffer(*block.window_shape()))
-    if WindowPlan.of(g).segments > 1:  # later images, one at a time through one more window
-        # the block's last image, if it exists: a ragged block's rows past M load no window
-        last = sop("min", sop("div", sop("add", m, bm - 1), per_image), g.shape[0] - 1)
+    segments = WindowPlan.of(g).segments
+    # the block's last image, if it exists: a ragged block's rows past M load no window
+    last = sop("min", sop("div", sop("add", m, bm - 1), per_image), g.shape[0] - 1) if segments > 1 else first
+    if 1 < segments <= UNROLLED_SEGMENTS and per_image < bm:  # every block spans images (small maps): later
+        # images each through a window of its own under a guard, no inner loop, so the K loop around the block
+        # stays the innermost loop with DMA and is software-pipelined
+        for i in range(1, segments):
+            image = sop("add", first, i)
+            window = lowering.new_buffer(*block.window_shape())
+            body: list[Node] = []
+            with lowering.nested(body):
+                block.segment(image, window)
+            live = sop("le", image, last)
+            if not isinstance(live, int):
+                lowering.out.append(If(live, body, [], lowering.loc))
+            elif live:
+                lowering.out += body
+    elif segments > 1:  # many small images: one at a time through one more window (an inner loop)
         image = VReg("image")
         rest = Loop(image, sop("add", first, 1), sop("add", last, 1), 1, [], lowering.loc, num_stages=1)
         window = lowering.new_buffer(*block.window_shape())
