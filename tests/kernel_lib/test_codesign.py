@@ -111,7 +111,7 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys, args, message):
     (["--op", "gemm"], "give --workload NAME, or --op OP with --shapes"),
     (["--op", "gemm", "--shapes", "4x4"], "bad shape '4x4' for gemm: expected MxNxK"),
     (["--workload", "bert-base", "--dtype", "int8"], None),
-    (["--workload", "resnet50", "--dtype", "fp32"], "conv2d takes --dtype fp16, bf16, not fp32"),
+    (["--workload", "resnet50", "--dtype", "fp32"], "conv2d takes --dtype fp16, bf16, int8, not fp32"),
 ])
 def test_the_workload_or_shapes_are_checked_first(capsys, args, message):
     if message is None:  # int8 GEMMs are fine: the error is the missing variant, after the workload's checks
