@@ -6,6 +6,7 @@ the caller's terms (operator, argument, shape, dtype) and never as a compiler or
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import ml_dtypes
@@ -69,7 +70,8 @@ def axis(op: str, value: Any, ndim: int) -> int:
 
 
 def positive_float(op: str, name: str, value: Any) -> float:
-    """`value` as a float; OperatorError naming the operator and argument unless it is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
+    """`value` as a float; OperatorError naming the operator and argument unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0 \
+            or not math.isfinite(value):
         raise OperatorError(f"kernel_lib.{op}: {name} must be a positive number, got {value!r}")
     return float(value)
