@@ -6,6 +6,7 @@ the caller's terms (operator, argument, shape, dtype) and never as a compiler or
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import ml_dtypes
@@ -69,7 +70,17 @@ def axis(op: str, value: Any, ndim: int) -> int:
 
 
 def positive_float(op: str, name: str, value: Any) -> float:
-    """`value` as a float; OperatorError naming the operator and argument unless it is a number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0:
+    """`value` as a float; OperatorError naming the operator and argument unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) or not value > 0 \
+            or not math.isfinite(value):
         raise OperatorError(f"kernel_lib.{op}: {name} must be a positive number, got {value!r}")
     return float(value)
+
+
+def int_pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (a window's size, stride, padding...) as (h, w), each >= minimum."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else \
+        tuple(value) if isinstance(value, (tuple, list, np.ndarray)) else ()
+    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair):
+        raise OperatorError(f"kernel_lib.{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return int(pair[0]), int(pair[1])

@@ -37,11 +37,11 @@ def _attention_blocks(acc, l_i, m_i, q, k_desc, v_desc, m0, lo, hi, n_k, qk_scal
     offs_n = npu.arange(0, BN)
     for n0 in npu.range(lo, hi, BN, num_stages=num_stages):
         qk = npu.dot(q, k_desc.load([n0, 0]).T)
-        if MASKED:  # scale, then mask: a masked score must stay far below any other, whatever the scale
+        if MASKED:  # scale, then mask with -inf: any finite fill is beaten by a large enough scale
             keep = (n0 + offs_n[None, :]) < n_k
             if CAUSAL:
                 keep = keep & ((n0 + offs_n[None, :]) <= offs_m[:, None])
-            qk = npu.where(keep, qk * qk_scale, -1.0e30)
+            qk = npu.where(keep, qk * qk_scale, -float("inf"))
             m_ij = npu.maximum(m_i, npu.max(qk, 1))
             p = npu.exp2(qk - m_ij[:, None])
         else:  # qk_scale >= 0 (the host negates q for a negative scale): max(s) · scale is max(s · scale)

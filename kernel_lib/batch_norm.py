@@ -100,7 +100,7 @@ def batch_norm(x: np.ndarray, running_mean: np.ndarray, running_var: np.ndarray,
     if layout not in ("NCHW", "NHWC"):
         raise OperatorError(f"kernel_lib.{op}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
     c = x.shape[1] if layout == "NCHW" else x.shape[-1]
-    params = {name: None if a is None else arguments.array(op, name, a)
+    params = {name: None if a is None and name in ("weight", "bias") else arguments.array(op, name, a)
               for name, a in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                               ("bias", bias))}
     for name, a in params.items():

@@ -107,9 +107,7 @@ CONV2D = TunedKernel("conv2d", _conv2d_kernel, {"BM": [32, 56, 64, 70, 84, 98, 1
 
 
 def _int(op: str, name: str, value: Any, minimum: int) -> int:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum for v in pair):
-        raise OperatorError(f"kernel_lib.{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    pair = arguments.int_pair(op, name, value, minimum)
     if pair[0] != pair[1]:
         raise OperatorError(f"kernel_lib.{op}: {name} must be the same along H and W, got {value!r}")
     return int(pair[0])
@@ -187,6 +185,7 @@ def conv2d(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None, *, stri
     kout, cw, r, s = w.shape
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise OperatorError(f"kernel_lib.{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)  # a numpy integer would reach the launch's arithmetic
     if c % groups or kout % groups:
         raise OperatorError(f"kernel_lib.{op}: groups={groups} must divide the input channels ({c}) and the "
                             f"output channels ({kout})")

@@ -81,7 +81,11 @@ def coalesce(shape: tuple[int, ...], strides: list[tuple[int, ...]]) -> tuple[li
 
 def _operand(op: str, name: str, value: Any, other: Any) -> np.ndarray:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and isinstance(other, np.ndarray):
-        return np.asarray(value, dtype=other.dtype)  # a Python scalar takes the array's dtype, as in NumPy
+        try:  # a Python scalar takes the array's dtype, as in NumPy
+            return np.asarray(value, dtype=other.dtype)
+        except OverflowError:
+            raise OperatorError(f"kernel_lib.{op}: the scalar {value} does not fit {'b' if name == 'a' else 'a'}'s "
+                                f"dtype {other.dtype}") from None
     if isinstance(value, np.ndarray) and value.ndim == 0:
         return value
     return arguments.array(op, name, value, DTYPES)

@@ -188,8 +188,14 @@ def _requant_scale(op: str, y: np.ndarray, n: int, scale: float | np.ndarray | N
     if isinstance(scale, np.ndarray):
         scale = arguments.array(op, "scale", scale, (np.dtype(np.float32),), ndim=1)
         arguments.shape(op, "scale", scale, (n,))
+        if not (np.isfinite(scale) & (scale > 0)).all():
+            raise OperatorError(f"kernel_lib.{op}: scale must hold positive finite numbers, got {scale}")
         return scale
-    return np.array([arguments.positive_float(op, "scale", scale)], np.float32)
+    value = arguments.positive_float(op, "scale", scale)
+    if value > float(np.finfo(np.float32).max):
+        raise OperatorError(f"kernel_lib.{op}: scale must be a positive number "
+                            f"within float32's range, got {scale!r}")
+    return np.array([value], np.float32)
 
 
 def check_activation(op: str, activation: str | None) -> None:

@@ -115,23 +115,15 @@ NCHW = TunedKernel("pool2d", _pool_nchw, {"BH": [1, 2, 4, 8, 16, 32, 64], "BW": 
                    key=["P", "H", "W", "OH", "OW", *WINDOW], prune=_prune_nchw)
 
 
-def _pair(op: str, name: str, value: Any, minimum: int) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum
-                             for v in pair):
-        raise OperatorError(f"kernel_lib.{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _pool(op: str, x: np.ndarray, kernel_size: Any, stride: Any, padding: Any, dilation: Any, layout: str,
           is_max: bool) -> np.ndarray:
     x = arguments.array(op, "x", x, ndim=4)
     if layout not in ("NCHW", "NHWC"):
         raise OperatorError(f"kernel_lib.{op}: layout must be 'NCHW' or 'NHWC', got {layout!r}")
-    r, s = _pair(op, "kernel_size", kernel_size, 1)
-    stride_h, stride_w = _pair(op, "stride", kernel_size if stride is None else stride, 1)
-    pad_h, pad_w = _pair(op, "padding", padding, 0)
-    dil_h, dil_w = _pair(op, "dilation", dilation, 1)
+    r, s = arguments.int_pair(op, "kernel_size", kernel_size, 1)
+    stride_h, stride_w = arguments.int_pair(op, "stride", kernel_size if stride is None else stride, 1)
+    pad_h, pad_w = arguments.int_pair(op, "padding", padding, 0)
+    dil_h, dil_w = arguments.int_pair(op, "dilation", dilation, 1)
     if (stride_h, pad_h, dil_h) != (stride_w, pad_w, dil_w):
         raise OperatorError(f"kernel_lib.{op}: different stride, padding or dilation per axis is not supported; "
                             f"got stride {stride_h, stride_w}, padding {pad_h, pad_w}, dilation {dil_h, dil_w}")

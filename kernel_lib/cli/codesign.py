@@ -27,7 +27,7 @@ from typing import Any, Mapping, NoReturn, Sequence
 
 import isa
 from kernel_lib.cli.problems import DTYPES, OPS, WORKLOADS, parse_shape, workload
-from kernel_lib.cli.tune import Request, Result, check_plot_path, run
+from kernel_lib.cli.tune import Request, Result, check_plot_path, run, write_plot
 from kernel_lib.cli.variants import Variant, VariantError, variants
 from kernel_lib.workloads import resnet50
 from npulang.profiler import plot_speedups
@@ -257,8 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         print(table(results))
     if args.plot:
-        what = args.workload or f"{op} {args.shapes}"
-        print(f"plot: {plot(results, args.plot, f'{what}: speedup over {machines[0].name}')}",
+        title = f"{args.workload or f'{op} {args.shapes}'}: speedup over {machines[0].name}"
+        print(f"plot: {write_plot(parser, args.plot, lambda: plot(results, args.plot, title))}",
               file=sys.stderr if args.json else sys.stdout)
     for failure in failures:
         print(f"npu-codesign: error: {failure}", file=sys.stderr)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -118,8 +119,23 @@ PLOT_SUFFIXES = (".png", ".svg")
 
 def check_plot_path(path: Path | None, parser: argparse.ArgumentParser) -> None:
     """Refuse a --plot file matplotlib would not write before tuning, not after."""
-    if path is not None and path.suffix.lower() not in PLOT_SUFFIXES:
+    if path is None:
+        return
+    if path.suffix.lower() not in PLOT_SUFFIXES:
         parser.error(f"--plot {path}: give a file ending in {' or '.join(PLOT_SUFFIXES)}")
+    folder = path.absolute().parent  # the plot makes missing folders: the nearest existing one must take them
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        parser.error(f"--plot {path}: {folder} is not a writable folder")
+
+
+def write_plot(parser: argparse.ArgumentParser, path: Path, draw: Callable[[], Path]) -> Path:
+    """`draw()` (which writes the --plot file), a write the early check could not foresee as a one-line error."""
+    try:
+        return draw()
+    except OSError as exc:
+        parser.error(f"--plot {path}: {exc.strerror or exc}")
 
 
 def _requests(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Request]:
@@ -240,7 +256,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.json and results:
         print(table(results))
     if args.plot and results:
-        print(f"plot: {plot(results, args.plot)}", file=sys.stderr if args.json else sys.stdout)
+        print(f"plot: {write_plot(parser, args.plot, lambda: plot(results, args.plot))}",
+              file=sys.stderr if args.json else sys.stdout)
     for failure in failures:
         print(f"npu-tune: error: {failure}", file=sys.stderr)
     return 1 if failures else 0

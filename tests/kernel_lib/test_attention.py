@@ -84,6 +84,18 @@ def test_causal_is_top_left_aligned():
     np.testing.assert_allclose(out[4], reference(q, k, v)[4], rtol=1e-5)
 
 
+def test_a_masked_key_never_outweighs_a_visible_one_whatever_the_scale():
+    """With a large scale a visible score can fall below any finite fill (-1e30 once): the mask must still
+    win, so query 0 (which sees only key 0) returns v[0] even when its one score is very negative."""
+    q = np.full((4, 16), 1.0, np.float32)
+    k = np.full((4, 16), -1.0, np.float32)  # every score -16: scaled by 1e30, -1.6e31
+    v = np.arange(4 * 8, dtype=np.float32).reshape(4, 8)
+    for interpret in ("0", "1"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("NPU_INTERPRET", interpret)
+            check(q, k, v, causal=True, scale=1e30)
+
+
 def test_the_module_and_the_package_give_the_same_function():
     assert importlib.import_module("kernel_lib.attention").attention is kl.attention
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import isa
-from kernel_lib.cli import codesign
+from kernel_lib.cli import codesign, tune
 from kernel_lib.cli.variants import VariantError, machine_fields, parse_value, resolve, variants
 from npulang.profiler import RooflinePoint, Roofs
 from npulang.profiler.plots import intensity_and_tflops
@@ -95,6 +95,7 @@ def test_bad_values_say_what_is_wrong():
     (["--variant", "nosuch"], "--variant nosuch: no machine preset named 'nosuch'"),
     ([], "nothing to compare: give --vary FIELD=VALUES or --variant MACHINE"),
     (["--vary", "ub=128KiB", "--plot", "out.pdf"], "--plot out.pdf: give a file ending in .png or .svg"),
+    (["--vary", "ub=128KiB", "--plot", "/dev/null/out.png"], "--plot /dev/null/out.png: /dev/null is not a writable"),
     (["--vary", "ub=128KiB", "--trials", "0"], "--trials must be a positive integer, got 0"),
     (["--vary", "ub=128KiB", "--machine", "nosuch"], "--machine nosuch: no machine preset named 'nosuch'"),
 ])
@@ -197,3 +198,23 @@ def test_npu_tune_plots_its_run_on_the_roofline_and_no_shape_beats_it(tuning_db,
         assert r["flops"] == 2 * m * n * k and r["hbm_bytes"] == 2 * (m * k + k * n + m * n)
         x, tflops = intensity_and_tflops(DAVINCI, RooflinePoint(r["shape"], r["flops"], r["hbm_bytes"], r["cycles"]))
         assert tflops == pytest.approx(r["tflops"]) and 0 < tflops <= roofs.attainable(x)
+
+
+def test_npu_tune_plot_to_a_file_in_place_of_its_folder_is_refused_before_tuning(tuning_db, tmp_path):
+    (tmp_path / "taken").write_text("")
+    proc = command("npu-tune", "add", "--shapes", "64x64", "--trials", "1", "--plot", str(tmp_path / "taken" / "r.png"),
+                   db=tuning_db)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith(f"npu-tune: error: --plot {tmp_path / 'taken' / 'r.png'}: {tmp_path / 'taken'} is "
+                                  "not a writable folder") and proc.stdout == ""
+
+
+def test_a_plot_that_fails_to_write_after_tuning_is_a_one_line_error(capsys):
+    parser = codesign._parser()
+
+    def refuse() -> Path:
+        raise PermissionError(13, "Permission denied")
+    with pytest.raises(SystemExit) as exit_:
+        tune.write_plot(parser, Path("/ro/r.png"), refuse)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err == "npu-codesign: error: --plot /ro/r.png: Permission denied\n"

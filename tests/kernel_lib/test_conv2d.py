@@ -58,6 +58,8 @@ W = np.zeros((8, 4, 3, 3), np.float16)
     (lambda: kl.conv2d(X, W, np.zeros(7, np.float16)), "kernel_lib.conv2d: bias must have shape (8,)"),
     (lambda: kl.conv2d(X[:, :, :2, :2], W), "kernel_lib.conv2d: a 3x3 filter (dilation 1) does not fit the 2x2"),
     (lambda: kl.conv2d(X, W, activation="swish"), "kernel_lib.conv2d: activation must be None or one of"),
+    (lambda: kl.conv2d(X, W, stride=None), "kernel_lib.conv2d: stride must be an int >= 1 or a pair of them"),
+    (lambda: kl.conv2d(X, W, padding=1.0), "kernel_lib.conv2d: padding must be an int >= 0 or a pair of them"),
 ])
 def test_conv2d_errors(call, message):
     with pytest.raises(kl.OperatorError) as info:

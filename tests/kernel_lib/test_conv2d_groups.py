@@ -113,6 +113,13 @@ def test_bf16_conv2d_matches_numpy(mode, groups, cg):
     np.testing.assert_allclose(wide, want, rtol=1e-4, atol=1e-4)
 
 
+def test_numpy_integer_groups_are_accepted():
+    """groups=np.int64(C) (as a shape lookup gives it) runs the depthwise kernel like groups=C."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 4, 5, 5)).astype(np.float16), rng.standard_normal((4, 1, 3, 3)).astype(np.float16)
+    np.testing.assert_array_equal(kl.conv2d(x, w, groups=np.int64(4)), kl.conv2d(x, w, groups=4))
+
+
 def test_the_rule_picks_the_cube_for_wide_groups_and_the_vector_unit_for_narrow_ones():
     assert not on_vector(CUBE_MIN_CHANNELS, 8) and on_vector(CUBE_MIN_CHANNELS - 1, 8) and not on_vector(1, 1)
     rng = np.random.default_rng(0)
@@ -149,6 +156,13 @@ X = np.zeros((1, 6, 8, 8), np.float16)
                        scale=np.ones(5, np.float32)), "kernel_lib.conv2d: scale must have shape (6,)"),
     (lambda: kl.conv2d(X.astype(np.int8), np.zeros((6, 6, 1, 1), np.float16)),
      "kernel_lib.conv2d: arguments must share one dtype"),
+    (lambda: kl.conv2d(X.astype(np.int8), np.zeros((6, 6, 1, 1), np.int8), out_dtype=np.int8, scale=float("inf")),
+     "kernel_lib.conv2d: scale must be a positive number"),
+    (lambda: kl.conv2d(X.astype(np.int8), np.zeros((6, 6, 1, 1), np.int8), out_dtype=np.int8, scale=1e40),
+     "kernel_lib.conv2d: scale must be a positive number"),  # inf as float32
+    (lambda: kl.conv2d(X.astype(np.int8), np.zeros((6, 6, 1, 1), np.int8), out_dtype=np.int8,
+                       scale=np.array([1, 1, np.nan, 1, -1, np.inf], np.float32)),
+     "kernel_lib.conv2d: scale must hold positive finite numbers"),
 ])
 def test_conv2d_group_and_int8_errors(call, message):
     with pytest.raises(kl.OperatorError) as info:

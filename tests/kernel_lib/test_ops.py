@@ -171,6 +171,10 @@ def test_non_contiguous_inputs_are_accepted():
     (lambda: kl.gelu(np.zeros(3, np.float32), approximate="erf"),
      "kernel_lib.gelu: approximate must be 'none' or 'tanh', got 'erf'"),
     (lambda: kl.relu(np.zeros((0, 3), np.float32)), "kernel_lib.relu: x is empty (shape (0, 3))"),
+    (lambda: kl.batch_norm(np.zeros((2, 3), np.float32), None, np.ones(3, np.float32)),
+     "kernel_lib.batch_norm: running_mean must be a numpy array, got NoneType"),
+    (lambda: kl.add(np.zeros(3, np.int32), 2**40),
+     "kernel_lib.add: the scalar 1099511627776 does not fit a's dtype int32"),
 ])
 def test_bad_calls_name_the_operator_and_argument(call, message):
     with pytest.raises(kl.OperatorError) as info:

@@ -50,6 +50,10 @@ def test_pooling_matches_numpy(n, c, h, w, k, stride, dil, layout, data):
     (lambda: kl.max_pool2d(np.zeros((1, 2, 5, 5), np.float32), 2, stride=(1, 2)),
      "kernel_lib.max_pool2d: different stride, padding or dilation per axis is not supported; got stride (1, 2), "
      "padding (0, 0), dilation (1, 1)"),
+    (lambda: kl.max_pool2d(np.zeros((1, 2, 5, 5), np.float32), None),
+     "kernel_lib.max_pool2d: kernel_size must be an int >= 1 or a pair of them, got None"),
+    (lambda: kl.avg_pool2d(np.zeros((1, 2, 5, 5), np.float32), 2, padding=0.5),
+     "kernel_lib.avg_pool2d: padding must be an int >= 0 or a pair of them, got 0.5"),
 ])
 def test_bad_pooling_calls(call, message):
     with pytest.raises(kl.OperatorError) as info:

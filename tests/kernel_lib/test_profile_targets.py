@@ -38,3 +38,10 @@ def test_npu_prof_conv2d_and_a_bad_shape(capsys):
     assert capsys.readouterr().err.strip() == (
         "npu-prof gemm: bad shape '64x64' for gemm: expected MxNxK with positive integers "
         "(usage: npu-prof gemm --shape MxNxK [--dtype fp16|bf16|fp32|int8])")
+
+
+def test_npu_prof_int8_conv2d_profiles_its_kernels(capsys):
+    """The int8 filter is used as drawn (dividing it by C·R·S overflowed int8, or made it float64)."""
+    for shape in ("1,16,8,8,16,3,3", "1,4,8,8,4,3,3"):  # C·R·S = 144 > 127; 36
+        assert cli.main(["conv2d", "--shape", shape, "--dtype", "int8", "--functional"]) == 0
+        assert "_conv2d_kernel" in capsys.readouterr().out
