@@ -76,22 +76,25 @@ def test_the_table_and_two_jobs_sharing_one_store(tuning_db):
 
 def test_an_interrupted_run_keeps_its_trials_and_the_rerun_resumes(tuning_db):
     env = {**os.environ, "NPU_TUNING_DB": tuning_db}
-    proc = subprocess.Popen([NPU_TUNE, "gemm", "--shapes", "64x64x64", "--sampler", "grid", "--json"],
+    # 128³'s grid (264 configs, about 20 s) outlasts any delay in reading the store while it writes; 64³'s
+    # (6 s) once finished before a loaded CI machine saw two trials done
+    proc = subprocess.Popen([NPU_TUNE, "gemm", "--shapes", "128x128x128", "--sampler", "grid", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     done = 0
     deadline = time.monotonic() + 300
     while done < 2 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.5)
+        time.sleep(0.2)
         if Path(tuning_db).exists():
             with open_store(tuning_db) as store:
                 done = sum(1 for key in store.keys() for t in store.trials(key) if t.state == "done")
+    assert proc.poll() is None, "npu-tune finished before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "re-run to resume" in err
     with open_store(tuning_db) as store:
         kept = sum(1 for key in store.keys() for t in store.trials(key) if t.state == "done")
     assert kept >= 2
-    rerun = results(npu_tune("gemm", "--shapes", "64x64x64", "--sampler", "grid", "--json", db=tuning_db))[0]
+    rerun = results(npu_tune("gemm", "--shapes", "128x128x128", "--sampler", "grid", "--json", db=tuning_db))[0]
     assert rerun["trials"] == kept + rerun["evaluated"]
 
 
