@@ -74,12 +74,18 @@ def test_the_table_and_two_jobs_sharing_one_store(tuning_db):
         assert len(store.all_best()) == 2
 
 
+def _sigint_default() -> None:
+    """A suite started in the background (`cmd &`) ignores SIGINT, and so would npu-tune: restore Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_run_keeps_its_trials_and_the_rerun_resumes(tuning_db):
     env = {**os.environ, "NPU_TUNING_DB": tuning_db}
     # 128³'s grid (264 configs, about 20 s) outlasts any delay in reading the store while it writes; 64³'s
     # (6 s) once finished before a loaded CI machine saw two trials done
     proc = subprocess.Popen([NPU_TUNE, "gemm", "--shapes", "128x128x128", "--sampler", "grid", "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_sigint_default)
     done = 0
     deadline = time.monotonic() + 300
     while done < 2 and time.monotonic() < deadline and proc.poll() is None:
