@@ -22,6 +22,16 @@ from kernel_lib.tuning import Problem, TunedKernel
 
 
 @npu.jit
+def _tap(acc, ptrs, mask, MAX: npu.constexpr):
+    """One window tap folded into the fp32 accumulator: a max, or a sum (the average divides at the end)."""
+    if MAX:
+        acc = npu.maximum(acc, npu.load(ptrs, mask=mask, other=-float("inf")).to(npu.float32))
+    else:
+        acc = acc + npu.load(ptrs, mask=mask, other=0.0).to(npu.float32)
+    return acc
+
+
+@npu.jit
 def _pool_nhwc(x_ptr, y_ptr, N, H, W, C, OH, OW, R: npu.constexpr, S: npu.constexpr, STRIDE: npu.constexpr,
                PAD: npu.constexpr, DIL: npu.constexpr, MAX: npu.constexpr, DIVISOR: npu.constexpr,
                BW: npu.constexpr, BC: npu.constexpr, num_stages: npu.constexpr):
@@ -36,20 +46,14 @@ def _pool_nhwc(x_ptr, y_ptr, N, H, W, C, OH, OW, R: npu.constexpr, S: npu.conste
         ow = (t // c_tiles) % w_tiles * BW + npu.arange(0, BW)
         c = t % c_tiles * BC + npu.arange(0, BC)
         out_mask = (ow[:, None] < OW) & (c[None, :] < C)
-        if MAX:
-            acc = npu.full([BW, BC], -float("inf"), dtype=npu.float32)
-        else:
-            acc = npu.zeros([BW, BC], dtype=npu.float32)
+        acc = npu.full([BW, BC], -float("inf") if MAX else 0.0, dtype=npu.float32)
         for r in range(R):  # a loop, not unrolled: R·S taps in flight at once would need R·S event ids
             ih = oh * STRIDE - PAD + r * DIL
             for s in npu.static_range(S):
                 iw = ow * STRIDE - PAD + s * DIL
                 mask = out_mask & (iw[:, None] >= 0) & (iw[:, None] < W) & (ih >= 0) & (ih < H)
                 ptrs = x_ptr + ((n * H + ih) * W + iw[:, None]) * C + c[None, :]
-                if MAX:
-                    acc = npu.maximum(acc, npu.load(ptrs, mask=mask, other=-float("inf")).to(npu.float32))
-                else:
-                    acc += npu.load(ptrs, mask=mask, other=0.0).to(npu.float32)
+                acc = _tap(acc, ptrs, mask, MAX)
         if not MAX:
             acc = acc / DIVISOR
         npu.store(y_ptr + ((n * OH + oh) * OW + ow[:, None]) * C + c[None, :], acc.to(y_ptr.dtype.element_ty),
@@ -69,20 +73,14 @@ def _pool_nchw(x_ptr, y_ptr, P, H, W, OH, OW, R: npu.constexpr, S: npu.constexpr
         oh = (t // w_tiles) % h_tiles * BH + npu.arange(0, BH)
         ow = t % w_tiles * BW + npu.arange(0, BW)
         out_mask = (oh[:, None] < OH) & (ow[None, :] < OW)
-        if MAX:
-            acc = npu.full([BH, BW], -float("inf"), dtype=npu.float32)
-        else:
-            acc = npu.zeros([BH, BW], dtype=npu.float32)
+        acc = npu.full([BH, BW], -float("inf") if MAX else 0.0, dtype=npu.float32)
         for r in range(R):  # a loop, not unrolled: R·S taps in flight at once would need R·S event ids
             ih = oh * STRIDE - PAD + r * DIL
             for s in npu.static_range(S):
                 iw = ow * STRIDE - PAD + s * DIL
                 mask = out_mask & (ih[:, None] >= 0) & (ih[:, None] < H) & (iw[None, :] >= 0) & (iw[None, :] < W)
                 ptrs = x_ptr + (plane * H + ih[:, None]) * W + iw[None, :]
-                if MAX:
-                    acc = npu.maximum(acc, npu.load(ptrs, mask=mask, other=-float("inf")).to(npu.float32))
-                else:
-                    acc += npu.load(ptrs, mask=mask, other=0.0).to(npu.float32)
+                acc = _tap(acc, ptrs, mask, MAX)
         if not MAX:
             acc = acc / DIVISOR
         npu.store(y_ptr + (plane * OH + oh[:, None]) * OW + ow[None, :], acc.to(y_ptr.dtype.element_ty),
